@@ -1,0 +1,20 @@
+# The gateway service. The kiosk runs on the door's own machine, not in here.
+FROM python:3.11-slim-bookworm
+
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends libzbar0 libgl1 libglib2.0-0 \
+ && rm -rf /var/lib/apt/lists/*
+
+RUN useradd --create-home --uid 10001 checkin
+WORKDIR /app
+COPY pyproject.toml README.md schema.sql ./
+COPY service ./service
+COPY scanner ./scanner
+RUN pip install --no-cache-dir -e . && chown -R checkin /app
+
+USER checkin
+ENV CHECKIN_HOST=0.0.0.0 CHECKIN_PORT=8080 CHECKIN_DATA_DIR=/data
+EXPOSE 8080
+HEALTHCHECK --interval=10s --timeout=3s --retries=3 \
+  CMD python -c "import urllib.request,sys; urllib.request.urlopen('http://127.0.0.1:8080/readyz', timeout=2)" || exit 1
+CMD ["sh", "-c", "checkin-gateway migrate && exec checkin-gateway serve"]

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs the system libraries the project needs when they are missing:
+# libzbar0 (pyzbar), libGL and GLib (OpenCV), python3-venv (Debian's Python).
+# As root it uses apt-get; otherwise it prints the exact command and fails.
+set -euo pipefail
+
+PYTHON=${PYTHON:-python3}
+missing=()
+have_lib() { ldconfig -p 2>/dev/null | grep -q "$1"; }
+have_lib 'libzbar\.so\.0' || missing+=(libzbar0)
+have_lib 'libGL\.so\.1' || missing+=(libgl1)
+have_lib 'libglib-2\.0\.so\.0' || missing+=(libglib2.0-0)
+"$PYTHON" -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
+for extra in "$@"; do
+  case "$extra" in
+    chromium) command -v chromium >/dev/null || missing+=(chromium) ;;
+    *) echo "unknown extra: $extra" >&2; exit 2 ;;
+  esac
+done
+
+[ ${#missing[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
+  echo "Installing system packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null \
+    || { apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null; }
+else
+  echo "Missing system packages: ${missing[*]}. Install them with:" >&2
+  echo "  sudo apt-get install -y ${missing[*]}" >&2
+  exit 1
+fi

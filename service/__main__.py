@@ -1,0 +1,185 @@
+"""`checkin-gateway`: the service and its admin commands."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import sys
+from collections.abc import Awaitable, Callable, Iterator
+
+import asyncpg
+from aiohttp import web
+
+from service.app import create_app
+from service.auth import Role, create_token, revoke_token
+from service.db import init_connection
+from service.demo import DemoSite, seed_demo
+from service.embedded import start_embedded
+from service.logs import configure_logging
+from service.migrations import migrate
+from service.settings import Settings, SettingsError
+
+logger = logging.getLogger("service")
+
+
+@contextlib.contextmanager
+def database_url(settings: Settings) -> Iterator[str]:
+    """DATABASE_URL when set; else the embedded server, kept up while in use."""
+    if settings.database_url:
+        yield settings.database_url
+        return
+    server, url = start_embedded(settings.data_dir)
+    try:
+        yield url
+    finally:
+        del server  # the last handle going away stops the embedded server
+
+
+async def _with_connection(url: str, work: Callable[[asyncpg.Connection], Awaitable[int]]) -> int:
+    conn = await asyncpg.connect(url)
+    try:
+        await init_connection(conn)
+        return await work(conn)
+    finally:
+        await conn.close()
+
+
+def cmd_migrate(args: argparse.Namespace, url: str) -> int:
+    async def work(conn: asyncpg.Connection) -> int:
+        done = await migrate(conn)
+        sys.stdout.write(("applied: " + ", ".join(done)) if done else "schema is up to date")
+        sys.stdout.write("\n")
+        return 0
+
+    return asyncio.run(_with_connection(url, work))
+
+
+def cmd_token_create(args: argparse.Namespace, url: str) -> int:
+    async def work(conn: asyncpg.Connection) -> int:
+        try:
+            _, token = await create_token(
+                conn, role=Role(args.role), site_id=args.site, gate_id=args.gate, label=args.label
+            )
+        except ValueError as e:
+            sys.stderr.write(f"error: {e}\n")
+            return 2
+        sys.stdout.write(token + "\n")  # only the token: scripts capture it
+        return 0
+
+    return asyncio.run(_with_connection(url, work))
+
+
+def cmd_token_revoke(args: argparse.Namespace, url: str) -> int:
+    async def work(conn: asyncpg.Connection) -> int:
+        if await revoke_token(conn, token=args.token, token_id=args.id):
+            sys.stderr.write("revoked\n")
+            return 0
+        sys.stderr.write("error: no such active token\n")
+        return 1
+
+    return asyncio.run(_with_connection(url, work))
+
+
+def demo_banner(demo: DemoSite, settings: Settings) -> str:
+    base = f"http://{settings.host}:{settings.port}"
+    t = demo.tokens
+    return f"""
+================ checkin-gateway demo ================
+Service:      {base}        (ready: {base}/readyz)
+Demo site id: {demo.site_id}; gates: entrance {demo.entrance_gate_id}, exit {demo.exit_gate_id}
+
+Tokens for this run (earlier demo tokens are revoked; each is shown only once):
+  admin           {t["admin"]}
+  guard           {t["guard"]}
+  auditor         {t["auditor"]}
+  kiosk-entrance  {t["kiosk-entrance"]}
+  kiosk-exit      {t["kiosk-exit"]}
+
+Try:
+  curl -H "Authorization: Bearer {t["admin"]}" {base}/api/v1/sites/{demo.site_id}
+Stop with Ctrl-C; the data stays in {settings.data_dir}/ for the next run.
+======================================================
+"""
+
+
+def cmd_serve(args: argparse.Namespace, url: str) -> int:
+    settings = dataclasses.replace(args.settings, database_url=url)
+
+    async def prepare(conn: asyncpg.Connection) -> int:
+        await migrate(conn)
+        if args.demo:
+            sys.stdout.write(demo_banner(await seed_demo(conn), settings))
+            sys.stdout.flush()
+        return 0
+
+    asyncio.run(_with_connection(url, prepare))
+    _install_uvloop()
+    web.run_app(
+        create_app(settings=settings),
+        host=settings.host,
+        port=settings.port,
+        access_log=None,
+        print=None,
+        shutdown_timeout=5,
+    )
+    return 0
+
+
+def _install_uvloop() -> None:
+    try:
+        import uvloop
+    except ImportError:
+        return
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="checkin-gateway",
+        description="QR check-in gateway. Without DATABASE_URL it uses the embedded "
+        "PostgreSQL kept in CHECKIN_DATA_DIR (default .data).",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="apply the schema and run the service")
+    serve.add_argument("--demo", action="store_true", help="create the demo site and print tokens")
+    serve.set_defaults(func=cmd_serve)
+
+    sub.add_parser("migrate", help="bring the database schema up to date").set_defaults(
+        func=cmd_migrate
+    )
+
+    token = sub.add_parser("token", help="create or revoke API tokens")
+    token_sub = token.add_subparsers(dest="token_command", required=True)
+    create = token_sub.add_parser("create", help="create a token and print it (only it)")
+    create.add_argument("--role", required=True, choices=[r.value for r in Role])
+    create.add_argument("--gate", type=int, help="gate id (required for, and only for, kiosk)")
+    create.add_argument("--site", type=int, help="limit the token to one site")
+    create.add_argument("--label", default="", help="who or what holds it, for the logs")
+    create.set_defaults(func=cmd_token_create)
+    revoke = token_sub.add_parser("revoke", help="revoke a token, given itself or its id")
+    which = revoke.add_mutually_exclusive_group(required=True)
+    which.add_argument("token", nargs="?", help="the token")
+    which.add_argument("--id", type=int, help="the token's id")
+    revoke.set_defaults(func=cmd_token_revoke)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        args.settings = Settings.from_env()
+    except SettingsError as e:
+        parser.error(str(e))
+    configure_logging(args.settings.log_level)
+    with database_url(args.settings) as url:
+        code: int = args.func(args, url)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

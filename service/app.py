@@ -1,0 +1,25 @@
+"""The app factory: wires routes, middlewares and resources; does no I/O itself."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from service import health, sites
+from service.auth import auth_middleware
+from service.db import pool_context
+from service.errors import error_middleware
+from service.settings import Settings
+
+SETTINGS_KEY = web.AppKey("settings", Settings)
+
+
+def create_app(*, settings: Settings) -> web.Application:
+    app = web.Application(
+        middlewares=[error_middleware, auth_middleware],
+        client_max_size=settings.max_body_bytes,
+    )
+    app[SETTINGS_KEY] = settings
+    app.cleanup_ctx.append(pool_context(settings))
+    app.add_routes(health.routes())
+    app.add_routes(sites.routes())
+    return app

@@ -1,0 +1,188 @@
+"""Bearer tokens and roles.
+
+A token is random, shown once and stored as its SHA-256 (it has 256 bits of entropy,
+so a slow hash adds nothing). Every route declares who may call it with `@requires`
+or `@public`; the middleware refuses routes that declare nothing (fail secure).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, TypeVar
+
+import asyncpg
+from aiohttp import web
+
+from service.db import DB_KEY
+from service.errors import ApiError, Handler
+
+TOKEN_PREFIX = "cgw_"
+
+
+class Role(StrEnum):
+    ADMIN = "admin"
+    GUARD = "guard"
+    AUDITOR = "auditor"
+    KIOSK = "kiosk"
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: the token's id, role and scope (None: every site)."""
+
+    token_id: int
+    role: Role
+    site_id: int | None
+    gate_id: int | None
+    label: str
+
+    @property
+    def actor(self) -> str:
+        """How this caller is named in the event log."""
+        return (
+            f"{self.role}:{self.token_id}:{self.label}"
+            if self.label
+            else f"{self.role}:{self.token_id}"
+        )
+
+    def can_see_site(self, site_id: int) -> bool:
+        return self.site_id is None or self.site_id == site_id
+
+
+PRINCIPAL_KEY = web.RequestKey("principal", Principal)
+_ACCESS_ATTR = "__checkin_access__"
+PUBLIC: frozenset[Role] = frozenset()
+
+H = TypeVar("H", bound=Callable[..., Any])
+
+
+def requires(*roles: Role) -> Callable[[H], H]:
+    def mark(handler: H) -> H:
+        setattr(handler, _ACCESS_ATTR, frozenset(roles))
+        return handler
+
+    return mark
+
+
+def public(handler: H) -> H:
+    setattr(handler, _ACCESS_ATTR, PUBLIC)
+    return handler
+
+
+def access_of(handler: Any) -> frozenset[Role] | None:
+    """The roles a handler allows; PUBLIC for everyone; None when it declares nothing."""
+    return getattr(handler, _ACCESS_ATTR, None)
+
+
+def principal(request: web.Request) -> Principal:
+    found: Principal | None = request.get(PRINCIPAL_KEY)
+    if found is None:
+        raise ApiError(401, "unauthorized", "A valid bearer token is required.")
+    return found
+
+
+def hash_token(token: str) -> bytes:
+    return hashlib.sha256(token.encode("utf-8")).digest()
+
+
+def new_token() -> str:
+    return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+CREATE_TOKEN_SQL = """
+INSERT INTO api_tokens (token_hash, role, site_id, gate_id, label)
+VALUES ($1, $2, coalesce($3, (SELECT site_id FROM gates WHERE id = $4)), $4, $5)
+RETURNING id
+"""
+
+LOOKUP_TOKEN_SQL = """
+SELECT id, role, site_id, gate_id, label FROM api_tokens
+WHERE token_hash = $1 AND revoked_at IS NULL
+"""
+
+REVOKE_TOKEN_SQL = """
+UPDATE api_tokens SET revoked_at = now()
+WHERE (token_hash = $1 OR id = $2) AND revoked_at IS NULL
+RETURNING id
+"""
+
+LIST_TOKENS_SQL = """
+SELECT id, role, site_id, gate_id, label, created_at, revoked_at FROM api_tokens ORDER BY id
+"""
+
+
+async def create_token(
+    conn: asyncpg.Connection,
+    *,
+    role: Role,
+    site_id: int | None = None,
+    gate_id: int | None = None,
+    label: str = "",
+) -> tuple[int, str]:
+    """Create a token; return its id and the token itself (the only time it exists)."""
+    if (role is Role.KIOSK) != (gate_id is not None):
+        raise ValueError("a kiosk token needs a gate, and only a kiosk token takes one")
+    if (
+        gate_id is not None
+        and await conn.fetchval("SELECT 1 FROM gates WHERE id = $1", gate_id) is None
+    ):
+        raise ValueError(f"no gate with id {gate_id}")
+    if (
+        site_id is not None
+        and await conn.fetchval("SELECT 1 FROM sites WHERE id = $1", site_id) is None
+    ):
+        raise ValueError(f"no site with id {site_id}")
+    token = new_token()
+    token_id = await conn.fetchval(
+        CREATE_TOKEN_SQL, hash_token(token), role.value, site_id, gate_id, label
+    )
+    return int(token_id), token
+
+
+async def revoke_token(
+    conn: asyncpg.Connection, *, token: str | None = None, token_id: int | None = None
+) -> bool:
+    token_hash = hash_token(token) if token is not None else None
+    return await conn.fetchval(REVOKE_TOKEN_SQL, token_hash, token_id) is not None
+
+
+async def lookup_token(conn: asyncpg.Connection, token: str) -> Principal | None:
+    row = await conn.fetchrow(LOOKUP_TOKEN_SQL, hash_token(token))
+    if row is None:
+        return None
+    return Principal(row["id"], Role(row["role"]), row["site_id"], row["gate_id"], row["label"])
+
+
+def bearer_token(request: web.Request) -> str | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "bearer" or not value.strip():
+        return None
+    return value.strip()
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if request.match_info.route.resource is None:
+        return await handler(request)  # aiohttp's own 404/405: let it raise
+    allowed = access_of(request.match_info.handler)
+    if allowed is None:
+        # A route that forgot to declare its access is closed, not open.
+        raise ApiError(403, "forbidden", "This route declares no access rule.")
+    if allowed is PUBLIC or not allowed:
+        return await handler(request)
+    token = bearer_token(request)
+    if token is None:
+        raise ApiError(401, "unauthorized", "A valid bearer token is required.")
+    async with request.app[DB_KEY].connection() as conn:
+        found = await lookup_token(conn, token)
+    if found is None:
+        raise ApiError(401, "unauthorized", "The token is unknown or revoked.")
+    if found.role not in allowed:
+        raise ApiError(403, "forbidden", f"The {found.role} role may not do this.")
+    request[PRINCIPAL_KEY] = found
+    return await handler(request)

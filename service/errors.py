@@ -1,0 +1,92 @@
+"""The one error shape: {"error": {"code": "...", "message": "...", ...}}.
+
+Every error a client sees goes through `error_response`, whether we raised it
+(`ApiError`), aiohttp did (404, 405, 413...), or something broke (500, no internals).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import asyncpg
+from aiohttp import web
+
+logger = logging.getLogger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+# Machine-readable codes for the statuses aiohttp raises on its own.
+_CODE_BY_STATUS = {
+    400: ("bad_request", "The request is malformed."),
+    401: ("unauthorized", "A valid bearer token is required."),
+    403: ("forbidden", "Your role may not do this."),
+    404: ("not_found", "No such resource."),
+    405: ("method_not_allowed", "This method is not allowed here."),
+    409: ("conflict", "The request conflicts with the current state."),
+    413: ("payload_too_large", "The request body is too large."),
+    415: ("unsupported_media_type", "Send the body as application/json."),
+    422: ("validation_failed", "Some fields are invalid."),
+    429: ("too_many_requests", "Too many requests; slow down."),
+    503: ("service_unavailable", "The service cannot reach its database; try again shortly."),
+}
+
+
+class ApiError(Exception):
+    """An error meant for the client, with its HTTP status and stable code."""
+
+    def __init__(self, status: int, code: str, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.details = details
+
+
+class ServiceUnavailable(ApiError):
+    def __init__(self, message: str = _CODE_BY_STATUS[503][1]) -> None:
+        super().__init__(503, "service_unavailable", message)
+
+
+# Errors that mean "the database is out of reach", as opposed to a bug.
+DATABASE_DOWN_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncio.TimeoutError,
+    asyncpg.exceptions.ConnectionDoesNotExistError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.TooManyConnectionsError,
+    asyncpg.exceptions.InterfaceError,
+)
+
+
+def error_body(code: str, message: str, **details: Any) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, **details}}
+
+
+def error_response(status: int, code: str, message: str, **details: Any) -> web.Response:
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return web.json_response(error_body(code, message, **details), status=status, headers=headers)
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ApiError as e:
+        return error_response(e.status, e.code, e.message, **e.details)
+    except web.HTTPException as e:
+        if e.status < 400:
+            raise
+        code, message = _CODE_BY_STATUS.get(e.status, ("http_error", e.reason))
+        return error_response(e.status, code, message)
+    except DATABASE_DOWN_ERRORS as e:
+        logger.warning("database unavailable: %s", type(e).__name__, extra={"path": request.path})
+        return error_response(503, *_CODE_BY_STATUS[503])
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        logger.exception("unhandled error", extra={"method": request.method, "path": request.path})
+        return error_response(500, "internal_error", "Something went wrong on our side.")

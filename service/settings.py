@@ -1,0 +1,86 @@
+"""Settings, read once from the environment and passed into the app factory."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+class SettingsError(ValueError):
+    """A setting has a value we cannot use; the message names the variable."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    # None means: start the embedded PostgreSQL kept in data_dir (see service.embedded).
+    database_url: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 8080
+    data_dir: Path = field(default_factory=lambda: Path(".data"))
+    log_level: str = "INFO"
+    max_body_bytes: int = 1024 * 1024
+    pool_max_size: int = 20
+    # A request waits at most this long for a database connection, then gets 503.
+    db_acquire_timeout_s: float = 5.0
+    db_command_timeout_s: float = 10.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        defaults = cls()
+        return cls(
+            database_url=env.get("DATABASE_URL") or None,
+            host=env.get("CHECKIN_HOST", defaults.host),
+            port=_int(env, "CHECKIN_PORT", defaults.port, low=0, high=65535),
+            data_dir=Path(env.get("CHECKIN_DATA_DIR", str(defaults.data_dir))),
+            log_level=_choice(
+                env, "CHECKIN_LOG_LEVEL", defaults.log_level, ("DEBUG", "INFO", "WARNING", "ERROR")
+            ),
+            max_body_bytes=_int(
+                env, "CHECKIN_MAX_BODY_BYTES", defaults.max_body_bytes, low=1024, high=1 << 30
+            ),
+            pool_max_size=_int(
+                env, "CHECKIN_POOL_MAX_SIZE", defaults.pool_max_size, low=1, high=500
+            ),
+            db_acquire_timeout_s=_float(
+                env, "CHECKIN_DB_ACQUIRE_TIMEOUT", defaults.db_acquire_timeout_s, low=0.01
+            ),
+            db_command_timeout_s=_float(
+                env, "CHECKIN_DB_COMMAND_TIMEOUT", defaults.db_command_timeout_s, low=0.1
+            ),
+        )
+
+
+def _int(env: Mapping[str, str], name: str, default: int, *, low: int, high: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be an integer, got {raw!r}") from None
+    if not low <= value <= high:
+        raise SettingsError(f"{name} must be between {low} and {high}, got {value}")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float, *, low: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number, got {raw!r}") from None
+    if not value >= low:
+        raise SettingsError(f"{name} must be at least {low}, got {value}")
+    return value
+
+
+def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
+    value = env.get(name, default).upper()
+    if value not in choices:
+        raise SettingsError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+    return value

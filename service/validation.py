@@ -1,0 +1,46 @@
+"""Reading request bodies and query strings into validated models."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, TypeVar
+
+import pydantic
+from aiohttp import web
+
+from service.errors import ApiError
+
+Model = TypeVar("Model", bound=pydantic.BaseModel)
+
+
+def field_errors(exc: pydantic.ValidationError) -> list[dict[str, str]]:
+    """pydantic's errors as [{"field": "a.b", "code": "...", "reason": "..."}]."""
+    out = []
+    for err in exc.errors(include_url=False, include_context=False, include_input=False):
+        field = ".".join(str(p) for p in err["loc"]) or "body"
+        out.append({"field": field, "code": err["type"], "reason": err["msg"]})
+    return out
+
+
+def validate(model: type[Model], data: Any) -> Model:
+    try:
+        return model.model_validate(data)
+    except pydantic.ValidationError as e:
+        raise ApiError(
+            422, "validation_failed", "Some fields are invalid.", fields=field_errors(e)
+        ) from None
+
+
+async def read_json(request: web.Request) -> Any:
+    """The JSON body, or a 415/413/400 error that says what is wrong with it."""
+    if request.content_type != "application/json":
+        raise ApiError(415, "unsupported_media_type", "Send the body as application/json.")
+    raw = await request.read()  # aiohttp enforces client_max_size here (413)
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ApiError(400, "invalid_json", f"The body is not valid UTF-8 JSON: {e}") from None
+
+
+async def read_model(request: web.Request, model: type[Model]) -> Model:
+    return validate(model, await read_json(request))

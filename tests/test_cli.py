@@ -1,0 +1,136 @@
+"""The `checkin-gateway` command, run as a person would run it."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import asyncpg
+
+from service.auth import Role, lookup_token
+
+
+def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "service", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def env_for(db_url: str | None, data_dir: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    if db_url:
+        env["DATABASE_URL"] = db_url
+    env["CHECKIN_DATA_DIR"] = str(data_dir)
+    return env
+
+
+async def test_token_create_prints_only_the_token_and_revoke_takes_it_back(
+    db_url: str, tmp_path: Path, gate_id: int
+) -> None:
+    env = env_for(db_url, tmp_path)
+    done = run_cli("token", "create", "--role", "kiosk", "--gate", str(gate_id), env=env)
+    assert done.returncode == 0, done.stderr
+    token = done.stdout.strip()
+    assert re.fullmatch(r"cgw_[A-Za-z0-9_-]{43}", token), done.stdout
+    assert token not in done.stderr  # the secret goes to stdout only, never the logs
+
+    conn = await asyncpg.connect(db_url)
+    try:
+        found = await lookup_token(conn, token)
+        assert found is not None and found.role is Role.KIOSK and found.gate_id == gate_id
+        revoked = run_cli("token", "revoke", token, env=env)
+        assert revoked.returncode == 0, revoked.stderr
+        assert await lookup_token(conn, token) is None
+        assert run_cli("token", "revoke", token, env=env).returncode == 1
+    finally:
+        await conn.close()
+
+
+def test_kiosk_token_without_gate_is_refused(db_url: str, tmp_path: Path) -> None:
+    done = run_cli("token", "create", "--role", "kiosk", env=env_for(db_url, tmp_path))
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert "gate" in done.stderr
+
+
+def test_migrate_twice(empty_db_url: str, tmp_path: Path) -> None:
+    env = env_for(empty_db_url, tmp_path)
+    first = run_cli("migrate", env=env)
+    assert first.returncode == 0 and "applied" in first.stdout, first.stderr
+    second = run_cli("migrate", env=env)
+    assert second.returncode == 0 and "up to date" in second.stdout
+
+
+def test_bad_setting_fails_fast_naming_the_variable(tmp_path: Path) -> None:
+    env = env_for(None, tmp_path) | {"CHECKIN_PORT": "eighty"}
+    done = run_cli("migrate", env=env)
+    assert done.returncode == 2
+    assert "CHECKIN_PORT" in done.stderr
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_ready(url: str, proc: subprocess.Popen[str], seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"service exited: {proc.stderr.read() if proc.stderr else ''}")
+        try:
+            with urllib.request.urlopen(url, timeout=1) as resp:
+                if resp.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.2)
+    raise AssertionError(f"{url} not ready within {seconds}s")
+
+
+TOKEN = re.compile(r"cgw_[A-Za-z0-9_-]{43}")
+
+
+def serve_demo(data_dir: Path, port: int) -> str:
+    """Run `serve --demo` on the embedded database until ready, check the printed
+    admin token works, stop it with Ctrl-C; return what it printed."""
+    env = env_for(None, data_dir) | {"CHECKIN_PORT": str(port)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "service", "serve", "--demo"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_ready(f"http://127.0.0.1:{port}/readyz", proc, 60)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    return out
+
+
+def test_serve_demo_on_embedded_database_keeps_data_across_runs(tmp_path: Path) -> None:
+    port = free_port()
+    first = serve_demo(tmp_path, port)
+    assert "kiosk-entrance" in first and "/readyz" in first
+    tokens = set(TOKEN.findall(first))
+    assert len(tokens) == 5
+    second = serve_demo(tmp_path, port)
+    site = re.compile(r"Demo site id: (\d+)")
+    assert site.findall(first) == site.findall(second)  # the data of the first run is kept
+    assert not tokens & set(TOKEN.findall(second))  # fresh tokens each run

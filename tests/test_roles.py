@@ -1,0 +1,79 @@
+"""The role matrix: every route declares who may call it, and the middleware holds to it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+
+from service.auth import PUBLIC, Role, access_of
+from tests.conftest import bearer
+
+A, G, U, K = Role.ADMIN, Role.GUARD, Role.AUDITOR, Role.KIOSK
+
+# Route name -> who may call it. A new route must be added here, on purpose.
+EXPECTED: dict[str, frozenset[Role]] = {
+    "healthz": PUBLIC,
+    "readyz": PUBLIC,
+    "sites": frozenset({A, G, U}),
+    "create_site": frozenset({A}),
+    "site": frozenset({A, G, U}),
+    "create_gate": frozenset({A}),
+}
+
+
+def named_routes(app: web.Application) -> dict[str, web.AbstractRoute]:
+    routes = {}
+    for route in app.router.routes():
+        if route.method == "HEAD":
+            continue
+        name = route.name or (route.resource and route.resource.name)
+        assert name, f"route {route} has no name"
+        routes[name] = route
+    return routes
+
+
+def test_every_route_declares_its_access(app: web.Application) -> None:
+    declared = {name: access_of(r.handler) for name, r in named_routes(app).items()}
+    assert declared == EXPECTED
+
+
+def url_of(route: web.AbstractRoute, site_id: int, gate_id: int) -> str:
+    params = {"site_id": str(site_id), "gate_id": str(gate_id)}
+    assert route.resource is not None
+    info = route.resource.get_info()
+    if "path" in info:
+        return str(info["path"])
+    wanted = {k: v for k, v in params.items() if "{" + k in info["formatter"]}
+    return str(route.resource.url_for(**wanted))
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+async def test_role_matrix(
+    client: TestClient[Any, Any],
+    app: web.Application,
+    tokens: dict[Role, str],
+    site_id: int,
+    gate_id: int,
+    name: str,
+) -> None:
+    route = named_routes(app)[name]
+    url = url_of(route, site_id, gate_id)
+    allowed = EXPECTED[name]
+
+    anonymous = await client.request(route.method, url)
+    if allowed == PUBLIC:
+        assert anonymous.status not in (401, 403)
+        return
+    assert anonymous.status == 401, await anonymous.text()
+    wrong = await client.request(route.method, url, headers=bearer("cgw_not-a-real-token"))
+    assert wrong.status == 401
+    for role, token in tokens.items():
+        resp = await client.request(route.method, url, headers=bearer(token), json={})
+        if role in allowed:
+            assert resp.status not in (401, 403), (role, await resp.text())
+        else:
+            assert resp.status == 403, (role, await resp.text())
+            assert (await resp.json())["error"]["code"] == "forbidden"
