@@ -9,17 +9,9 @@ import pydantic
 from aiohttp import web
 
 from service.errors import ApiError
+from service.field_errors import field_errors
 
 Model = TypeVar("Model", bound=pydantic.BaseModel)
-
-
-def field_errors(exc: pydantic.ValidationError) -> list[dict[str, str]]:
-    """pydantic's errors as [{"field": "a.b", "code": "...", "reason": "..."}]."""
-    out = []
-    for err in exc.errors(include_url=False, include_context=False, include_input=False):
-        field = ".".join(str(p) for p in err["loc"]) or "body"
-        out.append({"field": field, "code": err["type"], "reason": err["msg"]})
-    return out
 
 
 def validate(model: type[Model], data: Any) -> Model:
