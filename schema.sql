@@ -7,12 +7,6 @@
 --
 -- Conventions: bigint identity keys (uuid where a client makes the id), timestamps
 -- are timestamptz named *_at, every constraint and index is named.
---
--- The shape of what comes next (each lands with its issue, as a migration):
---   people, declarations, passes, signing_keys   (health declarations, signed passes)
---   scan_events, decisions, presence, overrides,
---   deny_list, kiosk_health, event_log           (the check-in core, hash-chained log)
---   audit of exports and traces, daily_counts    (audit, tracing, retention)
 
 -- Which numbered migrations this database has run.
 CREATE TABLE schema_migrations (
@@ -29,6 +23,12 @@ CREATE TABLE sites (
     name        text NOT NULL CONSTRAINT sites_name_length CHECK (length(name) BETWEEN 1 AND 200),
     timezone    text NOT NULL DEFAULT 'Asia/Ho_Chi_Minh',
     capacity    integer CONSTRAINT sites_capacity_positive CHECK (capacity > 0),
+    -- The declaration policy (service.policy.SiteRules as JSON; {} means the defaults)
+    -- and the door rules of the check-in core (service.checkin_rules.CheckinRules).
+    declaration_rules jsonb NOT NULL DEFAULT '{}'::jsonb
+        CONSTRAINT sites_declaration_rules_object CHECK (jsonb_typeof(declaration_rules) = 'object'),
+    checkin_rules jsonb NOT NULL DEFAULT '{}'::jsonb
+        CONSTRAINT sites_checkin_rules_object CHECK (jsonb_typeof(checkin_rules) = 'object'),
     created_at  timestamptz NOT NULL DEFAULT now()
 );
 
@@ -62,4 +62,193 @@ CREATE TABLE api_tokens (
     created_at  timestamptz NOT NULL DEFAULT now(),
     revoked_at  timestamptz,
     CONSTRAINT api_tokens_kiosk_has_gate CHECK ((role = 'kiosk') = (gate_id IS NOT NULL))
+);
+
+-- Areas with community cases, maintained by an admin per site (dates in site time).
+CREATE TABLE flagged_areas (
+    id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    site_id         bigint NOT NULL REFERENCES sites (id),
+    name            text NOT NULL CONSTRAINT flagged_areas_name_length CHECK (length(name) BETWEEN 1 AND 100),
+    code            text CONSTRAINT flagged_areas_code_length CHECK (length(code) BETWEEN 1 AND 40),
+    flagged_from    date NOT NULL,
+    flagged_until   date,
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT flagged_areas_period CHECK (flagged_until IS NULL OR flagged_until >= flagged_from)
+);
+CREATE INDEX flagged_areas_site_idx ON flagged_areas (site_id);
+
+-- A person who declares: staff (with a position and a job risk level) or a visitor.
+-- Known by phone (+84...) and/or national ID; either identifies them on re-declaring.
+CREATE TABLE people (
+    id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    kind            text NOT NULL CONSTRAINT people_kind_valid CHECK (kind IN ('staff', 'visitor')),
+    full_name       text NOT NULL CONSTRAINT people_full_name_length CHECK (length(full_name) BETWEEN 1 AND 120),
+    phone           text CONSTRAINT people_phone_format CHECK (phone ~ '^\+84[0-9]{9}$'),
+    national_id     text CONSTRAINT people_national_id_format CHECK (national_id ~ '^([0-9]{9}|[0-9]{12})$'),
+    organisation    text CONSTRAINT people_organisation_length CHECK (length(organisation) <= 200),
+    position        text CONSTRAINT people_position_length CHECK (length(position) <= 120),
+    risk_level      text CONSTRAINT people_risk_level_valid
+                    CHECK (risk_level IN ('very_high', 'high', 'medium', 'low')),
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    updated_at      timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT people_identified CHECK (phone IS NOT NULL OR national_id IS NOT NULL),
+    CONSTRAINT people_risk_for_staff CHECK (kind = 'staff' OR risk_level IS NULL)
+);
+CREATE UNIQUE INDEX people_phone_key ON people (phone) WHERE phone IS NOT NULL;
+CREATE UNIQUE INDEX people_national_id_key ON people (national_id) WHERE national_id IS NOT NULL;
+CREATE INDEX people_name_idx ON people (lower(full_name));
+
+-- Every health declaration ever filed; the newest per person and site is current, the
+-- older ones have superseded_at set. Answers are kept as filed (JSON).
+CREATE TABLE declarations (
+    id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    person_id       bigint NOT NULL REFERENCES people (id),
+    site_id         bigint NOT NULL REFERENCES sites (id),
+    answers         jsonb NOT NULL,
+    status          text NOT NULL CONSTRAINT declarations_status_valid
+                    CHECK (status IN ('cleared', 'review', 'rejected')),
+    reasons         jsonb NOT NULL DEFAULT '[]'::jsonb,
+    submitted_at    timestamptz NOT NULL DEFAULT now(),
+    valid_until     timestamptz NOT NULL,
+    superseded_at   timestamptz,
+    reviewed_by     text,
+    reviewed_at     timestamptz,
+    CONSTRAINT declarations_valid_after_submit CHECK (valid_until > submitted_at)
+);
+CREATE UNIQUE INDEX declarations_current_key ON declarations (person_id, site_id)
+    WHERE superseded_at IS NULL;
+CREATE INDEX declarations_review_idx ON declarations (site_id, submitted_at)
+    WHERE status = 'review' AND superseded_at IS NULL;
+
+-- Public halves of the pass-signing keys (the private halves live in the data folder).
+-- One key is active (signs new passes); retiring keys still verify until their passes
+-- expire; retired keys are no longer published.
+CREATE TABLE signing_keys (
+    kid             text PRIMARY KEY CONSTRAINT signing_keys_kid_format CHECK (kid ~ '^[0-9a-f]{8}$'),
+    public_key      bytea NOT NULL CONSTRAINT signing_keys_public_key_length CHECK (length(public_key) = 32),
+    status          text NOT NULL CONSTRAINT signing_keys_status_valid
+                    CHECK (status IN ('active', 'retiring', 'retired')),
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    retired_at      timestamptz
+);
+CREATE UNIQUE INDEX signing_keys_one_active_key ON signing_keys (status) WHERE status = 'active';
+
+-- Signed passes issued for cleared declarations. The QR payload is kept so the pass
+-- can be shown again; revoked_at set means the door refuses it from then on.
+CREATE TABLE passes (
+    id              uuid PRIMARY KEY,
+    person_id       bigint NOT NULL REFERENCES people (id),
+    site_id         bigint NOT NULL REFERENCES sites (id),
+    declaration_id  bigint NOT NULL REFERENCES declarations (id),
+    kid             text NOT NULL REFERENCES signing_keys (kid),
+    payload         text NOT NULL,
+    not_before      timestamptz NOT NULL,
+    not_after       timestamptz NOT NULL,
+    issued_at       timestamptz NOT NULL DEFAULT now(),
+    revoked_at      timestamptz,
+    revoked_reason  text,
+    revoked_by      text,
+    CONSTRAINT passes_window CHECK (not_after > not_before),
+    CONSTRAINT passes_revocation_complete CHECK ((revoked_at IS NULL) = (revoked_reason IS NULL))
+);
+CREATE INDEX passes_person_idx ON passes (person_id, issued_at DESC);
+CREATE INDEX passes_kid_idx ON passes (kid, not_after);
+
+-- The head of each hash chain: one per site, and chain 0 for events of no site.
+-- Appending locks the head row until commit, so `seq` is gap-free and in commit
+-- order within a chain: a console resumes from the last seq it saw.
+CREATE TABLE event_chains (
+    chain_id    bigint PRIMARY KEY CONSTRAINT event_chains_id_nonnegative CHECK (chain_id >= 0),
+    last_seq    bigint NOT NULL DEFAULT 0,
+    last_hash   bytea NOT NULL DEFAULT '\x0000000000000000000000000000000000000000000000000000000000000000'::bytea
+                CONSTRAINT event_chains_hash_length CHECK (length(last_hash) = 32)
+);
+INSERT INTO event_chains (chain_id) VALUES (0);  -- the chain of events of no site
+
+CREATE FUNCTION sites_add_event_chain() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO event_chains (chain_id) VALUES (NEW.id);
+    RETURN NEW;
+END $$;
+CREATE TRIGGER sites_event_chain AFTER INSERT ON sites
+    FOR EACH ROW EXECUTE FUNCTION sites_add_event_chain();
+
+-- Everything that happened, in order: scans with their decision, overrides, manual
+-- exits, deny-list and admin changes. Rows are never updated or deleted (except by
+-- the retention purge, which keeps digest and hashes so the chain still verifies).
+-- digest = sha256 of the record's canonical form; hash = sha256(prev_hash || digest).
+CREATE TABLE events (
+    id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    chain_id        bigint NOT NULL REFERENCES event_chains (chain_id),
+    seq             bigint NOT NULL CONSTRAINT events_seq_positive CHECK (seq > 0),
+    kind            text NOT NULL CONSTRAINT events_kind_valid CHECK (kind IN (
+                        'scan', 'override', 'manual_exit', 'deny_list_add', 'deny_list_remove',
+                        'pass_revoked', 'declaration_reviewed', 'admin', 'export', 'trace', 'purge')),
+    occurred_at     timestamptz NOT NULL,
+    recorded_at     timestamptz NOT NULL DEFAULT now(),
+    site_id         bigint REFERENCES sites (id),
+    gate_id         bigint REFERENCES gates (id),
+    person_id       bigint REFERENCES people (id),
+    pass_id         uuid,
+    event_id        uuid CONSTRAINT events_event_id_key UNIQUE,
+    direction       text CONSTRAINT events_direction_valid CHECK (direction IN ('in', 'out')),
+    decision        text CONSTRAINT events_decision_valid CHECK (decision IN ('allow', 'deny')),
+    reason          text,
+    actor           text NOT NULL,
+    detail          jsonb NOT NULL DEFAULT '{}'::jsonb,
+    digest          bytea NOT NULL CONSTRAINT events_digest_length CHECK (length(digest) = 32),
+    prev_hash       bytea NOT NULL CONSTRAINT events_prev_hash_length CHECK (length(prev_hash) = 32),
+    hash            bytea NOT NULL CONSTRAINT events_hash_length CHECK (length(hash) = 32),
+    CONSTRAINT events_chain_seq_key UNIQUE (chain_id, seq),
+    CONSTRAINT events_chain_is_site CHECK (chain_id = coalesce(site_id, 0)),
+    CONSTRAINT events_scan_complete CHECK (kind <> 'scan' OR (event_id IS NOT NULL AND decision IS NOT NULL
+                                                              AND reason IS NOT NULL AND gate_id IS NOT NULL))
+);
+CREATE INDEX events_pass_recent_idx ON events (pass_id, occurred_at) WHERE pass_id IS NOT NULL;
+CREATE INDEX events_person_idx ON events (person_id, occurred_at) WHERE person_id IS NOT NULL;
+CREATE INDEX events_site_time_idx ON events (site_id, occurred_at);
+
+-- Stays: one row per entry, closed by the matching exit. At most one open stay per
+-- person and site (anti-passback holds even across service instances).
+CREATE TABLE presence (
+    id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    site_id         bigint NOT NULL REFERENCES sites (id),
+    person_id       bigint NOT NULL REFERENCES people (id),
+    entered_at      timestamptz NOT NULL,
+    entry_gate_id   bigint REFERENCES gates (id),
+    entry_event     bigint NOT NULL REFERENCES events (id),
+    exited_at       timestamptz,
+    exit_gate_id    bigint REFERENCES gates (id),
+    exit_event      bigint REFERENCES events (id),
+    exit_kind       text CONSTRAINT presence_exit_kind_valid CHECK (exit_kind IN ('scan', 'manual')),
+    CONSTRAINT presence_exit_complete CHECK ((exited_at IS NULL) = (exit_kind IS NULL)),
+    CONSTRAINT presence_exit_after_entry CHECK (exited_at IS NULL OR exited_at >= entered_at)
+);
+CREATE UNIQUE INDEX presence_open_key ON presence (site_id, person_id) WHERE exited_at IS NULL;
+CREATE INDEX presence_person_idx ON presence (person_id, entered_at);
+CREATE INDEX presence_site_time_idx ON presence (site_id, entered_at);
+
+-- People refused at the door whatever their pass says, per site or everywhere (NULL).
+CREATE TABLE deny_list (
+    id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    person_id       bigint NOT NULL REFERENCES people (id),
+    site_id         bigint REFERENCES sites (id),
+    reason          text NOT NULL CONSTRAINT deny_list_reason_length CHECK (length(reason) BETWEEN 1 AND 500),
+    added_by        text NOT NULL,
+    added_at        timestamptz NOT NULL DEFAULT now(),
+    removed_at      timestamptz,
+    removed_by      text,
+    removed_reason  text,
+    CONSTRAINT deny_list_removal_complete CHECK ((removed_at IS NULL) = (removed_by IS NULL))
+);
+CREATE UNIQUE INDEX deny_list_active_key ON deny_list (person_id, coalesce(site_id, 0))
+    WHERE removed_at IS NULL;
+
+-- The latest health report of each kiosk (fps, decode counts, queue and outbox depth,
+-- camera state), replaced by each heartbeat.
+CREATE TABLE kiosk_health (
+    token_id        bigint PRIMARY KEY REFERENCES api_tokens (id),
+    gate_id         bigint NOT NULL REFERENCES gates (id),
+    reported_at     timestamptz NOT NULL,
+    report          jsonb NOT NULL CONSTRAINT kiosk_health_report_object CHECK (jsonb_typeof(report) = 'object')
 );

@@ -16,6 +16,11 @@ SELECT 'constraint', conrelid::regclass || '.' || conname, pg_get_constraintdef(
 FROM pg_constraint WHERE connamespace = 'public'::regnamespace
 UNION ALL
 SELECT 'index', indexname, indexdef FROM pg_indexes WHERE schemaname = 'public'
+UNION ALL
+SELECT 'trigger', tgname, pg_get_triggerdef(oid) FROM pg_trigger WHERE NOT tgisinternal
+UNION ALL
+SELECT 'function', proname, pg_get_functiondef(oid) FROM pg_proc
+WHERE pronamespace = 'public'::regnamespace
 ORDER BY 1, 2
 """
 
@@ -67,6 +72,10 @@ async def test_upgrade_from_an_earlier_version_keeps_data(empty_db_url: str, sta
         row: Any = await conn.fetchrow("SELECT code, name FROM sites WHERE id = $1", site_id)
         assert tuple(row) == ("old", "Trụ sở cũ")
         assert await conn.fetchval("SELECT count(*) FROM gates") == 1
+        # Sites made before the event log existed have their chain too.
+        assert await conn.fetchval(
+            "SELECT count(*) FROM event_chains WHERE chain_id = $1", site_id
+        ) == 1
     finally:
         await conn.close()
 

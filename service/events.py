@@ -1,0 +1,296 @@
+"""The append-only event log and its hash chains.
+
+Each site's events form one chain (chain 0 holds events of no site). Appending locks
+the chain's head row until commit; that lock is taken once per transaction (a whole
+batch of scans), not once per event, and it makes `seq` gap-free and commit-ordered
+within a chain, which is what lets a console resume exactly where it stopped.
+
+digest = sha256(canonical record); hash = sha256(prev_hash || digest). The retention
+purge may blank personal fields of old rows but keeps digest and hashes, so the chain
+still verifies across it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+GENESIS_HASH = bytes(32)
+
+KINDS = frozenset(
+    {
+        "scan",
+        "override",
+        "manual_exit",
+        "deny_list_add",
+        "deny_list_remove",
+        "pass_revoked",
+        "declaration_reviewed",
+        "admin",
+        "export",
+        "trace",
+        "purge",
+    }
+)
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    kind: str
+    actor: str
+    occurred_at: datetime
+    site_id: int | None = None
+    gate_id: int | None = None
+    person_id: int | None = None
+    pass_id: UUID | None = None
+    event_id: UUID | None = None
+    direction: str | None = None
+    decision: str | None = None
+    reason: str | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def chain_id(self) -> int:
+        return self.site_id or 0
+
+
+@dataclass(frozen=True)
+class AppendedEvent:
+    id: int
+    chain_id: int
+    seq: int
+    event: NewEvent
+
+
+def canonical(record: dict[str, Any]) -> bytes:
+    """The bytes that are hashed: sorted keys, no spaces, UTC times, str UUIDs."""
+
+    def encode(value: Any) -> Any:
+        if isinstance(value, datetime):
+            return value.astimezone(UTC).isoformat(timespec="microseconds")
+        if isinstance(value, UUID):
+            return str(value)
+        raise TypeError(f"cannot hash {type(value).__name__}")
+
+    return json.dumps(
+        record, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=encode
+    ).encode("utf-8")
+
+
+HASHED_FIELDS = (
+    "kind",
+    "actor",
+    "occurred_at",
+    "site_id",
+    "gate_id",
+    "person_id",
+    "pass_id",
+    "event_id",
+    "direction",
+    "decision",
+    "reason",
+    "detail",
+)
+
+
+def digest_of(record: dict[str, Any]) -> bytes:
+    return hashlib.sha256(canonical({k: record[k] for k in HASHED_FIELDS})).digest()
+
+
+def link(prev_hash: bytes, digest: bytes) -> bytes:
+    return hashlib.sha256(prev_hash + digest).digest()
+
+
+LOCK_CHAINS_SQL = """
+SELECT chain_id, last_seq, last_hash FROM event_chains
+WHERE chain_id = ANY($1::bigint[]) ORDER BY chain_id FOR UPDATE
+"""
+
+INSERT_EVENTS_SQL = """
+INSERT INTO events (chain_id, seq, kind, occurred_at, site_id, gate_id, person_id, pass_id,
+                    event_id, direction, decision, reason, actor, detail, digest, prev_hash, hash)
+SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::timestamptz[], $5::bigint[],
+                     $6::bigint[], $7::bigint[], $8::uuid[], $9::uuid[], $10::text[], $11::text[],
+                     $12::text[], $13::text[], $14::jsonb[], $15::bytea[], $16::bytea[],
+                     $17::bytea[])
+RETURNING id
+"""
+
+UPDATE_CHAINS_SQL = """
+UPDATE event_chains AS c SET last_seq = u.seq, last_hash = u.hash
+FROM unnest($1::bigint[], $2::bigint[], $3::bytea[]) AS u (chain_id, seq, hash)
+WHERE c.chain_id = u.chain_id
+"""
+
+
+async def append_events(
+    conn: asyncpg.Connection, events: Sequence[NewEvent]
+) -> list[AppendedEvent]:
+    """Append events in the given order. Call inside a transaction: the chain heads
+    stay locked until it commits."""
+    if not events:
+        return []
+    if not conn.is_in_transaction():
+        raise RuntimeError("append_events must run inside a transaction")
+    chain_ids = sorted({e.chain_id for e in events})
+    heads = {
+        r["chain_id"]: (r["last_seq"], bytes(r["last_hash"]))
+        for r in await conn.fetch(LOCK_CHAINS_SQL, chain_ids)
+    }
+    missing = set(chain_ids) - heads.keys()
+    if missing:
+        raise LookupError(f"no event chain for site(s) {sorted(missing)}")
+    columns: list[list[Any]] = [[] for _ in range(17)]
+    seqs = []
+    for e in events:
+        if e.kind not in KINDS:
+            raise ValueError(f"unknown event kind {e.kind!r}")
+        seq, prev = heads[e.chain_id]
+        seq += 1
+        record = {name: getattr(e, name) for name in HASHED_FIELDS}
+        digest = digest_of(record)
+        digest_hash = link(prev, digest)
+        heads[e.chain_id] = (seq, digest_hash)
+        seqs.append(seq)
+        values = (
+            e.chain_id,
+            seq,
+            e.kind,
+            e.occurred_at,
+            e.site_id,
+            e.gate_id,
+            e.person_id,
+            e.pass_id,
+            e.event_id,
+            e.direction,
+            e.decision,
+            e.reason,
+            e.actor,
+            e.detail,
+            digest,
+            prev,
+            digest_hash,
+        )
+        for column, value in zip(columns, values, strict=True):
+            column.append(value)
+    ids = [r["id"] for r in await conn.fetch(INSERT_EVENTS_SQL, *columns)]
+    await conn.execute(
+        UPDATE_CHAINS_SQL,
+        list(heads),
+        [h[0] for h in heads.values()],
+        [h[1] for h in heads.values()],
+    )
+    return [
+        AppendedEvent(id=i, chain_id=e.chain_id, seq=s, event=e)
+        for i, e, s in zip(ids, events, seqs, strict=True)
+    ]
+
+
+async def append_event(conn: asyncpg.Connection, event: NewEvent) -> AppendedEvent:
+    """One event, in its own transaction unless one is already open."""
+    if conn.is_in_transaction():
+        return (await append_events(conn, [event]))[0]
+    async with conn.transaction():
+        return (await append_events(conn, [event]))[0]
+
+
+# --- verification -------------------------------------------------------------------
+
+CHAIN_ROWS_SQL = """
+SELECT id, seq, kind, actor, occurred_at, site_id, gate_id, person_id, pass_id, event_id,
+       direction, decision, reason, detail, digest, prev_hash, hash
+FROM events WHERE chain_id = $1 AND seq >= $2 AND ($3::bigint IS NULL OR seq <= $3)
+ORDER BY seq
+"""
+
+
+@dataclass(frozen=True)
+class BrokenLink:
+    chain_id: int
+    seq: int
+    event_row_id: int | None
+    problem: str
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    chain_id: int
+    checked: int
+    first_seq: int | None
+    last_seq: int | None
+    broken: BrokenLink | None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "chain_id": self.chain_id,
+            "checked": self.checked,
+            "first_seq": self.first_seq,
+            "last_seq": self.last_seq,
+            "ok": self.broken is None,
+            "broken": None
+            if self.broken is None
+            else {
+                "seq": self.broken.seq,
+                "event_row_id": self.broken.event_row_id,
+                "problem": self.broken.problem,
+            },
+        }
+
+
+async def verify_chain(
+    conn: asyncpg.Connection, chain_id: int, *, from_seq: int = 1, to_seq: int | None = None
+) -> ChainReport:
+    """Recompute the chain from `from_seq`; report the first broken link, if any.
+
+    A row whose record was purged (detail.purged) is checked by its stored digest
+    alone; every other row's digest is recomputed from its fields. One snapshot
+    covers the rows and the chain head, so concurrent appends do not confuse it."""
+    expected_prev = GENESIS_HASH if from_seq == 1 else None
+    expected_seq = from_seq
+    checked = 0
+    last_seq: int | None = None
+    broken: BrokenLink | None = None
+    async with conn.transaction(readonly=True, isolation="repeatable_read"):
+        head = await conn.fetchrow(
+            "SELECT last_seq, last_hash FROM event_chains WHERE chain_id = $1", chain_id
+        )
+        rows = conn.cursor(CHAIN_ROWS_SQL, chain_id, from_seq, to_seq, prefetch=2000)
+        async for row in rows:
+            problem = _link_problem(row, expected_seq, expected_prev)
+            if problem:
+                # A missing row is the broken link itself, not the row after it.
+                at = (row["seq"], row["id"]) if row["seq"] == expected_seq else (expected_seq, None)
+                broken = BrokenLink(chain_id, at[0], at[1], problem)
+                break
+            checked += 1
+            last_seq = row["seq"]
+            expected_seq = row["seq"] + 1
+            expected_prev = bytes(row["hash"])
+    if broken is None and to_seq is None and head is not None:
+        end_ok = head["last_seq"] == expected_seq - 1 and (
+            not checked or bytes(head["last_hash"]) == expected_prev
+        )
+        if not end_ok:
+            broken = BrokenLink(
+                chain_id, expected_seq, None, "events missing at the end of the chain"
+            )
+    return ChainReport(chain_id, checked, from_seq if checked else None, last_seq, broken)
+
+
+def _link_problem(row: asyncpg.Record, seq: int, prev_hash: bytes | None) -> str | None:
+    if row["seq"] != seq:
+        return f"missing seq {seq} (next is {row['seq']})"
+    if prev_hash is not None and bytes(row["prev_hash"]) != prev_hash:
+        return "prev_hash does not match the previous event's hash"
+    if not row["detail"].get("purged") and digest_of(dict(row)) != bytes(row["digest"]):
+        return "the record's fields do not match its digest (edited)"
+    if link(bytes(row["prev_hash"]), bytes(row["digest"])) != bytes(row["hash"]):
+        return "hash is not sha256(prev_hash || digest)"
+    return None
