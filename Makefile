@@ -14,8 +14,8 @@ test: $(STAMP) lint
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check service scanner tests
-	$(BIN)/ruff format --check service scanner tests
+	$(BIN)/ruff check service scanner tests bench
+	$(BIN)/ruff format --check service scanner tests bench
 	$(BIN)/mypy
 
 bench: $(STAMP)

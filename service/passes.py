@@ -470,10 +470,13 @@ def verify_pass(
     wrong_site (only when ``site_id`` is given). A naive ``now`` or a negative
     ``leeway`` is a programming error and raises ValueError.
     """
-    if now.tzinfo is None or now.utcoffset() is None:
-        raise ValueError("now must be timezone-aware")
-    if leeway < timedelta(0):
-        raise ValueError("leeway must not be negative")
+    return check_claims(authenticate_pass(payload, trust), now=now, site_id=site_id, leeway=leeway)
+
+
+def authenticate_pass(payload: str, trust: TrustList) -> PassClaims:
+    """The claims of a pass signed by a trusted key (malformed, unknown_key or
+    bad_signature otherwise), whatever its validity window. The result depends only
+    on the payload and the trust list, so callers may cache it."""
     parsed = parse_pass(payload)
     claims = parsed.claims
     key = trust.get(claims.key_id)
@@ -481,6 +484,21 @@ def verify_pass(
         raise PassError(PassErrorReason.UNKNOWN_KEY, f"kid {claims.key_id}")
     if not key.verify(parsed.signature, parsed.signed_message):
         raise PassError(PassErrorReason.BAD_SIGNATURE, f"kid {claims.key_id}")
+    return claims
+
+
+def check_claims(
+    claims: PassClaims,
+    *,
+    now: datetime,
+    site_id: int | None = None,
+    leeway: timedelta = timedelta(seconds=30),
+) -> PassClaims:
+    """Raise not_yet_valid, expired or wrong_site (when ``site_id`` is given)."""
+    if now.tzinfo is None or now.utcoffset() is None:
+        raise ValueError("now must be timezone-aware")
+    if leeway < timedelta(0):
+        raise ValueError("leeway must not be negative")
     if now + leeway < claims.not_before:
         raise PassError(PassErrorReason.NOT_YET_VALID, f"valid from {claims.not_before}")
     if now - leeway >= claims.not_after:
