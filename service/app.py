@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from service import health, sites
+from service import door, event_stream, health, kiosk_stream, sites
 from service.auth import auth_middleware
+from service.batcher import batcher_context
 from service.db import pool_context
 from service.errors import error_middleware
+from service.fanout import fanout_context
 from service.settings import Settings
 
 SETTINGS_KEY = web.AppKey("settings", Settings)
@@ -20,6 +22,11 @@ def create_app(*, settings: Settings) -> web.Application:
     )
     app[SETTINGS_KEY] = settings
     app.cleanup_ctx.append(pool_context(settings))
+    app.cleanup_ctx.append(fanout_context(settings))
+    app.cleanup_ctx.append(batcher_context)
     app.add_routes(health.routes())
     app.add_routes(sites.routes())
+    app.add_routes(kiosk_stream.routes())
+    app.add_routes(event_stream.routes())
+    app.add_routes(door.routes())
     return app

@@ -85,6 +85,14 @@ def principal(request: web.Request) -> Principal:
     return found
 
 
+def require_site(request: web.Request, site_id: int) -> Principal:
+    """The caller, if their token reaches this site; 403 otherwise."""
+    caller = principal(request)
+    if not caller.can_see_site(site_id):
+        raise ApiError(403, "forbidden", "Your token is limited to another site.")
+    return caller
+
+
 def hash_token(token: str) -> bytes:
     return hashlib.sha256(token.encode("utf-8")).digest()
 

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Callable
 import asyncpg
 from aiohttp import web
 
-from service.errors import DATABASE_DOWN_ERRORS, ServiceUnavailable
+from service.errors import ServiceUnavailable
 from service.settings import Settings
 
 
@@ -25,7 +25,9 @@ class Database:
     async def connection(self) -> AsyncIterator[asyncpg.Connection]:
         try:
             conn = await self.pool.acquire(timeout=self.acquire_timeout_s)
-        except DATABASE_DOWN_ERRORS as e:
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:  # whatever stops us connecting, the database is unavailable
             raise ServiceUnavailable() from e
         try:
             yield conn

@@ -54,12 +54,15 @@ class ServiceUnavailable(ApiError):
 DATABASE_DOWN_ERRORS: tuple[type[BaseException], ...] = (
     OSError,
     asyncio.TimeoutError,
-    asyncpg.exceptions.ConnectionDoesNotExistError,
-    asyncpg.exceptions.CannotConnectNowError,
-    asyncpg.exceptions.AdminShutdownError,
-    asyncpg.exceptions.TooManyConnectionsError,
+    asyncpg.exceptions.PostgresConnectionError,  # class 08: the connection failed
+    asyncpg.exceptions.OperatorInterventionError,  # class 57: shutdown, cannot connect now
+    asyncpg.exceptions.InsufficientResourcesError,  # class 53: too many connections, disk full
     asyncpg.exceptions.InterfaceError,
 )
+
+
+# Any of these means: answer 503 service_unavailable, the database is out of reach.
+UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (*DATABASE_DOWN_ERRORS, ServiceUnavailable)
 
 
 def error_body(code: str, message: str, **details: Any) -> dict[str, Any]:

@@ -130,23 +130,34 @@ WHERE c.chain_id = u.chain_id
 """
 
 
-async def append_events(
-    conn: asyncpg.Connection, events: Sequence[NewEvent]
-) -> list[AppendedEvent]:
-    """Append events in the given order. Call inside a transaction: the chain heads
-    stay locked until it commits."""
-    if not events:
-        return []
+Heads = dict[int, tuple[int, bytes]]  # chain_id -> (last seq, last hash)
+
+
+async def lock_chains(conn: asyncpg.Connection, chain_ids: Sequence[int]) -> Heads:
+    """Lock the heads of these chains until the transaction ends (sorted: no deadlock).
+
+    While a site's head is locked, nobody else appends to that site, so what the
+    holder reads of the site (presence, recent scans) stays true until it commits."""
     if not conn.is_in_transaction():
-        raise RuntimeError("append_events must run inside a transaction")
-    chain_ids = sorted({e.chain_id for e in events})
-    heads = {
-        r["chain_id"]: (r["last_seq"], bytes(r["last_hash"]))
-        for r in await conn.fetch(LOCK_CHAINS_SQL, chain_ids)
-    }
+        raise RuntimeError("chains can only be locked inside a transaction")
+    rows = await conn.fetch(LOCK_CHAINS_SQL, sorted(set(chain_ids)))
+    heads = {r["chain_id"]: (r["last_seq"], bytes(r["last_hash"])) for r in rows}
     missing = set(chain_ids) - heads.keys()
     if missing:
         raise LookupError(f"no event chain for site(s) {sorted(missing)}")
+    return heads
+
+
+async def append_events(
+    conn: asyncpg.Connection, events: Sequence[NewEvent], heads: Heads | None = None
+) -> list[AppendedEvent]:
+    """Append events in the given order, inside the caller's transaction. `heads` are
+    the chains already locked by `lock_chains` in this transaction (locked here if
+    not given); they are advanced in place."""
+    if not events:
+        return []
+    if heads is None:
+        heads = await lock_chains(conn, [e.chain_id for e in events])
     columns: list[list[Any]] = [[] for _ in range(17)]
     seqs = []
     for e in events:
@@ -154,8 +165,7 @@ async def append_events(
             raise ValueError(f"unknown event kind {e.kind!r}")
         seq, prev = heads[e.chain_id]
         seq += 1
-        record = {name: getattr(e, name) for name in HASHED_FIELDS}
-        digest = digest_of(record)
+        digest = digest_of({name: getattr(e, name) for name in HASHED_FIELDS})
         digest_hash = link(prev, digest)
         heads[e.chain_id] = (seq, digest_hash)
         seqs.append(seq)
@@ -181,11 +191,12 @@ async def append_events(
         for column, value in zip(columns, values, strict=True):
             column.append(value)
     ids = [r["id"] for r in await conn.fetch(INSERT_EVENTS_SQL, *columns)]
+    touched = {e.chain_id for e in events}
     await conn.execute(
         UPDATE_CHAINS_SQL,
-        list(heads),
-        [h[0] for h in heads.values()],
-        [h[1] for h in heads.values()],
+        list(touched),
+        [heads[c][0] for c in touched],
+        [heads[c][1] for c in touched],
     )
     return [
         AppendedEvent(id=i, chain_id=e.chain_id, seq=s, event=e)

@@ -6,10 +6,8 @@ from aiohttp import web
 
 from service.auth import public
 from service.db import DB_KEY
-from service.errors import DATABASE_DOWN_ERRORS, ServiceUnavailable, error_response
+from service.errors import UNAVAILABLE_ERRORS, error_response
 from service.migrations import current_version, expected_version
-
-_UNREACHABLE: tuple[type[BaseException], ...] = (*DATABASE_DOWN_ERRORS, ServiceUnavailable)
 
 
 @public
@@ -24,7 +22,7 @@ async def readyz(request: web.Request) -> web.Response:
     try:
         async with request.app[DB_KEY].connection() as conn:
             have = await conn.fetchval("SELECT 1") and await current_version(conn)
-    except _UNREACHABLE:
+    except UNAVAILABLE_ERRORS:
         return error_response(503, "database_unreachable", "The database does not answer.")
     if have != want:
         return error_response(

@@ -17,7 +17,7 @@ from pydantic import (
     model_validator,
 )
 
-from service.auth import Role, principal, requires
+from service.auth import Role, principal, require_site, requires
 from service.db import DB_KEY
 from service.errors import ApiError
 from service.validation import read_model
@@ -140,8 +140,7 @@ async def create_site(request: web.Request) -> web.Response:
 @requires(Role.ADMIN, Role.GUARD, Role.AUDITOR)
 async def get_site(request: web.Request) -> web.Response:
     site_id = int(request.match_info["site_id"])
-    if not principal(request).can_see_site(site_id):
-        raise ApiError(403, "forbidden", "Your token is limited to another site.")
+    require_site(request, site_id)
     async with request.app[DB_KEY].connection() as conn:
         row = await conn.fetchrow(GET_SITE_SQL, site_id)
         if row is None:

@@ -8,6 +8,7 @@ import os
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -21,6 +22,7 @@ from service.app import create_app
 from service.auth import Role, create_token
 from service.db import init_connection
 from service.migrations import migrate
+from service.passes import SigningKey, issue_pass
 from service.settings import Settings
 
 
@@ -124,6 +126,7 @@ class Factory:
     def __init__(self, conn: asyncpg.Connection) -> None:
         self.conn = conn
         self._n = 0
+        self._active_key: SigningKey | None = None
 
     def _next(self) -> int:
         self._n += 1
@@ -154,6 +157,91 @@ class Factory:
     async def token(self, role: Role, **scope: Any) -> str:
         _, token = await create_token(self.conn, role=role, **scope)
         return token
+
+    async def signing_key(self, status: str = "active") -> SigningKey:
+        """A signing key; the active one is made once per test (only one may exist)."""
+        if status == "active" and self._active_key is not None:
+            return self._active_key
+        key = SigningKey.generate()
+        if status == "active":
+            self._active_key = key
+        await self.conn.execute(
+            "INSERT INTO signing_keys (kid, public_key, status) VALUES ($1, $2, $3)",
+            key.key_id,
+            key.public_key_bytes(),
+            status,
+        )
+        return key
+
+    async def person(self, **overrides: Any) -> int:
+        n = self._next()
+        values = {
+            "kind": "staff",
+            "full_name": f"Nguyễn Văn An {n}",
+            "phone": f"+8491{n:07d}",
+        } | overrides
+        return int(
+            await self.conn.fetchval(
+                "INSERT INTO people (kind, full_name, phone) VALUES ($1, $2, $3) RETURNING id",
+                values["kind"],
+                values["full_name"],
+                values["phone"],
+            )
+        )
+
+    async def declaration(self, person_id: int, site_id: int, **overrides: Any) -> int:
+        now = datetime.now(UTC)
+        values = {
+            "status": "cleared",
+            "submitted_at": now - timedelta(hours=1),
+            "valid_until": now + timedelta(hours=8),
+        } | overrides
+        return int(
+            await self.conn.fetchval(
+                "INSERT INTO declarations (person_id, site_id, answers, status, submitted_at,"
+                " valid_until) VALUES ($1, $2, '{}', $3, $4, $5) RETURNING id",
+                person_id,
+                site_id,
+                values["status"],
+                values["submitted_at"],
+                values["valid_until"],
+            )
+        )
+
+    async def issued_pass(
+        self,
+        key: SigningKey,
+        site_id: int,
+        *,
+        person_id: int | None = None,
+        declaration_id: int | None = None,
+        store: bool = True,
+        **window: datetime,
+    ) -> tuple[uuid.UUID, str]:
+        """A signed pass (and, unless store=False, its row and holder); (id, payload)."""
+        now = datetime.now(UTC).replace(microsecond=0)
+        not_before = window.get("not_before", now - timedelta(hours=1))
+        not_after = window.get("not_after", now + timedelta(hours=8))
+        pass_id = uuid.uuid4()
+        payload = issue_pass(
+            key, pass_id=pass_id, site_id=site_id, not_before=not_before, not_after=not_after
+        )
+        if store:
+            person_id = person_id or await self.person()
+            declaration_id = declaration_id or await self.declaration(person_id, site_id)
+            await self.conn.execute(
+                "INSERT INTO passes (id, person_id, site_id, declaration_id, kid, payload,"
+                " not_before, not_after) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                pass_id,
+                person_id,
+                site_id,
+                declaration_id,
+                key.key_id,
+                payload,
+                not_before,
+                not_after,
+            )
+        return pass_id, payload
 
 
 @pytest.fixture

@@ -73,9 +73,10 @@ async def test_upgrade_from_an_earlier_version_keeps_data(empty_db_url: str, sta
         assert tuple(row) == ("old", "Trụ sở cũ")
         assert await conn.fetchval("SELECT count(*) FROM gates") == 1
         # Sites made before the event log existed have their chain too.
-        assert await conn.fetchval(
-            "SELECT count(*) FROM event_chains WHERE chain_id = $1", site_id
-        ) == 1
+        assert (
+            await conn.fetchval("SELECT count(*) FROM event_chains WHERE chain_id = $1", site_id)
+            == 1
+        )
     finally:
         await conn.close()
 

@@ -21,6 +21,18 @@ EXPECTED: dict[str, frozenset[Role]] = {
     "create_site": frozenset({A}),
     "site": frozenset({A, G, U}),
     "create_gate": frozenset({A}),
+    "kiosk_stream": frozenset({K}),
+    "scans": frozenset({K}),
+    "scans_batch": frozenset({K}),
+    "kiosk_heartbeat": frozenset({K}),
+    "events_stream": frozenset({A, G, U}),
+    "create_override": frozenset({G, A}),
+    "manual_exit": frozenset({G, A}),
+    "presence": frozenset({G, A, U}),
+    "kiosks": frozenset({G, A}),
+    "deny_list": frozenset({A, G, U}),
+    "add_to_deny_list": frozenset({A}),
+    "remove_from_deny_list": frozenset({A}),
 }
 
 
@@ -41,7 +53,13 @@ def test_every_route_declares_its_access(app: web.Application) -> None:
 
 
 def url_of(route: web.AbstractRoute, site_id: int, gate_id: int) -> str:
-    params = {"site_id": str(site_id), "gate_id": str(gate_id)}
+    params = {"site_id": str(site_id), "gate_id": str(gate_id), "person_id": "1", "entry_id": "1"}
+    params |= {
+        "declaration_id": "1",
+        "area_id": "1",
+        "pass_id": "00000000-0000-4000-8000-000000000000",
+        "filename": "declare.css",
+    }
     assert route.resource is not None
     info = route.resource.get_info()
     if "path" in info:

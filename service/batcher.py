@@ -1,0 +1,157 @@
+"""Groups concurrent scans into one transaction (group commit).
+
+Scans queue up while the previous batch is in the database; a worker takes all that
+are waiting (up to a limit) and decides them together. At low load a batch is one
+scan and nothing waits; under load the batches grow, and the commit rate stops being
+the limit. A scan is answered only after its batch has committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import asyncpg
+from aiohttp import web
+
+from service.checkin import Decision, ScanItem, decide_batch
+from service.db import DB_KEY, Database
+from service.errors import UNAVAILABLE_ERRORS, ServiceUnavailable
+from service.trust import PassAuthenticator
+
+logger = logging.getLogger(__name__)
+
+OnCommit = Callable[[dict[int, int]], None]  # site id -> last seq written
+
+
+@dataclass
+class _Unit:
+    """Scans that must be decided together and in order (one request's worth)."""
+
+    items: Sequence[ScanItem]
+    future: asyncio.Future[list[Decision]] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+
+
+class ScanBatcher:
+    def __init__(
+        self,
+        db: Database,
+        authenticator: PassAuthenticator,
+        *,
+        on_commit: OnCommit | None = None,
+        max_batch: int = 256,
+        workers: int = 2,
+    ) -> None:
+        self.db = db
+        self.authenticator = authenticator
+        self.on_commit = on_commit
+        self.max_batch = max_batch
+        self.workers = workers
+        self._queue: asyncio.Queue[_Unit] = asyncio.Queue()
+        self._tasks: list[asyncio.Task[None]] = []
+        self.batches = 0
+        self.scans = 0
+
+    def start(self) -> None:
+        self._tasks = [asyncio.create_task(self._work()) for _ in range(self.workers)]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        while not self._queue.empty():
+            unit = self._queue.get_nowait()
+            if not unit.future.done():
+                unit.future.set_exception(ServiceUnavailable("The service is shutting down."))
+
+    async def submit(self, item: ScanItem) -> Decision:
+        return (await self.submit_many([item]))[0]
+
+    async def submit_many(self, items: Sequence[ScanItem]) -> list[Decision]:
+        """Decide these scans in this order, in one batch."""
+        unit = _Unit(items)
+        self._queue.put_nowait(unit)
+        return await unit.future
+
+    async def _work(self) -> None:
+        while True:
+            units = [await self._queue.get()]
+            size = len(units[0].items)
+            while size < self.max_batch and not self._queue.empty():
+                units.append(self._queue.get_nowait())
+                size += len(units[-1].items)
+            await self._run(units)
+
+    async def _run(self, units: list[_Unit]) -> None:
+        try:
+            decisions = await self._decide([i for u in units for i in u.items])
+        except UNAVAILABLE_ERRORS as e:
+            logger.warning("batch failed, database unavailable: %s", type(e).__name__)
+            for unit in units:
+                _fail(unit, ServiceUnavailable())
+            return
+        except asyncio.CancelledError:
+            for unit in units:
+                _fail(unit, ServiceUnavailable("The service is shutting down."))
+            raise
+        except Exception:
+            if len(units) == 1:
+                logger.exception("scan batch failed")
+                _fail(units[0], RuntimeError("scan batch failed"))
+                return
+            # One bad unit must not sink the others: decide each on its own.
+            for unit in units:
+                await self._run([unit])
+            return
+        start = 0
+        for unit in units:
+            end = start + len(unit.items)
+            if not unit.future.done():
+                unit.future.set_result(decisions[start:end])
+            start = end
+
+    async def _decide(self, items: list[ScanItem]) -> list[Decision]:
+        for attempt in (1, 2):
+            try:
+                async with self.db.connection() as conn:
+                    result = await decide_batch(conn, items, self.authenticator, datetime.now(UTC))
+                break
+            except asyncpg.UniqueViolationError:
+                # The same event id committed by another instance meanwhile: once more,
+                # and the retry will see it as a duplicate.
+                if attempt == 2:
+                    raise
+        self.batches += 1
+        self.scans += len(items)
+        if self.on_commit is not None:
+            self.on_commit(result.heads)
+        return result.decisions
+
+
+def _fail(unit: _Unit, error: Exception) -> None:
+    if not unit.future.done():
+        unit.future.set_exception(error)
+
+
+BATCHER_KEY = web.AppKey("batcher", ScanBatcher)
+AUTHENTICATOR_KEY = web.AppKey("authenticator", PassAuthenticator)
+
+
+async def batcher_context(app: web.Application) -> AsyncIterator[None]:
+    from service.fanout import FANOUT_KEY  # the fan-out is set up before us
+
+    authenticator = PassAuthenticator()
+    app[AUTHENTICATOR_KEY] = authenticator
+    batcher = ScanBatcher(app[DB_KEY], authenticator, on_commit=app[FANOUT_KEY].poke)
+    app[BATCHER_KEY] = batcher
+    batcher.start()
+    yield
+    await batcher.stop()

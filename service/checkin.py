@@ -1,0 +1,444 @@
+"""Scans in, decisions out: one database transaction for a whole batch of scans.
+
+A batch locks the event chains of its sites first; from then on nobody else can
+change those sites' presence, so the state read next stays true until commit. The
+scans are then decided one by one, in arrival order, each seeing the effects of the
+ones before it (presence, capacity, recent use of a pass), exactly as if they had
+been processed one per transaction; and everything is written back in a few
+statements.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+import asyncpg
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from service.checkin_rules import CheckinRules
+from service.decision import (
+    GateInfo,
+    PassState,
+    RecentUse,
+    SiteView,
+    Verdict,
+    apply,
+    decide,
+    resolve_direction,
+)
+from service.events import AppendedEvent, NewEvent, append_events, lock_chains
+from service.passes import PassClaims, PassError, check_claims
+from service.reasons import REASONS, message, short_name
+from service.trust import PassAuthenticator
+
+MAX_PAYLOAD_CHARS = 65536  # longer is refused as a bad message; shorter is always recorded
+PAYLOAD_KEPT_CHARS = 256  # what the event keeps of a payload, for the guard to see
+
+
+class OfflineVerdict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    verdict: Literal["allow", "deny"]
+    reason: Annotated[str, Field(max_length=40)]
+
+
+class ScanIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    event_id: UUID
+    payload: Annotated[str, Field(max_length=MAX_PAYLOAD_CHARS)]
+    seen_at: AwareDatetime
+    direction: Literal["in", "out"] | None = None
+    offline: OfflineVerdict | None = None
+
+
+@dataclass(frozen=True)
+class ScanItem:
+    scan: ScanIn
+    gate_id: int
+    actor: str
+
+
+@dataclass(frozen=True)
+class Decision:
+    event_id: UUID
+    decision: str
+    reason: str
+    direction: str | None
+    name: str | None
+    duplicate: bool = False
+    conflict: str | None = None
+    site_id: int | None = None
+    seq: int | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        vi, en = message(self.reason) if self.reason in REASONS else (self.reason, self.reason)
+        out: dict[str, Any] = {
+            "type": "decision",
+            "event_id": str(self.event_id),
+            "decision": self.decision,
+            "reason": self.reason,
+            "message_vi": vi,
+            "message_en": en,
+            "name": self.name,
+            "direction": self.direction,
+            "duplicate": self.duplicate,
+        }
+        if self.conflict:
+            out["conflict"] = self.conflict
+        return out
+
+
+@dataclass
+class BatchResult:
+    decisions: list[Decision]
+    heads: dict[int, int] = field(default_factory=dict)  # site id -> last seq written
+
+
+GATES_SQL = """
+SELECT g.id, g.site_id, g.direction, g.opening_hours, s.timezone, s.capacity, s.checkin_rules
+FROM gates g JOIN sites s ON s.id = g.site_id WHERE g.id = ANY($1::bigint[])
+"""
+
+EXISTING_SQL = """
+SELECT event_id, gate_id, decision, reason, direction, detail FROM events
+WHERE event_id = ANY($1::uuid[])
+"""
+
+PASS_STATE_SQL = """
+SELECT p.id AS pass_id, p.person_id, p.site_id, p.revoked_reason, p.declaration_id,
+       pe.full_name, d.id AS current_declaration_id, d.status, d.valid_until,
+       EXISTS (SELECT 1 FROM deny_list dl
+               WHERE dl.person_id = p.person_id AND dl.removed_at IS NULL
+                 AND (dl.site_id IS NULL OR dl.site_id = p.site_id)) AS deny_listed
+FROM passes p
+JOIN people pe ON pe.id = p.person_id
+LEFT JOIN declarations d
+       ON d.person_id = p.person_id AND d.site_id = p.site_id AND d.superseded_at IS NULL
+WHERE p.id = ANY($1::uuid[])
+"""
+
+OPEN_STAYS_SQL = """
+SELECT id, site_id, person_id FROM presence
+WHERE person_id = ANY($1::bigint[]) AND site_id = ANY($2::bigint[]) AND exited_at IS NULL
+"""
+
+OCCUPANCY_SQL = """
+SELECT site_id, count(*) AS inside FROM presence
+WHERE site_id = ANY($1::bigint[]) AND exited_at IS NULL GROUP BY site_id
+"""
+
+RECENT_ALLOWED_SQL = """
+SELECT DISTINCT ON (pass_id) pass_id, gate_id, direction, occurred_at FROM events
+WHERE pass_id = ANY($1::uuid[]) AND occurred_at > $2 AND kind = 'scan' AND decision = 'allow'
+ORDER BY pass_id, occurred_at DESC
+"""
+
+INSERT_STAYS_SQL = """
+INSERT INTO presence (site_id, person_id, entered_at, entry_gate_id, entry_event,
+                      exited_at, exit_gate_id, exit_event, exit_kind)
+SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::timestamptz[], $4::bigint[],
+                     $5::bigint[], $6::timestamptz[], $7::bigint[], $8::bigint[], $9::text[])
+"""
+
+CLOSE_STAYS_SQL = """
+UPDATE presence AS p SET exited_at = u.exited_at, exit_gate_id = u.gate_id,
+       exit_event = u.event, exit_kind = 'scan'
+FROM unnest($1::bigint[], $2::timestamptz[], $3::bigint[], $4::bigint[])
+     AS u (id, exited_at, gate_id, event)
+WHERE p.id = u.id AND p.exited_at IS NULL
+"""
+
+
+def gate_info(row: asyncpg.Record) -> GateInfo:
+    return GateInfo(
+        id=row["id"],
+        site_id=row["site_id"],
+        direction=row["direction"],
+        opening_hours=row["opening_hours"],
+        timezone=row["timezone"],
+        capacity=row["capacity"],
+        rules=CheckinRules.model_validate(row["checkin_rules"]),
+    )
+
+
+def payload_digest(payload: str) -> str:
+    return hashlib.sha256(payload.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def occurred_at(scan: ScanIn, rules: CheckinRules, now: datetime) -> tuple[datetime, bool]:
+    """When the scan happened: the kiosk's clock if plausible, else ours (flagged)."""
+    skew = timedelta(seconds=rules.clock_skew_s)
+    earliest = now - (timedelta(hours=rules.max_replay_age_h) if scan.offline else skew)
+    if earliest <= scan.seen_at <= now + skew:
+        return min(scan.seen_at, now), False
+    return now, True
+
+
+@dataclass
+class _Stay:
+    """A stay opened in this batch (not yet in the database)."""
+
+    site_id: int
+    person_id: int
+    entered_at: datetime
+    entry_gate_id: int
+    entry_index: int  # index of the entry event in this batch
+    exited_at: datetime | None = None
+    exit_gate_id: int | None = None
+    exit_index: int | None = None
+
+
+@dataclass
+class _Plan:
+    events: list[NewEvent] = field(default_factory=list)
+    new_stays: list[_Stay] = field(default_factory=list)
+    closed: list[tuple[int, datetime, int, int]] = field(
+        default_factory=list
+    )  # id, at, gate, index
+    open_ids: dict[tuple[int, int], int | _Stay] = field(default_factory=dict)
+
+
+async def decide_batch(
+    conn: asyncpg.Connection,
+    items: Sequence[ScanItem],
+    authenticator: PassAuthenticator,
+    now: datetime,
+) -> BatchResult:
+    """Decide and record a batch of scans in one transaction (opened here)."""
+    await authenticator.refresh(conn)
+    checked = [authenticator.authenticate(item.scan.payload) for item in items]
+    async with conn.transaction():
+        gates = {
+            r["id"]: gate_info(r)
+            for r in await conn.fetch(GATES_SQL, list({i.gate_id for i in items}))
+        }
+        site_ids = sorted({g.site_id for g in gates.values()})
+        heads = await lock_chains(conn, site_ids)
+
+        existing = {
+            r["event_id"]: r
+            for r in await conn.fetch(EXISTING_SQL, [i.scan.event_id for i in items])
+        }
+        pass_ids = list({c.pass_id for c, _ in checked if c is not None})
+        states: dict[UUID, PassState] = {}
+        pass_sites: dict[UUID, int] = {}
+        for r in await conn.fetch(PASS_STATE_SQL, pass_ids):
+            pass_sites[r["pass_id"]] = r["site_id"]
+            states[r["pass_id"]] = PassState(
+                pass_id=r["pass_id"],
+                person_id=r["person_id"],
+                full_name=r["full_name"],
+                revoked_reason=r["revoked_reason"],
+                declaration_status=r["status"],
+                declaration_valid_until=r["valid_until"],
+                declaration_is_the_pass_one=r["current_declaration_id"] == r["declaration_id"],
+                deny_listed=r["deny_listed"],
+            )
+        views = {site_id: SiteView() for site_id in site_ids}
+        plan = _Plan()
+        person_ids = list({s.person_id for s in states.values()})
+        for r in await conn.fetch(OPEN_STAYS_SQL, person_ids, site_ids):
+            views[r["site_id"]].inside.add(r["person_id"])
+            plan.open_ids[(r["site_id"], r["person_id"])] = r["id"]
+        for r in await conn.fetch(OCCUPANCY_SQL, site_ids):
+            views[r["site_id"]].count = r["inside"]
+        longest = max((g.rules.shared_pass_window_s for g in gates.values()), default=0)
+        for r in await conn.fetch(RECENT_ALLOWED_SQL, pass_ids, now - timedelta(seconds=longest)):
+            site = pass_sites.get(r["pass_id"])
+            if site in views:
+                views[site].last_allowed[r["pass_id"]] = RecentUse(
+                    r["gate_id"], r["direction"], r["occurred_at"]
+                )
+
+        decisions: list[Decision | None] = []
+        first_of: dict[UUID, int] = {}
+        for index, (item, (claims, error)) in enumerate(zip(items, checked, strict=True)):
+            scan = item.scan
+            prior = existing.get(scan.event_id)
+            if prior is not None:
+                decisions.append(_from_record(scan, prior))
+                continue
+            if scan.event_id in first_of:  # the same event twice in this batch
+                decisions.append(None)
+                continue
+            first_of[scan.event_id] = index
+            gate = gates.get(item.gate_id)
+            if gate is None:
+                raise LookupError(f"gate {item.gate_id} is gone")
+            decisions.append(
+                _decide_one(item, gate, claims, error, states, views[gate.site_id], plan, now)
+            )
+
+        appended = await append_events(conn, plan.events, heads)
+        await _write_presence(conn, plan, appended)
+
+    by_event = {d.event_id: d for d in decisions if d is not None and not d.duplicate}
+    final: list[Decision] = []
+    for item, decision in zip(items, decisions, strict=True):
+        if decision is None:
+            first = by_event[item.scan.event_id]
+            decision = Decision(
+                first.event_id,
+                first.decision,
+                first.reason,
+                first.direction,
+                first.name,
+                duplicate=True,
+                site_id=first.site_id,
+            )
+        final.append(decision)
+    return BatchResult(final, {site: heads[site][0] for site in site_ids})
+
+
+def _decide_one(
+    item: ScanItem,
+    gate: GateInfo,
+    claims: PassClaims | None,
+    auth_error: str | None,
+    states: dict[UUID, PassState],
+    view: SiteView,
+    plan: _Plan,
+    now: datetime,
+) -> Decision:
+    scan = item.scan
+    at, skewed = occurred_at(scan, gate.rules, now)
+    check_at = at if scan.offline else now
+    error = auth_error
+    if claims is not None and error is None:
+        try:
+            check_claims(claims, now=check_at, site_id=gate.site_id)
+        except PassError as e:
+            error = e.reason.value
+    state = states.get(claims.pass_id) if claims is not None else None
+    if state is not None and claims is not None and claims.site_id != gate.site_id:
+        state = None
+    person_id = state.person_id if state else None
+    inside = person_id is not None and person_id in view.inside
+    direction = resolve_direction(gate, scan.direction, inside)
+    if direction == "wrong":
+        verdict = Verdict("deny", "wrong_direction", scan.direction or "in")
+    else:
+        verdict = decide(
+            gate=gate,
+            direction=direction,
+            pass_error=error,
+            claims=claims,
+            state=state,
+            view=view,
+            at=check_at,
+        )
+    detail: dict[str, Any] = {
+        "name": short_name(state.full_name) if state else None,
+        "payload_sha256": payload_digest(scan.payload),
+        "payload_len": len(scan.payload),
+        "seen_at": scan.seen_at.isoformat(),
+    }
+    if auth_error is not None:  # not one of our passes: keep what it was, for the guard
+        detail["payload_head"] = scan.payload[:PAYLOAD_KEPT_CHARS]
+    if skewed:
+        detail["clock_skew"] = True
+    if verdict.warnings:
+        detail["warnings"] = list(verdict.warnings)
+    if scan.offline is not None:
+        # The door already acted on the kiosk's verdict: that is what happened.
+        detail["server_verdict"] = {"decision": verdict.decision, "reason": verdict.reason}
+        detail["offline"] = scan.offline.model_dump()
+        reason = scan.offline.reason
+        if REASONS.get(reason, ("",))[0] != scan.offline.verdict:
+            reason = "offline_allowed" if scan.offline.verdict == "allow" else "offline_denied"
+        verdict = Verdict(scan.offline.verdict, reason, verdict.direction, verdict.warnings)
+    index = len(plan.events)
+    plan.events.append(
+        NewEvent(
+            kind="scan",
+            actor=item.actor,
+            occurred_at=at,
+            site_id=gate.site_id,
+            gate_id=gate.id,
+            person_id=person_id,
+            pass_id=claims.pass_id if claims is not None and auth_error is None else None,
+            event_id=scan.event_id,
+            direction=verdict.direction,
+            decision=verdict.decision,
+            reason=verdict.reason,
+            detail=detail,
+        )
+    )
+    if person_id is not None:
+        _plan_presence(plan, verdict, gate, person_id, at, index)
+    apply(verdict, view, gate, person_id, state.pass_id if state else None, at)
+    return Decision(
+        scan.event_id,
+        verdict.decision,
+        verdict.reason,
+        verdict.direction,
+        detail["name"],
+        site_id=gate.site_id,
+    )
+
+
+def _plan_presence(
+    plan: _Plan, verdict: Verdict, gate: GateInfo, person_id: int, at: datetime, index: int
+) -> None:
+    key = (gate.site_id, person_id)
+    current = plan.open_ids.get(key)
+    if verdict.opens_stay and current is None:
+        stay = _Stay(gate.site_id, person_id, at, gate.id, index)
+        plan.new_stays.append(stay)
+        plan.open_ids[key] = stay
+    elif verdict.closes_stay and current is not None:
+        if isinstance(current, _Stay):
+            current.exited_at, current.exit_gate_id, current.exit_index = at, gate.id, index
+        else:
+            plan.closed.append((current, at, gate.id, index))
+        del plan.open_ids[key]
+
+
+async def _write_presence(
+    conn: asyncpg.Connection, plan: _Plan, appended: list[AppendedEvent]
+) -> None:
+    ids = [a.id for a in appended]
+    if plan.new_stays:
+        s = plan.new_stays
+        await conn.execute(
+            INSERT_STAYS_SQL,
+            [x.site_id for x in s],
+            [x.person_id for x in s],
+            [x.entered_at for x in s],
+            [x.entry_gate_id for x in s],
+            [ids[x.entry_index] for x in s],
+            [x.exited_at for x in s],
+            [x.exit_gate_id for x in s],
+            [ids[x.exit_index] if x.exit_index is not None else None for x in s],
+            ["scan" if x.exited_at is not None else None for x in s],
+        )
+    if plan.closed:
+        c = plan.closed
+        await conn.execute(
+            CLOSE_STAYS_SQL,
+            [x[0] for x in c],
+            [x[1] for x in c],
+            [x[2] for x in c],
+            [ids[x[3]] for x in c],
+        )
+
+
+def _from_record(scan: ScanIn, row: asyncpg.Record) -> Decision:
+    conflict = None
+    if row["detail"].get("payload_sha256") != payload_digest(scan.payload):
+        conflict = "event_id_reused"
+    return Decision(
+        scan.event_id,
+        row["decision"],
+        row["reason"],
+        row["direction"],
+        row["detail"].get("name"),
+        duplicate=True,
+        conflict=conflict,
+    )

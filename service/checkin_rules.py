@@ -1,0 +1,25 @@
+"""The door rules of a site (sites.checkin_rules), configurable by an admin."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class CheckinRules(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # strict: a person already inside cannot enter again until they exit;
+    # warn: they may, and the event carries a warning for the guard.
+    anti_passback: Literal["strict", "warn"] = "strict"
+    # The same pass allowed at another gate, same direction, within this many seconds
+    # is denied as a shared pass (a copied QR code).
+    shared_pass_window_s: Annotated[int, Field(ge=0, le=3600)] = 120
+    # A kiosk clock further off than this is not trusted for the time of a live scan.
+    clock_skew_s: Annotated[int, Field(ge=1, le=3600)] = 300
+    # Offline replays older than this are recorded at the time received, flagged.
+    max_replay_age_h: Annotated[int, Field(ge=1, le=24 * 30)] = 72
+
+
+DEFAULT_RULES = CheckinRules()

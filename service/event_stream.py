@@ -1,0 +1,90 @@
+"""The live event feed for consoles: `/api/v1/events/stream?site_id=S&after_seq=N`.
+
+On connect the console gets everything recorded at the site after `after_seq` (the
+last seq it saw; omit it for live events only), in order, then live events as they
+are recorded on any instance. Each event carries its `seq`, so a console that drops
+reconnects with the last one and misses nothing and sees nothing twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from service.auth import Role, require_site, requires
+from service.errors import ApiError
+from service.fanout import FANOUT_KEY
+
+SEND_TIMEOUT_S = 5.0
+
+
+def _int_param(request: web.Request, name: str, *, required: bool) -> int | None:
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        if required:
+            raise ApiError(400, "missing_parameter", f"The query parameter {name} is required.")
+        return None
+    if not raw.isdigit() or len(raw) > 18:
+        raise ApiError(400, "bad_parameter", f"{name} must be a non-negative integer.")
+    return int(raw)
+
+
+@requires(Role.ADMIN, Role.GUARD, Role.AUDITOR)
+async def events_stream(request: web.Request) -> web.WebSocketResponse:
+    site_id = _int_param(request, "site_id", required=True)
+    assert site_id is not None
+    after_seq = _int_param(request, "after_seq", required=False)
+    require_site(request, site_id)
+    fanout = request.app[FANOUT_KEY]
+    try:
+        sub, replay = await fanout.subscribe(site_id, after_seq)
+    except LookupError:
+        raise ApiError(404, "site_not_found", f"No site with id {site_id}.") from None
+    ws = web.WebSocketResponse(heartbeat=20, max_msg_size=4096)
+    try:
+        await ws.prepare(request)
+        pump = asyncio.create_task(_pump(ws, sub, replay))
+        async for msg in ws:  # consoles only listen; reading notices a close
+            if msg.type == WSMsgType.ERROR:
+                break
+        pump.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await pump
+    finally:
+        fanout.unsubscribe(sub)
+    return ws
+
+
+async def _pump(ws: web.WebSocketResponse, sub: Any, replay: list[dict[str, Any]]) -> None:
+    last_sent = -1
+    try:
+        await ws.send_json({"type": "hello", "site_id": sub.site_id, "replayed": len(replay)})
+        for event in replay:
+            await asyncio.wait_for(ws.send_json(event), SEND_TIMEOUT_S)
+            last_sent = event["seq"]
+        while True:
+            getter = asyncio.create_task(sub.queue.get())
+            overflow = asyncio.create_task(sub.overflowed.wait())
+            done, pending = await asyncio.wait(
+                {getter, overflow}, return_when=asyncio.FIRST_COMPLETED
+            )
+            for task in pending:
+                task.cancel()
+            if getter in done:
+                event = getter.result()
+                if event["seq"] > last_sent:
+                    await asyncio.wait_for(ws.send_json(event), SEND_TIMEOUT_S)
+                    last_sent = event["seq"]
+            elif overflow in done:
+                await ws.send_json({"type": "resync", "reason": "too_slow", "after_seq": last_sent})
+                await ws.close(message=b"too slow: reconnect with after_seq")
+                return
+    except (TimeoutError, ConnectionError):
+        await ws.close(message=b"too slow: reconnect with after_seq")
+
+
+def routes() -> list[web.RouteDef]:
+    return [web.get("/api/v1/events/stream", events_stream, name="events_stream")]
