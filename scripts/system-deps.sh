@@ -11,6 +11,8 @@ have_lib 'libzbar\.so\.0' || missing+=(libzbar0)
 have_lib 'libGL\.so\.1' || missing+=(libgl1)
 have_lib 'libglib-2\.0\.so\.0' || missing+=(libglib2.0-0)
 "$PYTHON" -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
+# The kiosk screen writes Vietnamese with DejaVu Sans (OpenCV's fonts lack the diacritics).
+[ -f /usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf ] || missing+=(fonts-dejavu-core)
 for extra in "$@"; do
   case "$extra" in
     chromium) command -v chromium >/dev/null || missing+=(chromium) ;;

@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable, Iterator
 import asyncpg
 from aiohttp import web
 
+from service import admin_commands
 from service.app import create_app
 from service.auth import Role, create_token, revoke_token
 from service.db import init_connection
@@ -85,10 +86,14 @@ def cmd_token_revoke(args: argparse.Namespace, url: str) -> int:
 
 def demo_banner(demo: DemoSite, settings: Settings) -> str:
     base = f"http://{settings.host}:{settings.port}"
+    ws_base = f"ws://{settings.host}:{settings.port}"
+    scanner = f".venv/bin/checkin-scanner --server {base} --source 0"
     t = demo.tokens
     return f"""
 ================ checkin-gateway demo ================
 Service:      {base}        (ready: {base}/readyz)
+Declare:      {base}/declare?site={demo.site_id}   (khai báo y tế; open it on a phone)
+Trust list:   {base}/api/v1/keys
 Demo site id: {demo.site_id}; gates: entrance {demo.entrance_gate_id}, exit {demo.exit_gate_id}
 
 Tokens for this run (earlier demo tokens are revoked; each is shown only once):
@@ -98,8 +103,18 @@ Tokens for this run (earlier demo tokens are revoked; each is shown only once):
   kiosk-entrance  {t["kiosk-entrance"]}
   kiosk-exit      {t["kiosk-exit"]}
 
-Try:
-  curl -H "Authorization: Bearer {t["admin"]}" {base}/api/v1/sites/{demo.site_id}
+Kiosks (in another terminal, from this folder; SOURCE: 0 for the webcam, or a video
+file, or a folder of images; add --headless without a screen):
+  CHECKIN_KIOSK_TOKEN={t["kiosk-entrance"]} \\
+    {scanner} --data-dir .kiosk-entrance
+  CHECKIN_KIOSK_TOKEN={t["kiosk-exit"]} \\
+    {scanner} --data-dir .kiosk-exit
+
+Live events of the site (a WebSocket, for the guard):
+  {ws_base}/api/v1/events/stream?site_id={demo.site_id}
+  (with the header Authorization: Bearer <guard token>)
+Who is inside:
+  curl -H "Authorization: Bearer {t["guard"]}" {base}/api/v1/sites/{demo.site_id}/presence
 Stop with Ctrl-C; the data stays in {settings.data_dir}/ for the next run.
 ======================================================
 """
@@ -136,6 +151,15 @@ def _install_uvloop() -> None:
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
 
+def _admin_command(
+    work: admin_commands.Command,
+) -> Callable[[argparse.Namespace, str], int]:
+    def cmd(args: argparse.Namespace, url: str) -> int:
+        return asyncio.run(_with_connection(url, lambda conn: work(args, conn)))
+
+    return cmd
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="checkin-gateway",
@@ -165,6 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
     which.add_argument("token", nargs="?", help="the token")
     which.add_argument("--id", type=int, help="the token's id")
     revoke.set_defaults(func=cmd_token_revoke)
+    admin_commands.add_parsers(sub, _admin_command)
     return parser
 
 

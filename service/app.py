@@ -4,12 +4,23 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from service import door, event_stream, health, kiosk_stream, sites
+from service import (
+    declarations,
+    declare_form,
+    door,
+    event_stream,
+    health,
+    keys,
+    kiosk_stream,
+    rules,
+    sites,
+)
 from service.auth import auth_middleware
 from service.batcher import batcher_context
 from service.db import pool_context
 from service.errors import error_middleware
 from service.fanout import fanout_context
+from service.qr import executor_context
 from service.settings import Settings
 
 SETTINGS_KEY = web.AppKey("settings", Settings)
@@ -21,11 +32,17 @@ def create_app(*, settings: Settings) -> web.Application:
         client_max_size=settings.max_body_bytes,
     )
     app[SETTINGS_KEY] = settings
+    app[keys.KEYS_KEY] = keys.key_store_for(settings.data_dir)
     app.cleanup_ctx.append(pool_context(settings))
     app.cleanup_ctx.append(fanout_context(settings))
     app.cleanup_ctx.append(batcher_context)
+    app.cleanup_ctx.append(executor_context())
     app.add_routes(health.routes())
     app.add_routes(sites.routes())
+    app.add_routes(keys.routes())
+    app.add_routes(declarations.routes())
+    app.add_routes(rules.routes())
+    app.add_routes(declare_form.routes())
     app.add_routes(kiosk_stream.routes())
     app.add_routes(event_stream.routes())
     app.add_routes(door.routes())

@@ -13,7 +13,6 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
 import asyncpg
 from aiohttp import web
@@ -122,7 +121,7 @@ class ScanBatcher:
         for attempt in (1, 2):
             try:
                 async with self.db.connection() as conn:
-                    result = await decide_batch(conn, items, self.authenticator, datetime.now(UTC))
+                    result = await decide_batch(conn, items, self.authenticator)
                 break
             except asyncpg.UniqueViolationError:
                 # The same event id committed by another instance meanwhile: once more,

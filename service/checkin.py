@@ -13,9 +13,9 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
-from uuid import UUID
+from uuid import UUID, uuid5
 
 import asyncpg
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
@@ -106,8 +106,8 @@ FROM gates g JOIN sites s ON s.id = g.site_id WHERE g.id = ANY($1::bigint[])
 """
 
 EXISTING_SQL = """
-SELECT event_id, gate_id, decision, reason, direction, detail FROM events
-WHERE event_id = ANY($1::uuid[])
+SELECT id, event_id, site_id, gate_id, person_id, pass_id, decision, reason, direction, detail
+FROM events WHERE event_id = ANY($1::uuid[])
 """
 
 PASS_STATE_SQL = """
@@ -147,11 +147,16 @@ SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::timestamptz[], $4::bigint[]
 """
 
 CLOSE_STAYS_SQL = """
-UPDATE presence AS p SET exited_at = u.exited_at, exit_gate_id = u.gate_id,
+UPDATE presence AS p SET exited_at = greatest(u.exited_at, p.entered_at), exit_gate_id = u.gate_id,
        exit_event = u.event, exit_kind = 'scan'
 FROM unnest($1::bigint[], $2::timestamptz[], $3::bigint[], $4::bigint[])
      AS u (id, exited_at, gate_id, event)
 WHERE p.id = u.id AND p.exited_at IS NULL
+"""
+
+
+UNDO_STAYS_SQL = """
+DELETE FROM presence WHERE entry_event = ANY($1::bigint[]) AND exited_at IS NULL
 """
 
 
@@ -202,44 +207,52 @@ class _Plan:
         default_factory=list
     )  # id, at, gate, index
     open_ids: dict[tuple[int, int], int | _Stay] = field(default_factory=dict)
+    undone_entries: list[int] = field(default_factory=list)  # entry event ids
 
 
 async def decide_batch(
     conn: asyncpg.Connection,
     items: Sequence[ScanItem],
     authenticator: PassAuthenticator,
-    now: datetime,
+    now: datetime | None = None,
 ) -> BatchResult:
-    """Decide and record a batch of scans in one transaction (opened here)."""
+    """Decide and record a batch of scans in one transaction (opened here).
+
+    `now` is read once the sites are locked, so that batches of a site see time move
+    forward in the order they commit (tests may pass a fixed one)."""
     await authenticator.refresh(conn)
     checked = [authenticator.authenticate(item.scan.payload) for item in items]
+    # What does not depend on presence is read before the sites are locked, to keep
+    # the lock short. A scan racing a revocation by milliseconds is a race either way;
+    # an event id committed meanwhile by another batch makes the insert fail, and the
+    # batcher's retry then answers it as a duplicate.
+    gates = {
+        r["id"]: gate_info(r) for r in await conn.fetch(GATES_SQL, list({i.gate_id for i in items}))
+    }
+    site_ids = sorted({g.site_id for g in gates.values()})
+    event_ids = [i.scan.event_id for i in items]
+    existing = {
+        r["event_id"]: r
+        for r in await conn.fetch(EXISTING_SQL, event_ids + [correction_id(e) for e in event_ids])
+    }
+    pass_ids = list({c.pass_id for c, _ in checked if c is not None})
+    states: dict[UUID, PassState] = {}
+    pass_sites: dict[UUID, int] = {}
+    for r in await conn.fetch(PASS_STATE_SQL, pass_ids):
+        pass_sites[r["pass_id"]] = r["site_id"]
+        states[r["pass_id"]] = PassState(
+            pass_id=r["pass_id"],
+            person_id=r["person_id"],
+            full_name=r["full_name"],
+            revoked_reason=r["revoked_reason"],
+            declaration_status=r["status"],
+            declaration_valid_until=r["valid_until"],
+            declaration_is_the_pass_one=r["current_declaration_id"] == r["declaration_id"],
+            deny_listed=r["deny_listed"],
+        )
     async with conn.transaction():
-        gates = {
-            r["id"]: gate_info(r)
-            for r in await conn.fetch(GATES_SQL, list({i.gate_id for i in items}))
-        }
-        site_ids = sorted({g.site_id for g in gates.values()})
         heads = await lock_chains(conn, site_ids)
-
-        existing = {
-            r["event_id"]: r
-            for r in await conn.fetch(EXISTING_SQL, [i.scan.event_id for i in items])
-        }
-        pass_ids = list({c.pass_id for c, _ in checked if c is not None})
-        states: dict[UUID, PassState] = {}
-        pass_sites: dict[UUID, int] = {}
-        for r in await conn.fetch(PASS_STATE_SQL, pass_ids):
-            pass_sites[r["pass_id"]] = r["site_id"]
-            states[r["pass_id"]] = PassState(
-                pass_id=r["pass_id"],
-                person_id=r["person_id"],
-                full_name=r["full_name"],
-                revoked_reason=r["revoked_reason"],
-                declaration_status=r["status"],
-                declaration_valid_until=r["valid_until"],
-                declaration_is_the_pass_one=r["current_declaration_id"] == r["declaration_id"],
-                deny_listed=r["deny_listed"],
-            )
+        now = now or datetime.now(UTC)
         views = {site_id: SiteView() for site_id in site_ids}
         plan = _Plan()
         person_ids = list({s.person_id for s in states.values()})
@@ -262,6 +275,12 @@ async def decide_batch(
             scan = item.scan
             prior = existing.get(scan.event_id)
             if prior is not None:
+                if (
+                    prior["gate_id"] == item.gate_id
+                    and _door_disagrees(scan, prior)
+                    and correction_id(scan.event_id) not in existing
+                ):
+                    _plan_correction(item, prior, gates, views, plan, now)
                 decisions.append(_from_record(scan, prior))
                 continue
             if scan.event_id in first_of:  # the same event twice in this batch
@@ -394,10 +413,77 @@ def _plan_presence(
         plan.open_ids[key] = stay
     elif verdict.closes_stay and current is not None:
         if isinstance(current, _Stay):
-            current.exited_at, current.exit_gate_id, current.exit_index = at, gate.id, index
+            # Kiosk clocks differ: a stay never ends before it began.
+            current.exited_at = max(at, current.entered_at)
+            current.exit_gate_id, current.exit_index = gate.id, index
         else:
             plan.closed.append((current, at, gate.id, index))
         del plan.open_ids[key]
+
+
+def correction_id(event_id: UUID) -> UUID:
+    """The id of the correction of a scan: derived, so a scan is corrected once."""
+    return uuid5(event_id, "door_correction")
+
+
+def _door_disagrees(scan: ScanIn, prior: asyncpg.Record) -> bool:
+    """A replay says the door did something else than what was recorded: the live
+    answer came after the kiosk had given up waiting and applied its offline policy."""
+    return (
+        scan.offline is not None
+        and "offline" not in prior["detail"]
+        and scan.offline.verdict != prior["decision"]
+    )
+
+
+def _plan_correction(
+    item: ScanItem,
+    prior: asyncpg.Record,
+    gates: dict[int, GateInfo],
+    views: dict[int, SiteView],
+    plan: _Plan,
+    now: datetime,
+) -> None:
+    """Record what the door really did, and make presence follow it (entries only:
+    an exit is never refused by the kiosk's offline policy)."""
+    offline = item.scan.offline
+    assert offline is not None
+    gate = gates[prior["gate_id"]]
+    person_id = prior["person_id"]
+    index = len(plan.events)
+    plan.events.append(
+        NewEvent(
+            kind="door_correction",
+            event_id=correction_id(item.scan.event_id),
+            actor=item.actor,
+            occurred_at=now,
+            site_id=prior["site_id"],
+            gate_id=prior["gate_id"],
+            person_id=person_id,
+            pass_id=prior["pass_id"],
+            direction=prior["direction"],
+            decision=offline.verdict,
+            reason=offline.reason if offline.reason in REASONS else None,
+            detail={
+                "corrects": str(item.scan.event_id),
+                "recorded": {"decision": prior["decision"], "reason": prior["reason"]},
+                "name": prior["detail"].get("name"),
+            },
+        )
+    )
+    if person_id is None or prior["direction"] != "in":
+        return
+    view = views[gate.site_id]
+    key = (gate.site_id, person_id)
+    if offline.verdict == "deny" and plan.open_ids.get(key) is not None:
+        plan.undone_entries.append(prior["id"])  # the door stayed shut: no stay
+        del plan.open_ids[key]
+        view.inside.discard(person_id)
+        view.count -= 1
+    elif offline.verdict == "allow" and key not in plan.open_ids:
+        verdict = Verdict("allow", "offline_allowed", "in")
+        _plan_presence(plan, verdict, gate, person_id, now, index)
+        apply(verdict, view, gate, person_id, None, now)
 
 
 async def _write_presence(
@@ -418,6 +504,8 @@ async def _write_presence(
             [ids[x.exit_index] if x.exit_index is not None else None for x in s],
             ["scan" if x.exited_at is not None else None for x in s],
         )
+    if plan.undone_entries:
+        await conn.execute(UNDO_STAYS_SQL, plan.undone_entries)
     if plan.closed:
         c = plan.closed
         await conn.execute(

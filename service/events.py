@@ -37,6 +37,7 @@ KINDS = frozenset(
         "export",
         "trace",
         "purge",
+        "door_correction",
     }
 )
 

@@ -21,7 +21,7 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
-from service.db import DB_KEY, Database, init_connection
+from service.db import DB_KEY, Database
 from service.reasons import REASONS, message
 from service.settings import Settings
 
@@ -99,7 +99,6 @@ class Fanout:
         self._wake_notifier = asyncio.Event()
         self._wake_reader: dict[int, int] = {}
         self._reader_event = asyncio.Event()
-        self._conn: asyncpg.Connection | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.notifies_sent = 0
 
@@ -184,11 +183,10 @@ class Fanout:
     async def _listen_loop(self) -> None:
         backoff = 0.2
         while True:
+            conn: asyncpg.Connection | None = None
             try:
                 conn = await asyncpg.connect(self.database_url)
-                await init_connection(conn)
                 await conn.add_listener(CHANNEL, self._on_notify)
-                self._conn = conn
                 backoff = 0.2
                 self._wants({site: 2**62 for site in self.subscriptions})  # catch up
                 while not conn.is_closed():
@@ -199,7 +197,8 @@ class Fanout:
             except Exception as e:  # reconnect whatever happened
                 logger.warning("LISTEN connection lost: %s; retrying", e)
             finally:
-                self._conn = None
+                if conn is not None:
+                    conn.terminate()  # also on cancel: never leave it open
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, 5.0)
 
@@ -256,8 +255,6 @@ class Fanout:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        if self._conn is not None:
-            await self._conn.close()
 
 
 FANOUT_KEY = web.AppKey("fanout", Fanout)

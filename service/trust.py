@@ -12,27 +12,13 @@ from collections import OrderedDict
 
 import asyncpg
 
+from service.keys import trust_list
 from service.passes import (
-    KeyStatus,
     PassClaims,
     PassError,
-    TrustedKey,
     TrustList,
     authenticate_pass,
 )
-
-TRUSTED_KEYS_SQL = """
-SELECT kid, public_key, status FROM signing_keys
-WHERE status IN ('active', 'retiring') ORDER BY created_at
-"""
-
-
-async def load_trust_list(conn: asyncpg.Connection) -> TrustList:
-    rows = await conn.fetch(TRUSTED_KEYS_SQL)
-    return TrustList(
-        TrustedKey(r["kid"], bytes(r["public_key"]), KeyStatus(r["status"])) for r in rows
-    )
-
 
 Checked = tuple[PassClaims | None, str | None]  # claims if genuine; error reason if not
 
@@ -52,7 +38,7 @@ class PassAuthenticator:
         age = time.monotonic() - self._loaded_at
         if age < self.max_age_s and not (self._unknown_key_seen and age > 1.0):
             return
-        trust = await load_trust_list(conn)
+        trust = await trust_list(conn)
         self._loaded_at = time.monotonic()
         self._unknown_key_seen = False
         if trust != self.trust:

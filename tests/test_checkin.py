@@ -336,3 +336,15 @@ async def test_chain_verifies_after_scans(
     await scan(client, door.kiosk[door.entrance], "junk")
     report = await verify_chain(conn, door.site_id)
     assert report.broken is None and report.checked == 4
+
+
+async def test_an_exit_kiosk_with_a_slow_clock_still_closes_the_stay(
+    client: TestClient[Any, Any], factory: Factory, door: Door, conn: asyncpg.Connection
+) -> None:
+    payload = await valid_pass(factory, door)
+    await scan(client, door.kiosk[door.entrance], payload)
+    behind = (datetime.now(UTC) - timedelta(minutes=4)).isoformat()
+    out = await scan(client, door.kiosk[door.exit], payload, seen_at=behind)
+    assert (out["decision"], out["reason"]) == ("allow", "goodbye")
+    stay = await conn.fetchrow("SELECT entered_at, exited_at FROM presence")
+    assert stay["exited_at"] >= stay["entered_at"]

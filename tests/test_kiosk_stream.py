@@ -154,9 +154,37 @@ async def test_closing_the_socket_mid_scan_loses_nothing(
     assert ws.closed and (await ws.receive()).type in (WSMsgType.CLOSED, WSMsgType.CLOSE)
     # What was received is decided and recorded even though nobody hears the answer
     # (the kiosk replays those and gets duplicates).
-    for _ in range(100):
+    for _ in range(200):
         recorded = await conn.fetchval("SELECT count(*) FROM events WHERE kind = 'scan'")
         if recorded == 10:
             break
         await asyncio.sleep(0.05)
     assert recorded == 10
+
+
+async def test_a_replay_that_says_the_door_did_otherwise_is_recorded_as_a_correction(
+    client: TestClient[Any, Any], factory: Factory, conn: asyncpg.Connection
+) -> None:
+    """The live answer came too late: the kiosk had applied its offline policy (deny)
+    and kept the door shut, then replays the scan with that verdict."""
+    door = await make_door(factory)
+    _, payload = await factory.issued_pass(door.key, door.site_id)
+    kiosk = bearer(door.kiosk[door.entrance])
+    body = scan_body(payload)
+    live = await client.post("/api/v1/scans", json=body, headers=kiosk)
+    assert (await live.json())["reason"] == "welcome"
+    assert await conn.fetchval("SELECT count(*) FROM presence") == 1
+
+    replay = body | {"offline": {"verdict": "deny", "reason": "offline_denied"}}
+    resp = await client.post("/api/v1/scans/batch", json={"scans": [replay]}, headers=kiosk)
+    (answer,) = (await resp.json())["decisions"]
+    assert answer["duplicate"] is True
+    row = await conn.fetchrow(
+        "SELECT decision, reason, detail FROM events WHERE kind = 'door_correction'"
+    )
+    assert (row["decision"], row["reason"]) == ("deny", "offline_denied")
+    assert row["detail"]["recorded"] == {"decision": "allow", "reason": "welcome"}
+    assert await conn.fetchval("SELECT count(*) FROM presence") == 0  # never went in
+    # Replaying again corrects nothing more.
+    await client.post("/api/v1/scans/batch", json={"scans": [replay]}, headers=kiosk)
+    assert await conn.fetchval("SELECT count(*) FROM events WHERE kind = 'door_correction'") == 1

@@ -33,6 +33,23 @@ EXPECTED: dict[str, frozenset[Role]] = {
     "deny_list": frozenset({A, G, U}),
     "add_to_deny_list": frozenset({A}),
     "remove_from_deny_list": frozenset({A}),
+    "keys": PUBLIC,
+    "create_declaration": PUBLIC,
+    "review_declaration": frozenset({A, G}),
+    "person": frozenset({A, G, U}),
+    "revoke_person_passes": frozenset({A}),
+    "revoke_pass": frozenset({A}),
+    "pass_qr_png": PUBLIC,
+    "pass_qr_svg": PUBLIC,
+    "site_rules": frozenset({A, G, U}),
+    "set_site_rules": frozenset({A}),
+    "flagged_areas": frozenset({A, G, U}),
+    "add_flagged_area": frozenset({A}),
+    "delete_flagged_area": frozenset({A}),
+    "declare_form": PUBLIC,
+    "declare_submit": PUBLIC,
+    "pass_print": PUBLIC,
+    "static": PUBLIC,
 }
 
 

@@ -1,0 +1,303 @@
+"""The capture loop: frames from a camera, stream, video file or folder of images.
+
+One thread reads frames until stopped and hands them on through a bounded queue; when
+the queue is full the oldest frame is dropped (and counted), because a door needs the
+newest picture, not a backlog. A live source that stops delivering is released and
+reopened with backoff, for as long as it takes: a camera unplugged and plugged back
+resumes by itself. A video file or folder that ends is done, unless looping.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+logger = logging.getLogger(__name__)
+
+Frame = npt.NDArray[np.uint8]
+SourceKind = Literal["camera", "file", "stream", "folder"]
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"})
+STREAM_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://")
+DEFAULT_FOLDER_FPS = 2.0
+
+
+class VideoSource(Protocol):
+    """What the loop needs of a ``cv2.VideoCapture`` (tests inject fakes)."""
+
+    def isOpened(self) -> bool: ...  # OpenCV's name
+
+    def read(self) -> tuple[bool, Any]: ...
+
+    def get(self, prop_id: int) -> float: ...
+
+    def release(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    kind: SourceKind
+    target: str | int
+
+    @classmethod
+    def parse(cls, text: str) -> SourceSpec:
+        """``0`` a camera index, a URL a stream, a directory a folder, else a video file."""
+        text = text.strip()
+        if text.isdigit():
+            return cls("camera", int(text))
+        if text.lower().startswith(STREAM_SCHEMES):
+            return cls("stream", text)
+        if Path(text).is_dir():
+            return cls("folder", text)
+        return cls("file", text)
+
+    @property
+    def finite(self) -> bool:
+        return self.kind in ("file", "folder")
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.target}"
+
+
+class FolderCapture:
+    """A folder of images read as a video: each image (sorted by name) is one frame.
+
+    The folder is listed when opened; an empty or missing folder is a source that is
+    down, like an unplugged camera.
+    """
+
+    def __init__(self, folder: str | Path) -> None:
+        folder = Path(folder)
+        try:
+            self._paths = sorted(
+                p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
+            )
+        except OSError:
+            self._paths = []
+        self._next = 0
+
+    def isOpened(self) -> bool:
+        return bool(self._paths)
+
+    def read(self) -> tuple[bool, Any]:
+        while self._next < len(self._paths):
+            path = self._paths[self._next]
+            self._next += 1
+            image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            if image is not None:
+                return True, image
+            logger.warning("skipping unreadable image %s", path)
+        return False, None
+
+    def get(self, prop_id: int) -> float:
+        return 0.0
+
+    def release(self) -> None:
+        self._paths = []
+
+
+def open_source(spec: SourceSpec) -> VideoSource:
+    if spec.kind == "folder":
+        return FolderCapture(str(spec.target))
+    capture: VideoSource = cv2.VideoCapture(spec.target)
+    return capture
+
+
+@dataclass(frozen=True)
+class CapturedFrame:
+    image: Frame
+    t: float  # time.monotonic() when read
+    wall: datetime  # the same moment in UTC, for the scan's seen_at
+
+
+END = None  # put on the queue after the last frame of a finite source
+
+
+class FrameQueue:
+    """A bounded queue that drops the oldest frame when full, and counts the drops."""
+
+    def __init__(self, maxsize: int = 2) -> None:
+        self._q: queue.Queue[CapturedFrame | None] = queue.Queue(maxsize=maxsize)
+        self.dropped = 0
+
+    def put(self, item: CapturedFrame | None) -> None:
+        while True:
+            try:
+                self._q.put_nowait(item)
+                return
+            except queue.Full:
+                try:
+                    old = self._q.get_nowait()
+                except queue.Empty:
+                    continue
+                if old is END:  # never drop the end marker
+                    self._q.put_nowait(old)
+                    return
+                self.dropped += 1
+
+    def get(self, timeout: float) -> CapturedFrame | None:
+        """The next frame or END; raise queue.Empty after ``timeout`` seconds."""
+        return self._q.get(timeout=timeout)
+
+    def qsize(self) -> int:
+        return self._q.qsize()
+
+
+@dataclass
+class CaptureStats:
+    frames: int = 0
+    camera_up: bool = False
+    done: bool = False
+    reconnects: int = 0
+    _times: deque[float] = field(default_factory=lambda: deque(maxlen=60))
+
+    def frame_read(self, t: float) -> None:
+        self.frames += 1
+        self._times.append(t)
+
+    def fps(self, now: float | None = None) -> float:
+        times = list(self._times)
+        if len(times) < 2:
+            return 0.0
+        now = time.monotonic() if now is None else now
+        if now - times[-1] > 2.0:  # nothing recent: the source is stalled
+            return 0.0
+        return round((len(times) - 1) / max(times[-1] - times[0], 1e-6), 1)
+
+
+@dataclass(frozen=True)
+class Backoff:
+    first: float = 0.5
+    limit: float = 10.0
+
+    def delays(self) -> Callable[[], float]:
+        state = {"next": self.first}
+
+        def delay() -> float:
+            d = state["next"]
+            state["next"] = min(d * 2, self.limit)
+            return d
+
+        return delay
+
+
+def capture_frames(
+    open_source: Callable[[], VideoSource],
+    frames: FrameQueue,
+    stop: threading.Event,
+    stats: CaptureStats,
+    *,
+    finite: bool = False,
+    loop: bool = False,
+    fps: float | None = None,
+    max_failures: int = 5,
+    backoff: Backoff = Backoff(),
+    clock: Callable[[], float] = time.monotonic,
+) -> None:
+    """Read frames until ``stop`` is set (or a finite source ends without ``loop``).
+
+    ``fps`` paces the reads (files and folders are read at their own pace otherwise:
+    a file at its recorded rate); live sources are read as fast as they deliver.
+    """
+    next_delay = backoff.delays()
+    while not stop.is_set():
+        cap = open_source()
+        try:
+            if not cap.isOpened():
+                _source_down(stats, "could not be opened")
+                stop.wait(next_delay())
+                continue
+            if not stats.camera_up:
+                logger.info("video source is up")
+            stats.camera_up = True
+            rate = fps if fps else (cap.get(cv2.CAP_PROP_FPS) if finite else 0.0)
+            period = 1.0 / rate if rate and 0 < rate < 1000 else 0.0
+            failures = 0
+            delivered = False
+            next_at = clock()
+            while not stop.is_set():
+                ok, image = cap.read()
+                if not ok or image is None:
+                    if finite:
+                        break
+                    failures += 1
+                    if failures >= max_failures:
+                        break
+                    stop.wait(0.05)
+                    continue
+                failures = 0
+                now = clock()
+                stats.frame_read(now)
+                frames.put(CapturedFrame(np.asarray(image), now, datetime.now(UTC)))
+                delivered = True
+                if period:
+                    next_at = max(next_at + period, now)
+                    stop.wait(max(0.0, next_at - clock()))
+            if stop.is_set():
+                return
+            if delivered:
+                next_delay = backoff.delays()
+            if finite and delivered:
+                if not loop:
+                    stats.done = True
+                    frames.put(END)
+                    logger.info("video source ended")
+                    return
+                continue
+            _source_down(stats, "no frames" if finite else f"{failures} reads failed in a row")
+            stats.reconnects += 1
+            stop.wait(next_delay())
+        finally:
+            cap.release()
+
+
+def _source_down(stats: CaptureStats, why: str) -> None:
+    if stats.camera_up or stats.frames == 0:
+        logger.warning("video source is down (%s); retrying", why)
+    stats.camera_up = False
+
+
+class Capture:
+    """The capture loop in its own thread."""
+
+    def __init__(
+        self,
+        spec: SourceSpec,
+        *,
+        loop: bool = False,
+        fps: float | None = None,
+        queue_size: int = 2,
+        opener: Callable[[], VideoSource] | None = None,
+        backoff: Backoff = Backoff(),
+    ) -> None:
+        self.spec = spec
+        self.frames = FrameQueue(queue_size)
+        self.stats = CaptureStats()
+        self.stop_event = threading.Event()
+        if fps is None and spec.kind == "folder":
+            fps = DEFAULT_FOLDER_FPS
+        self._thread = threading.Thread(
+            target=capture_frames,
+            args=(opener or (lambda: open_source(spec)), self.frames, self.stop_event, self.stats),
+            kwargs={"finite": spec.finite, "loop": loop, "fps": fps, "backoff": backoff},
+            name="capture",
+            daemon=True,
+        )
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self.stop_event.set()
+        self._thread.join(timeout)

@@ -1,0 +1,434 @@
+"""The kiosk: wires capture, decoding, debounce, trust, outbox, link, screen and door.
+
+Threads: capture (blocking reads), decode (its own pipeline), outbox I/O and, with a
+screen, display. The event loop only moves small messages between them. The path of
+one scan: debounce -> outbox (durable) -> certain local rejection, or the service's
+decision over the socket within ``ack_timeout``, or the offline policy -> screen and
+door hook.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import shlex
+import signal
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+import aiohttp
+
+from scanner.capture import Capture, CapturedFrame, SourceSpec, VideoSource
+from scanner.debounce import DEFAULT_COOLDOWN_S, Debouncer
+from scanner.decode import Decoded, DecodePipeline, make_decoder
+from scanner.link import Link, Message
+from scanner.outbox import AsyncOutbox, Outbox, Scan
+from scanner.screen import Display, Renderer, Status
+from scanner.trust import TrustCache, fetch_trust, read_json, write_json_atomic
+from scanner.verdict import (
+    GateInfo,
+    OfflinePolicy,
+    Verdict,
+    certain_rejection,
+    judge_offline,
+)
+from scanner.worker import DecodeWorker
+
+logger = logging.getLogger(__name__)
+
+OUTBOX_FILE = "outbox.sqlite3"
+TRUST_FILE = "trust.json"
+GATE_FILE = "gate.json"
+MAX_SENT_CHARS = 8192
+TRUST_MIN_INTERVAL_S = 5.0
+SESSION_TIMEOUT = aiohttp.ClientTimeout(total=15, sock_connect=5)  # not the socket's life
+
+
+@dataclass(frozen=True)
+class KioskConfig:
+    server: str
+    token: str
+    source: SourceSpec
+    data_dir: Path = Path(".kiosk-data")
+    headless: bool = False
+    decoder: str = "pyzbar"
+    cooldown: float = DEFAULT_COOLDOWN_S
+    on_allow: str | None = None
+    on_deny: str | None = None
+    offline_policy: OfflinePolicy | None = None  # None: the gate's
+    loop: bool = False
+    fps: float | None = None
+    ack_timeout: float = 1.5
+    heartbeat_s: float = 5.0
+    trust_refresh_s: float = 300.0
+    verdict_seconds: float = 3.0
+    font: str | None = None
+    drain_timeout: float = 5.0
+    startup_wait: float = 5.0
+    hook_timeout: float = 30.0
+
+
+class Kiosk:
+    def __init__(
+        self,
+        config: KioskConfig,
+        *,
+        opener: Callable[[], VideoSource] | None = None,
+        out: TextIO = sys.stdout,
+    ) -> None:
+        self.config = config
+        self.out = out
+        self._opener = opener
+        data = config.data_dir
+        data.mkdir(parents=True, exist_ok=True)
+        self.outbox = AsyncOutbox(Outbox(data / OUTBOX_FILE))
+        self.trust = TrustCache(data / TRUST_FILE)
+        self.trust.load()
+        self.gate = _load_gate(data / GATE_FILE)
+        self.debouncer = Debouncer(cooldown=config.cooldown)
+        self.stop = asyncio.Event()
+        self.source_done = asyncio.Event()
+        self._results: asyncio.Queue[tuple[CapturedFrame, list[Decoded]]] = asyncio.Queue()
+        self._waiting: dict[str, asyncio.Future[Message]] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._trust_wake = asyncio.Event()
+        self._was_live: bool | None = None
+        self.verdicts = 0
+
+    @property
+    def offline_policy(self) -> OfflinePolicy:
+        if self.config.offline_policy is not None:
+            return self.config.offline_policy
+        return self.gate.offline_policy if self.gate is not None else "deny"
+
+    # --- running --------------------------------------------------------------------
+
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        cfg = self.config
+        self.capture = Capture(cfg.source, loop=cfg.loop, fps=cfg.fps, opener=self._opener)
+        self.display: Display | None = None
+        if not cfg.headless:
+            renderer = Renderer(font=cfg.font)
+            self.display = Display(
+                renderer,
+                verdict_seconds=cfg.verdict_seconds,
+                on_quit=lambda: _call_soon(loop, self.stop.set),
+            )
+        display = self.display
+        self.worker = DecodeWorker(
+            self.capture.frames,
+            lambda: DecodePipeline(make_decoder(cfg.decoder)),
+            on_codes=lambda f, c: _call_soon(loop, self._results.put_nowait, (f, c)),
+            on_end=lambda: _call_soon(loop, self.source_done.set),
+            on_frame=(
+                (lambda f, c: display.update_frame(f.image, [d.polygon for d in c]))
+                if display is not None
+                else None
+            ),
+        )
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self.stop.set)
+        try:
+            async with aiohttp.ClientSession(timeout=SESSION_TIMEOUT) as session:
+                self.session = session
+                self.link = Link(
+                    session,
+                    cfg.server,
+                    cfg.token,
+                    self.outbox,
+                    on_hello=self._hello,
+                    on_decision=self._decision,
+                    on_error=self._error,
+                    heartbeat=self.heartbeat,
+                    heartbeat_s=cfg.heartbeat_s,
+                )
+                background = [
+                    asyncio.create_task(self.link.run(self.stop), name="link"),
+                    asyncio.create_task(self._keep_trust_fresh(session), name="trust"),
+                    asyncio.create_task(self._watch_status(), name="status"),
+                ]
+                await self._wait_for_link(cfg.startup_wait)
+                if display is not None:
+                    display.start()
+                self.worker.start()
+                self.capture.start()
+                consumer = asyncio.create_task(self._consume(), name="scans")
+                await _first(self.stop.wait(), self.source_done.wait())
+                if not self.stop.is_set():
+                    await self._finish()
+                self.stop.set()
+                consumer.cancel()
+                if self._tasks:
+                    await asyncio.wait(self._tasks, timeout=cfg.ack_timeout + 1)
+                for task in background:
+                    task.cancel()
+                await asyncio.gather(consumer, *background, return_exceptions=True)
+        finally:
+            self.capture.stop()
+            self.worker.stop()
+            if display is not None:
+                display.stop()
+            self.outbox.close()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+            logger.info("stopped; %d scan(s) wait in the outbox", self.outbox.depth)
+        return 0
+
+    async def _wait_for_link(self, limit: float) -> None:
+        """Give the socket a moment to open, so the first scans are not judged offline."""
+        deadline = time.monotonic() + limit
+        while time.monotonic() < deadline and not self.link.live and not self.stop.is_set():
+            if self.link.failed_attempts:
+                return
+            await asyncio.sleep(0.05)
+
+    async def _finish(self) -> None:
+        """A finite source ended: judge what was seen, then give the outbox a chance."""
+        await asyncio.sleep(0.1)  # the last results may still be on their way
+        await self._results.join()
+        while self._tasks:
+            await asyncio.wait(list(self._tasks))
+        deadline = time.monotonic() + self.config.drain_timeout
+        while self.outbox.depth and self.link.connected and time.monotonic() < deadline:
+            self.link.wake()
+            await asyncio.sleep(0.1)
+
+    # --- scans ----------------------------------------------------------------------
+
+    async def _consume(self) -> None:
+        while True:
+            frame, codes = await self._results.get()
+            for text in self.debouncer.feed([c.text for c in codes], frame.t):
+                scan = Scan.new(_sendable(text), seen_at=frame.wall)
+                await self.outbox.add(scan)  # durable before anything else happens
+                self._spawn(self._judge(scan, frame.t))
+            self._results.task_done()
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _judge(self, scan: Scan, seen: float) -> None:
+        link = self.link
+        rejected = certain_rejection(scan.payload, self.trust.trust)
+        if rejected is not None:
+            # No answer can open the door for this: say so now; the service still hears it.
+            self._show(scan, Verdict.of_reason(rejected, "local"), seen)
+            if not await link.send(scan):
+                if link.connected:
+                    link.wake()
+                else:
+                    await self.outbox.set_offline(scan.event_id, "deny", rejected)
+            return
+        answer: Message | None = None
+        if link.connected:
+            future: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
+            self._waiting[scan.event_id] = future
+            try:
+                if not await link.send(scan):
+                    link.wake()  # replaying the backlog: this scan rides with it, in order
+                answer = await asyncio.wait_for(future, self.config.ack_timeout)
+            except TimeoutError:
+                logger.warning("no answer for %s in time: judging offline", scan.event_id)
+            finally:
+                self._waiting.pop(scan.event_id, None)
+        if answer is not None and answer.get("type", "decision") == "decision":
+            verdict = Verdict.from_decision(answer)
+            if verdict.reason == "unknown_key":
+                self._trust_wake.set()
+        else:
+            verdict = judge_offline(
+                scan.payload,
+                policy=self.offline_policy,
+                trust=self.trust.trust,
+                site_id=self.gate.site_id if self.gate else None,
+                now=datetime.now(UTC),
+            )
+            await self.outbox.set_offline(scan.event_id, verdict.decision, verdict.reason)
+        self._show(scan, verdict, seen)
+
+    def _show(self, scan: Scan, verdict: Verdict, seen: float) -> None:
+        self.verdicts += 1
+        latency_ms = round((time.monotonic() - seen) * 1000, 1)
+        logger.info(
+            "verdict %s %s (%s) for %s in %.0f ms",
+            verdict.decision,
+            verdict.reason,
+            verdict.source,
+            scan.event_id,
+            latency_ms,
+        )
+        if self.display is not None:
+            self.display.update_verdict(verdict)
+        if self.config.headless:
+            line = {
+                "event_id": scan.event_id,
+                "decision": verdict.decision,
+                "reason": verdict.reason,
+                "message_vi": verdict.message_vi,
+                "message_en": verdict.message_en,
+                "name": verdict.name,
+                "offline": verdict.offline,
+                "source": verdict.source,
+                "seen_at": scan.seen_at,
+                "latency_ms": latency_ms,
+            }
+            self.out.write(json.dumps(line, ensure_ascii=False) + "\n")
+            self.out.flush()
+        command = self.config.on_allow if verdict.decision == "allow" else self.config.on_deny
+        if command:
+            self._spawn(self._door(command, scan, verdict))
+
+    async def _door(self, command: str, scan: Scan, verdict: Verdict) -> None:
+        """Run the door hook (no shell) without holding up the next scan."""
+        env = os.environ | {
+            "CHECKIN_EVENT_ID": scan.event_id,
+            "CHECKIN_DECISION": verdict.decision,
+            "CHECKIN_REASON": verdict.reason,
+            "CHECKIN_OFFLINE": "1" if verdict.offline else "0",
+        }
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *shlex.split(command),
+                env=env,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=sys.stderr,  # stdout belongs to the --headless verdict lines
+            )
+        except (OSError, ValueError) as e:
+            logger.error("door hook %r failed to start: %s", command, e)
+            return
+        try:
+            code = await asyncio.wait_for(proc.wait(), self.config.hook_timeout)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+            logger.error(
+                "door hook %r took longer than %ss; killed", command, self.config.hook_timeout
+            )
+            return
+        if code != 0:
+            logger.error("door hook %r exited with %s", command, code)
+
+    # --- link callbacks -------------------------------------------------------------
+
+    def _hello(self, msg: Message) -> None:
+        try:
+            gate = GateInfo.from_hello(msg)
+        except ValueError as e:
+            logger.error("%s", e)
+            return
+        if gate != self.gate:
+            write_json_atomic(self.config.data_dir / GATE_FILE, gate.to_hello())
+            logger.info(
+                "gate %s (%s) of site %s; offline policy %s",
+                gate.gate_id,
+                gate.gate_name,
+                gate.site_id,
+                gate.offline_policy,
+            )
+        self.gate = gate
+
+    def _decision(self, msg: Message) -> None:
+        future = self._waiting.get(str(msg.get("event_id")))
+        if future is not None and not future.done():
+            future.set_result(msg)
+
+    def _error(self, msg: Message) -> None:
+        future = self._waiting.get(str(msg.get("event_id")))
+        if future is not None and not future.done():
+            future.set_result(msg)
+
+    def heartbeat(self) -> dict[str, Any]:
+        stats = self.capture.stats
+        return {
+            "fps": min(stats.fps(), 1000.0),
+            "frames_dropped": self.capture.frames.dropped,
+            "decode_attempts": self.worker.attempts,
+            "decode_successes": self.worker.successes,
+            "queue_depth": self.capture.frames.qsize(),
+            "outbox_depth": self.outbox.depth,
+            "camera_up": stats.camera_up,
+            "offline_mode": not self.link.live,
+        }
+
+    # --- background -----------------------------------------------------------------
+
+    async def _keep_trust_fresh(self, session: aiohttp.ClientSession) -> None:
+        interval = self.config.trust_refresh_s
+        while True:
+            try:
+                self.trust.update(await fetch_trust(session, self.config.server, limit_s=10))
+                wait = interval
+            except (aiohttp.ClientError, OSError, TimeoutError, ValueError) as e:
+                logger.warning("cannot refresh the trust list: %s", e or type(e).__name__)
+                wait = min(interval, 30.0)
+            await asyncio.sleep(TRUST_MIN_INTERVAL_S)  # whatever asks for a refresh
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._trust_wake.wait(), wait)
+            self._trust_wake.clear()
+
+    async def _watch_status(self) -> None:
+        while True:
+            live = self.link.live
+            if live != self._was_live:
+                if live:
+                    logger.info("online")
+                else:
+                    logger.warning("offline mode: policy %s", self.offline_policy)
+                self._was_live = live
+            if self.display is not None:
+                self.display.update_status(
+                    Status(
+                        online=live,
+                        offline_policy=self.offline_policy,
+                        camera_up=self.capture.stats.camera_up,
+                        gate_name=self.gate.gate_name if self.gate else "",
+                    )
+                )
+            await asyncio.sleep(0.25)
+
+
+def _sendable(text: str) -> str:
+    """A decoded text as a payload the service accepts (it records every attempt).
+
+    A QR code holds at most 7,089 characters, so the cut only guards against a broken
+    decoder; NUL cannot be stored by PostgreSQL and is never part of a pass.
+    """
+    return text[:MAX_SENT_CHARS].replace("\x00", "\ufffd")
+
+
+def _load_gate(path: Path) -> GateInfo | None:
+    obj = read_json(path)
+    if obj is None:
+        return None
+    try:
+        return GateInfo.from_hello(obj)
+    except ValueError as e:
+        logger.warning("ignoring cached gate %s: %s", path, e)
+        return None
+
+
+async def _first(*aws: Any) -> None:
+    tasks = [asyncio.ensure_future(a) for a in aws]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _call_soon(loop: asyncio.AbstractEventLoop, fn: Callable[..., Any], *args: Any) -> None:
+    """From another thread: run ``fn`` on the loop (dropped once the loop is closed)."""
+    with contextlib.suppress(RuntimeError):
+        loop.call_soon_threadsafe(fn, *args)

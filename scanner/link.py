@@ -1,0 +1,272 @@
+"""The kiosk's link to the service (docs/protocol.md).
+
+One WebSocket to ``/api/v1/kiosk/stream``, reopened with backoff whenever it drops.
+Live scans go over the socket; scans the outbox still holds (taken while offline, or
+sent without an answer) are replayed in order through ``POST /api/v1/scans/batch``.
+Every decision, from either road, deletes its scan from the outbox: the service sends
+it after its commit, and is idempotent on ``event_id``, so replays are safe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import aiohttp
+
+from scanner.outbox import AsyncOutbox, Scan
+
+logger = logging.getLogger(__name__)
+
+STREAM_PATH = "/api/v1/kiosk/stream"
+BATCH_PATH = "/api/v1/scans/batch"
+SCAN_PATH = "/api/v1/scans"
+BATCH_LIMIT = 500
+
+Message = Mapping[str, Any]
+
+
+class Link:
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        server: str,
+        token: str,
+        outbox: AsyncOutbox,
+        *,
+        on_hello: Callable[[Message], None],
+        on_decision: Callable[[Message], None],
+        on_error: Callable[[Message], None],
+        heartbeat: Callable[[], dict[str, Any]],
+        heartbeat_s: float = 5.0,
+        retry_s: float = 5.0,
+        backoff_first: float = 0.5,
+        backoff_limit: float = 15.0,
+        request_timeout: float = 10.0,
+    ) -> None:
+        self.session = session
+        self.server = server.rstrip("/")
+        self.headers = {"Authorization": f"Bearer {token}"}
+        self.outbox = outbox
+        self.on_hello = on_hello
+        self.on_decision = on_decision
+        self.on_error = on_error
+        self.heartbeat = heartbeat
+        self.heartbeat_s = heartbeat_s
+        self.retry_s = retry_s  # a scan sent without an answer is replayed after this
+        self.backoff_first = backoff_first
+        self.backoff_limit = backoff_limit
+        self.request_timeout = request_timeout
+        self.live = False  # connected, and the outbox backlog has been replayed
+        self._ws: aiohttp.ClientWebSocketResponse | None = None
+        self._inflight: dict[str, float] = {}  # event_id -> when it was sent
+        self._wake = asyncio.Event()
+        self.connects = 0
+        self.failed_attempts = 0
+
+    @property
+    def connected(self) -> bool:
+        return self._ws is not None and not self._ws.closed
+
+    def wake(self) -> None:
+        """Ask the replay loop to look at the outbox now."""
+        self._wake.set()
+
+    async def send(self, scan: Scan) -> bool:
+        """Send a live scan over the socket; False when it is not open (or not live)."""
+        ws = self._ws
+        if ws is None or ws.closed or not self.live:
+            return False
+        self._inflight[scan.event_id] = time.monotonic()
+        try:
+            await ws.send_json({"type": "scan", **scan.to_message()})
+        except (aiohttp.ClientError, ConnectionError, RuntimeError) as e:
+            logger.warning("sending scan %s failed: %s", scan.event_id, e)
+            self._inflight.pop(scan.event_id, None)
+            return False
+        return True
+
+    # --- the connection ---------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        delay = self.backoff_first
+        streak = 0  # failures since the last good connection: only the first is a warning
+        while not stop.is_set():
+            started = time.monotonic()
+            connects = self.connects
+            try:
+                await self._session_once(stop)
+            except aiohttp.WSServerHandshakeError as e:
+                self.failed_attempts += 1
+                if e.status in (401, 403):
+                    logger.error(
+                        "the service refused the kiosk token (%s); check --token", e.status
+                    )
+                else:
+                    logger.warning("kiosk socket refused: %s", e)
+            except (aiohttp.ClientError, OSError, TimeoutError, ValueError) as e:
+                self.failed_attempts += 1
+                streak = 0 if self.connects > connects else streak + 1
+                logger.log(
+                    logging.WARNING if streak <= 1 else logging.DEBUG,
+                    "kiosk socket failed: %s; retrying",
+                    e or type(e).__name__,
+                )
+            if stop.is_set():
+                return
+            if time.monotonic() - started > 30:  # it was up a while: start over quickly
+                delay = self.backoff_first
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), delay)
+            delay = min(delay * 2, self.backoff_limit)
+
+    async def _session_once(self, stop: asyncio.Event) -> None:
+        async with self.session.ws_connect(
+            self.server + STREAM_PATH,
+            headers=self.headers,
+            heartbeat=10.0,
+            timeout=aiohttp.ClientWSTimeout(ws_close=2.0),
+        ) as ws:
+            hello = await ws.receive_json(timeout=self.request_timeout)
+            if not isinstance(hello, dict) or hello.get("type") != "hello":
+                raise ValueError(f"expected a hello message, got {str(hello)[:200]}")
+            self.on_hello(hello)
+            self.connects += 1
+            self._ws = ws
+            logger.info("connected to %s", self.server)
+            helpers = [
+                asyncio.create_task(self._replay_loop(), name="replay"),
+                asyncio.create_task(self._heartbeat_loop(ws), name="heartbeat"),
+            ]
+            stopper = asyncio.create_task(stop.wait())
+            try:
+                reader = asyncio.create_task(self._read(ws))
+                done, _ = await asyncio.wait(
+                    [reader, stopper, *helpers], return_when=asyncio.FIRST_COMPLETED
+                )
+                for task in done:
+                    if task is not stopper and not task.cancelled():
+                        task.result()  # re-raise a failure
+            finally:
+                self.live = False
+                self._ws = None
+                self._inflight.clear()
+                for task in [reader, stopper, *helpers]:
+                    task.cancel()
+                await asyncio.gather(reader, stopper, *helpers, return_exceptions=True)
+                logger.info("disconnected from %s", self.server)
+
+    async def _read(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        async for msg in ws:
+            if msg.type != aiohttp.WSMsgType.TEXT:
+                continue
+            try:
+                data = json.loads(msg.data)
+            except ValueError:
+                logger.warning("ignoring a message that is not JSON")
+                continue
+            if not isinstance(data, dict):
+                continue
+            kind = data.get("type")
+            if kind == "decision":
+                await self._decided(data)
+            elif kind == "error":
+                await self._error(data)
+            elif kind == "hello":
+                self.on_hello(data)
+        raise ConnectionError(f"socket closed ({ws.close_code})")
+
+    async def _decided(self, decision: Message) -> None:
+        event_id = str(decision.get("event_id"))
+        self._inflight.pop(event_id, None)
+        self.on_decision(decision)  # the screen first; the outbox write can follow
+        await self.outbox.ack([event_id])
+
+    async def _error(self, error: Message) -> None:
+        event_id = error.get("event_id")
+        code = error.get("code")
+        logger.warning("service error %s for %s: %s", code, event_id, error.get("message"))
+        if isinstance(event_id, str):
+            self._inflight.pop(event_id, None)
+            if code == "invalid_message":  # the same bytes would fail again: park it
+                await self.outbox.reject(event_id, f"invalid_message: {error.get('message')}")
+        self.on_error(error)
+
+    async def _heartbeat_loop(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        while True:
+            await ws.send_json({"type": "heartbeat", **self.heartbeat()})
+            await asyncio.sleep(self.heartbeat_s)
+
+    # --- replay ---------------------------------------------------------------------
+
+    async def _replay_loop(self) -> None:
+        while True:
+            self._wake.clear()
+            try:
+                complete = await self.replay()
+            except (aiohttp.ClientError, OSError, TimeoutError, ValueError, KeyError) as e:
+                logger.warning("replay failed: %s", e or type(e).__name__)
+                complete = False
+            if complete:
+                self.live = True
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.retry_s)
+
+    async def replay(self) -> bool:
+        """Send the outbox's scans in order until none is left; False if it stopped early."""
+        while True:
+            now = time.monotonic()
+            scans = [
+                s
+                for s in await self.outbox.pending(BATCH_LIMIT)
+                if now - self._inflight.get(s.event_id, -1e9) >= self.retry_s
+            ]
+            if not scans:
+                return True
+            if not await self._post_batch(scans):
+                return False
+
+    async def _post_batch(self, scans: list[Scan]) -> bool:
+        body = {"scans": [s.to_message() for s in scans]}
+        async with self.session.post(
+            self.server + BATCH_PATH,
+            json=body,
+            headers=self.headers,
+            timeout=aiohttp.ClientTimeout(total=self.request_timeout),
+        ) as resp:
+            if resp.status == 422:
+                text = await resp.text()
+                logger.warning("the service refused a replay batch (%s); sending one by one", text)
+                return await self._post_each(scans)
+            if resp.status != 200:
+                logger.warning("replay got HTTP %s: %s", resp.status, (await resp.text())[:300])
+                return False
+            decisions = (await resp.json())["decisions"]
+        logger.info("replayed %d scan(s)", len(decisions))
+        for decision in decisions:
+            await self._decided(decision)
+        return True
+
+    async def _post_each(self, scans: list[Scan]) -> bool:
+        for scan in scans:
+            async with self.session.post(
+                self.server + SCAN_PATH,
+                json=scan.to_message(),
+                headers=self.headers,
+                timeout=aiohttp.ClientTimeout(total=self.request_timeout),
+            ) as resp:
+                if resp.status == 422:
+                    why = (await resp.text())[:500]
+                    logger.error("the service rejects scan %s for good: %s", scan.event_id, why)
+                    await self.outbox.reject(scan.event_id, why)
+                    continue
+                if resp.status != 200:
+                    return False
+                decision = await resp.json()
+            await self._decided(decision)
+        return True

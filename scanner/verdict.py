@@ -1,0 +1,136 @@
+"""What the kiosk shows for a scan: the service's decision, or its own judgement.
+
+Pure. The kiosk judges on its own in two cases: a payload that cannot be a genuine pass
+(malformed, or signed by a known key with a bad signature) is denied at once, whatever
+the service says later; and while the service cannot be reached, the gate's offline
+policy decides: ``deny`` (fail secure) or ``verify-offline`` (a pass with a valid
+signature, in its validity window, for this site).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from service.passes import PassError, PassErrorReason, TrustList, authenticate_pass, verify_pass
+from service.reasons import REASONS, message
+
+OfflinePolicy = Literal["deny", "verify-offline"]
+OFFLINE_POLICIES: tuple[OfflinePolicy, ...] = ("deny", "verify-offline")
+Source = Literal["service", "local", "offline"]
+
+# Failures no service answer can overturn: the kiosk denies them without waiting.
+_CERTAIN = {PassErrorReason.MALFORMED, PassErrorReason.BAD_SIGNATURE}
+
+
+@dataclass(frozen=True)
+class GateInfo:
+    """The gate and site this kiosk's token is bound to, from the hello message."""
+
+    gate_id: int
+    gate_name: str
+    direction: str
+    offline_policy: OfflinePolicy
+    site_id: int
+    site_name: str
+
+    @classmethod
+    def from_hello(cls, msg: Mapping[str, Any]) -> GateInfo:
+        """Raise ValueError on a hello that does not have the documented shape."""
+        try:
+            gate, site = msg["gate"], msg["site"]
+            info = cls(
+                gate_id=int(gate["id"]),
+                gate_name=str(gate["name"]),
+                direction=str(gate["direction"]),
+                offline_policy=gate["offline_policy"],
+                site_id=int(site["id"]),
+                site_name=str(site.get("name", "")),
+            )
+        except (KeyError, TypeError, ValueError) as e:
+            raise ValueError(f"bad hello message: {e!r}") from e
+        if info.offline_policy not in OFFLINE_POLICIES:
+            raise ValueError(f"unknown offline policy {info.offline_policy!r}")
+        return info
+
+    def to_hello(self) -> dict[str, Any]:
+        return {
+            "gate": {
+                "id": self.gate_id,
+                "name": self.gate_name,
+                "direction": self.direction,
+                "offline_policy": self.offline_policy,
+            },
+            "site": {"id": self.site_id, "name": self.site_name},
+        }
+
+
+@dataclass(frozen=True)
+class Verdict:
+    decision: Literal["allow", "deny"]
+    reason: str
+    message_vi: str
+    message_en: str
+    name: str | None = None
+    source: Source = "service"
+    duplicate: bool = False
+
+    @property
+    def offline(self) -> bool:
+        return self.source == "offline"
+
+    @classmethod
+    def of_reason(cls, reason: str, source: Source) -> Verdict:
+        decision = REASONS[reason][0] if reason in REASONS else "deny"
+        vi, en = message(reason) if reason in REASONS else ("Từ chối", "Denied")
+        return cls(decision=decision, reason=reason, message_vi=vi, message_en=en, source=source)
+
+    @classmethod
+    def from_decision(cls, msg: Mapping[str, Any]) -> Verdict:
+        """The service's decision message; anything but an explicit allow is a deny."""
+        reason = str(msg.get("reason") or "")
+        vi, en = message(reason) if reason in REASONS else ("", "")
+        name = msg.get("name")
+        return cls(
+            decision="allow" if msg.get("decision") == "allow" else "deny",
+            reason=reason,
+            message_vi=str(msg.get("message_vi") or vi),
+            message_en=str(msg.get("message_en") or en),
+            name=name if isinstance(name, str) else None,
+            source="service",
+            duplicate=bool(msg.get("duplicate", False)),
+        )
+
+
+def certain_rejection(payload: str, trust: TrustList) -> str | None:
+    """The reason code when the payload can never be a genuine pass, else None.
+
+    An unknown key is not certain: the service may have rotated keys since the trust
+    list was fetched, so the kiosk waits for the service (or the offline policy).
+    """
+    try:
+        authenticate_pass(payload, trust)
+    except PassError as e:
+        if e.reason in _CERTAIN:
+            return str(e.reason)
+    return None
+
+
+def judge_offline(
+    payload: str,
+    *,
+    policy: OfflinePolicy,
+    trust: TrustList,
+    site_id: int | None,
+    now: datetime,
+) -> Verdict:
+    """The kiosk's verdict while the service cannot be reached."""
+    if policy != "verify-offline" or site_id is None or len(trust) == 0:
+        return Verdict.of_reason("offline_denied", "offline")
+    try:
+        verify_pass(payload, trust, now=now, site_id=site_id)
+    except PassError as e:
+        return Verdict.of_reason(str(e.reason), "offline")
+    return Verdict.of_reason("offline_allowed", "offline")

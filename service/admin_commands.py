@@ -1,0 +1,95 @@
+"""The `staff import` and `keys ...` admin commands (wired into the CLI by __main__)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import asyncpg
+
+from service.keys import KeyCommandError, key_store_for, list_keys, retire, rotate
+from service.staff_import import import_staff_csv
+
+Command = Callable[[argparse.Namespace, asyncpg.Connection], Awaitable[int]]
+
+
+async def staff_import(args: argparse.Namespace, conn: asyncpg.Connection) -> int:
+    path = Path(args.file)
+    try:
+        raw = await asyncio.to_thread(path.read_bytes)
+    except OSError as e:
+        sys.stderr.write(f"error: cannot read {path}: {e.strerror}\n")
+        return 2
+    result = await import_staff_csv(conn, raw, progress=True)
+    if not result.ok:
+        for error in result.errors:
+            sys.stderr.write(f"{path}: {error}\n")
+        sys.stderr.write(f"nothing imported: {len(result.errors)} error(s)\n")
+        return 1
+    sys.stdout.write(
+        f"imported {result.created + result.updated} staff "
+        f"({result.created} new, {result.updated} updated)\n"
+    )
+    return 0
+
+
+async def keys_rotate(args: argparse.Namespace, conn: asyncpg.Connection) -> int:
+    new, old = await rotate(conn, key_store_for(args.settings.data_dir))
+    sys.stdout.write(f"active: {new}" + (f"; retiring: {old}" if old else "") + "\n")
+    return 0
+
+
+async def keys_retire(args: argparse.Namespace, conn: asyncpg.Connection) -> int:
+    store = key_store_for(args.settings.data_dir)
+    try:
+        live = await retire(conn, store, args.kid, now=datetime.now(UTC), force=args.force)
+    except KeyCommandError as e:
+        sys.stderr.write(f"error: {e}\n")
+        return 1
+    note = f" ({live} unexpired pass(es) no longer verify)" if live else ""
+    sys.stdout.write(f"retired: {args.kid}{note}\n")
+    return 0
+
+
+async def keys_list(args: argparse.Namespace, conn: asyncpg.Connection) -> int:
+    store = key_store_for(args.settings.data_dir)
+    rows = await list_keys(conn, now=datetime.now(UTC))
+    sys.stdout.write("kid       status    created_at                 live_passes  private_key\n")
+    for r in rows:
+        here = "here" if store.path_for(r["kid"]).exists() else "-"
+        sys.stdout.write(
+            f"{r['kid']}  {r['status']:<8}  {r['created_at'].astimezone(UTC):%Y-%m-%d %H:%M:%S}Z"
+            f"       {r['live_passes']:>11}  {here}\n"
+        )
+    return 0
+
+
+def add_parsers(sub: argparse._SubParsersAction, wrap: Callable[[Command], object]) -> None:  # type: ignore[type-arg]
+    """Add `staff import` and `keys rotate|retire|list`; ``wrap`` turns a command into
+    the CLI's ``func`` (it opens the database connection)."""
+    staff = sub.add_parser("staff", help="manage staff")
+    staff_sub = staff.add_subparsers(dest="staff_command", required=True)
+    imp = staff_sub.add_parser(
+        "import",
+        help="import staff from CSV (full_name, phone, national_id, organisation, position, "
+        "risk_level): all rows or none",
+    )
+    imp.add_argument("file", help="the CSV file (UTF-8)")
+    imp.set_defaults(func=wrap(staff_import))
+
+    keys = sub.add_parser("keys", help="pass-signing keys")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
+    keys_sub.add_parser(
+        "rotate", help="make a new active key; the previous one keeps verifying (retiring)"
+    ).set_defaults(func=wrap(keys_rotate))
+    retire_cmd = keys_sub.add_parser("retire", help="stop publishing a retiring key")
+    retire_cmd.add_argument("kid")
+    retire_cmd.add_argument(
+        "--force", action="store_true", help="even if unexpired passes signed by it exist"
+    )
+    retire_cmd.set_defaults(func=wrap(keys_retire))
+    keys_sub.add_parser("list", help="list keys").set_defaults(func=wrap(keys_list))

@@ -1,0 +1,87 @@
+"""HTML pages from the templates in service/templates: string.Template, every value escaped.
+
+A value is escaped unless it is ``Markup`` (HTML this code built from escaped parts).
+Lone surrogates (broken Unicode a client sent) are shown as U+FFFD instead of breaking
+the page's UTF-8.
+"""
+
+from __future__ import annotations
+
+import functools
+import html
+import re
+from pathlib import Path
+from string import Template
+
+from aiohttp import web
+
+TEMPLATES_DIR = Path(__file__).parent / "templates"
+STATIC_DIR = Path(__file__).parent / "static"
+
+# No scripts at all; styles and images only from here.
+CSP = (
+    "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+    "base-uri 'none'; frame-ancestors 'none'"
+)
+_SURROGATES = re.compile("[\ud800-\udfff]")
+
+
+class Markup(str):
+    """Trusted HTML: inserted as is."""
+
+    __slots__ = ()
+
+
+def esc(value: object) -> Markup:
+    if isinstance(value, Markup):
+        return value
+    text = value if isinstance(value, str) else str(value)
+    text = _SURROGATES.sub("\ufffd", text)
+    return Markup(html.escape(text, quote=True))
+
+
+def join(parts: list[Markup] | tuple[Markup, ...], sep: str = "\n") -> Markup:
+    return Markup(sep.join(parts))
+
+
+def tag(element: str, content: object = "", /, **attrs: object) -> Markup:
+    """<name attrs>content</name>; attribute values escaped, True means present, None absent."""
+    rendered = []
+    for key, value in attrs.items():
+        key = key.rstrip("_").replace("_", "-")
+        if value is None or value is False:
+            continue
+        rendered.append(f" {key}" if value is True else f' {key}="{esc(value)}"')
+    return Markup(f"<{element}{''.join(rendered)}>{esc(content)}</{element}>")
+
+
+def void(element: str, /, **attrs: object) -> Markup:
+    full = tag(element, **attrs)
+    return Markup(full[: -len(f"></{element}>")] + ">")
+
+
+@functools.cache
+def _template(name: str) -> Template:
+    return Template((TEMPLATES_DIR / name).read_text(encoding="utf-8"))
+
+
+def render(name: str, **values: object) -> str:
+    return _template(name).substitute({k: esc(v) for k, v in values.items()})
+
+
+def page(
+    *, lang: str, title: str, body: Markup, status: int = 200, css: str = "/static/declare.css"
+) -> web.Response:
+    text = render("base.html", lang=lang, title=title, body=body, css=css)
+    return web.Response(
+        text=text,
+        status=status,
+        content_type="text/html",
+        charset="utf-8",
+        headers={
+            "Content-Security-Policy": CSP,
+            "X-Content-Type-Options": "nosniff",
+            "Referrer-Policy": "no-referrer",
+            "Cache-Control": "no-store",
+        },
+    )

@@ -1,0 +1,126 @@
+"""People who declare: found by normalised phone or national ID, created on first need."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+
+from service.errors import ApiError
+
+# NO KEY UPDATE, not UPDATE: it still serialises two declarations of one person, but
+# does not block (or deadlock with) check-ins whose foreign keys point at the row.
+FIND_PEOPLE_SQL = """
+SELECT id, kind, full_name, phone, national_id, organisation, position, risk_level
+FROM people WHERE phone = $1 OR national_id = $2
+ORDER BY id FOR NO KEY UPDATE
+"""
+INSERT_PERSON_SQL = """
+INSERT INTO people (kind, full_name, phone, national_id, organisation)
+VALUES ('visitor', $1, $2, $3, $4)
+RETURNING id, kind, full_name, phone, national_id, organisation, position, risk_level
+"""
+# A visitor's own details follow their latest declaration; staff details belong to the
+# admin's import, so a declaration only fills in an identifier the record lacks.
+UPDATE_FROM_DECLARATION_SQL = """
+UPDATE people SET
+    full_name = CASE WHEN kind = 'visitor' THEN $2 ELSE full_name END,
+    organisation = CASE WHEN kind = 'visitor' THEN coalesce($5, organisation)
+                        ELSE organisation END,
+    phone = coalesce(phone, $3),
+    national_id = coalesce(national_id, $4),
+    updated_at = now()
+WHERE id = $1
+RETURNING id, kind, full_name, phone, national_id, organisation, position, risk_level
+"""
+GET_PERSON_SQL = """
+SELECT id, kind, full_name, phone, national_id, organisation, position, risk_level,
+       created_at, updated_at
+FROM people WHERE id = $1
+"""
+
+
+class IdentityConflict(ApiError):
+    def __init__(self) -> None:
+        super().__init__(
+            409,
+            "identity_conflict",
+            "The phone number and the national ID belong to two different people.",
+        )
+
+
+@dataclass(frozen=True)
+class Person:
+    id: int
+    kind: str
+    full_name: str
+    phone: str | None
+    national_id: str | None
+    organisation: str | None
+    position: str | None
+    risk_level: str | None
+
+    @classmethod
+    def from_row(cls, row: asyncpg.Record) -> Person:
+        return cls(**{f: row[f] for f in cls.__dataclass_fields__})
+
+
+async def find_person(
+    conn: asyncpg.Connection, *, phone: str | None, national_id: str | None
+) -> Person | None:
+    """The one person with this phone or national ID (row locked when in a transaction),
+    None if nobody; IdentityConflict if they point to two different people."""
+    if phone is None and national_id is None:
+        return None
+    rows = await conn.fetch(FIND_PEOPLE_SQL, phone, national_id)
+    if len(rows) > 1:
+        raise IdentityConflict()
+    return Person.from_row(rows[0]) if rows else None
+
+
+async def person_for_declaration(
+    conn: asyncpg.Connection,
+    *,
+    full_name: str,
+    phone: str | None,
+    national_id: str | None,
+    organisation: str | None,
+) -> tuple[Person, bool]:
+    """Find or create (as a visitor) the person declaring; return it and whether it is new.
+
+    Call inside a transaction: the person's row stays locked until commit, so two
+    declarations of one person are done one after the other.
+    """
+    for _ in range(3):
+        found = await find_person(conn, phone=phone, national_id=national_id)
+        if found is not None:
+            row = await conn.fetchrow(
+                UPDATE_FROM_DECLARATION_SQL, found.id, full_name, phone, national_id, organisation
+            )
+            return Person.from_row(row), False
+        try:
+            async with conn.transaction():  # a savepoint: a racing insert is retried
+                row = await conn.fetchrow(
+                    INSERT_PERSON_SQL, full_name, phone, national_id, organisation
+                )
+        except asyncpg.UniqueViolationError:
+            continue
+        return Person.from_row(row), True
+    raise ApiError(409, "conflict", "Someone else is declaring for this person; try again.")
+
+
+def person_json(row: asyncpg.Record | Person) -> dict[str, Any]:
+    fields = (
+        "id",
+        "kind",
+        "full_name",
+        "phone",
+        "national_id",
+        "organisation",
+        "position",
+        "risk_level",
+    )
+    if isinstance(row, Person):
+        return {f: getattr(row, f) for f in fields}
+    return {f: row[f] for f in fields}

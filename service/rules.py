@@ -1,0 +1,184 @@
+"""A site's declaration rules and flagged areas: the admin API and its SQL."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import asyncpg
+from aiohttp import web
+from pydantic import BeforeValidator, ConfigDict, field_validator
+from pydantic_core import PydanticCustomError
+
+from service.auth import Role, principal, requires
+from service.db import DB_KEY
+from service.declaration_model import Area
+from service.errors import ApiError
+from service.events import NewEvent, append_event
+from service.policy import FlaggedArea, SiteRules
+from service.validation import read_model
+
+AREA_CODE_MAX = 40  # flagged_areas_code_length
+
+GET_RULES_SQL = "SELECT declaration_rules FROM sites WHERE id = $1"
+SET_RULES_SQL = "UPDATE sites SET declaration_rules = $2 WHERE id = $1 RETURNING id"
+SITE_EXISTS_SQL = "SELECT 1 FROM sites WHERE id = $1"
+LIST_AREAS_SQL = """
+SELECT id, site_id, name, code, flagged_from, flagged_until, created_at FROM flagged_areas
+WHERE site_id = $1 ORDER BY flagged_from DESC, id
+"""
+INSERT_AREA_SQL = """
+INSERT INTO flagged_areas (site_id, name, code, flagged_from, flagged_until)
+VALUES ($1, $2, $3, $4, $5)
+RETURNING id, site_id, name, code, flagged_from, flagged_until, created_at
+"""
+DELETE_AREA_SQL = """
+DELETE FROM flagged_areas WHERE id = $1 AND site_id = $2
+RETURNING id, site_id, name, code, flagged_from, flagged_until, created_at
+"""
+
+
+def _blank_to_none(value: Any) -> Any:
+    return None if isinstance(value, str) and not value.strip() else value
+
+
+class FlaggedAreaIn(FlaggedArea):
+    """A flagged area as an admin posts it (the code fits its column: 40 characters)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    code: Annotated[Area | None, BeforeValidator(_blank_to_none)] = None
+
+    @field_validator("code")
+    @classmethod
+    def _fits_column(cls, value: str | None) -> str | None:
+        if value is not None and len(value) > AREA_CODE_MAX:
+            raise PydanticCustomError(
+                "string_too_long",
+                "String should have at most {max_length} characters",
+                {"max_length": AREA_CODE_MAX},
+            )
+        return value
+
+
+def _site_id(request: web.Request) -> int:
+    site_id = int(request.match_info["site_id"])
+    if not principal(request).can_see_site(site_id):
+        raise ApiError(403, "forbidden", "Your token is limited to another site.")
+    return site_id
+
+
+def _site_not_found(site_id: int) -> ApiError:
+    return ApiError(404, "site_not_found", f"No site with id {site_id}.")
+
+
+def _area_json(row: asyncpg.Record) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "site_id": row["site_id"],
+        "name": row["name"],
+        "code": row["code"],
+        "flagged_from": row["flagged_from"].isoformat(),
+        "flagged_until": None if row["flagged_until"] is None else row["flagged_until"].isoformat(),
+        "created_at": row["created_at"].isoformat(),
+    }
+
+
+def _admin_event(request: web.Request, site_id: int, detail: dict[str, Any]) -> NewEvent:
+    return NewEvent(
+        kind="admin",
+        actor=principal(request).actor,
+        occurred_at=datetime.now(UTC),
+        site_id=site_id,
+        detail=detail,
+    )
+
+
+@requires(Role.ADMIN, Role.GUARD, Role.AUDITOR)
+async def get_rules(request: web.Request) -> web.Response:
+    site_id = _site_id(request)
+    async with request.app[DB_KEY].connection() as conn:
+        row = await conn.fetchrow(GET_RULES_SQL, site_id)
+    if row is None:
+        raise _site_not_found(site_id)
+    # Stored rules fill in defaults added since they were saved.
+    rules = SiteRules.model_validate(row["declaration_rules"])
+    return web.json_response({"site_id": site_id, "rules": rules.model_dump(mode="json")})
+
+
+@requires(Role.ADMIN)
+async def put_rules(request: web.Request) -> web.Response:
+    site_id = _site_id(request)
+    rules = (await read_model(request, SiteRules)).model_dump(mode="json")
+    async with request.app[DB_KEY].connection() as conn, conn.transaction():
+        if await conn.fetchval(SET_RULES_SQL, site_id, rules) is None:
+            raise _site_not_found(site_id)
+        await append_event(
+            conn, _admin_event(request, site_id, {"action": "rules_set", "rules": rules})
+        )
+    return web.json_response({"site_id": site_id, "rules": rules})
+
+
+@requires(Role.ADMIN, Role.GUARD, Role.AUDITOR)
+async def list_flagged_areas(request: web.Request) -> web.Response:
+    site_id = _site_id(request)
+    async with request.app[DB_KEY].connection() as conn:
+        if await conn.fetchval(SITE_EXISTS_SQL, site_id) is None:
+            raise _site_not_found(site_id)
+        rows = await conn.fetch(LIST_AREAS_SQL, site_id)
+    return web.json_response({"flagged_areas": [_area_json(r) for r in rows]})
+
+
+@requires(Role.ADMIN)
+async def add_flagged_area(request: web.Request) -> web.Response:
+    site_id = _site_id(request)
+    area = await read_model(request, FlaggedAreaIn)
+    async with request.app[DB_KEY].connection() as conn, conn.transaction():
+        try:
+            row = await conn.fetchrow(
+                INSERT_AREA_SQL,
+                site_id,
+                area.name,
+                area.code,
+                area.flagged_from,
+                area.flagged_until,
+            )
+        except asyncpg.ForeignKeyViolationError:
+            raise _site_not_found(site_id) from None
+        created = _area_json(row)
+        await append_event(
+            conn, _admin_event(request, site_id, {"action": "flagged_area_add", "area": created})
+        )
+    return web.json_response(created, status=201)
+
+
+@requires(Role.ADMIN)
+async def delete_flagged_area(request: web.Request) -> web.Response:
+    site_id = _site_id(request)
+    area_id = int(request.match_info["area_id"])
+    async with request.app[DB_KEY].connection() as conn, conn.transaction():
+        row = await conn.fetchrow(DELETE_AREA_SQL, area_id, site_id)
+        if row is None:
+            raise ApiError(404, "flagged_area_not_found", f"No flagged area {area_id} here.")
+        await append_event(
+            conn,
+            _admin_event(
+                request, site_id, {"action": "flagged_area_remove", "area": _area_json(row)}
+            ),
+        )
+    return web.Response(status=204)
+
+
+def routes() -> list[web.RouteDef]:
+    site = r"/api/v1/sites/{site_id:\d{1,18}}"
+    return [
+        web.get(site + "/rules", get_rules, name="site_rules"),
+        web.put(site + "/rules", put_rules, name="set_site_rules"),
+        web.get(site + "/flagged-areas", list_flagged_areas, name="flagged_areas"),
+        web.post(site + "/flagged-areas", add_flagged_area, name="add_flagged_area"),
+        web.delete(
+            site + r"/flagged-areas/{area_id:\d{1,18}}",
+            delete_flagged_area,
+            name="delete_flagged_area",
+        ),
+    ]
