@@ -1,9 +1,11 @@
-"""The `staff import` and `keys ...` admin commands (wired into the CLI by __main__)."""
+"""The `staff import`, `keys ...` and `audit verify` admin commands (wired into the CLI by
+__main__)."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -11,6 +13,7 @@ from pathlib import Path
 
 import asyncpg
 
+from service.events import verify_chain
 from service.keys import KeyCommandError, key_store_for, list_keys, retire, rotate
 from service.staff_import import import_staff_csv
 
@@ -68,6 +71,22 @@ async def keys_list(args: argparse.Namespace, conn: asyncpg.Connection) -> int:
     return 0
 
 
+async def audit_verify(args: argparse.Namespace, conn: asyncpg.Connection) -> int:
+    """Check the hash chain of one site (or of every chain); one JSON line per chain."""
+    if args.site is not None:
+        chains = [args.site]
+    else:
+        chains = [
+            r["chain_id"] for r in await conn.fetch("SELECT chain_id FROM event_chains ORDER BY 1")
+        ]
+    broken = False
+    for chain_id in chains:
+        report = await verify_chain(conn, chain_id, from_seq=args.from_seq, to_seq=args.to_seq)
+        broken = broken or report.broken is not None
+        sys.stdout.write(json.dumps(report.as_json()) + "\n")
+    return 1 if broken else 0
+
+
 def add_parsers(sub: argparse._SubParsersAction, wrap: Callable[[Command], object]) -> None:  # type: ignore[type-arg]
     """Add `staff import` and `keys rotate|retire|list`; ``wrap`` turns a command into
     the CLI's ``func`` (it opens the database connection)."""
@@ -93,3 +112,13 @@ def add_parsers(sub: argparse._SubParsersAction, wrap: Callable[[Command], objec
     )
     retire_cmd.set_defaults(func=wrap(keys_retire))
     keys_sub.add_parser("list", help="list keys").set_defaults(func=wrap(keys_list))
+
+    audit = sub.add_parser("audit", help="the event log")
+    audit_sub = audit.add_subparsers(dest="audit_command", required=True)
+    verify = audit_sub.add_parser(
+        "verify", help="check the hash chains; report the first broken link (exit 1 if any)"
+    )
+    verify.add_argument("--site", type=int, help="only this site's chain (0: events of no site)")
+    verify.add_argument("--from-seq", type=int, default=1, help="first seq to check")
+    verify.add_argument("--to-seq", type=int, help="last seq to check (default: the end)")
+    verify.set_defaults(func=wrap(audit_verify))

@@ -123,20 +123,25 @@ LEFT JOIN declarations d
 WHERE p.id = ANY($1::uuid[])
 """
 
-OPEN_STAYS_SQL = """
-SELECT id, site_id, person_id FROM presence
-WHERE person_id = ANY($1::bigint[]) AND site_id = ANY($2::bigint[]) AND exited_at IS NULL
-"""
-
-OCCUPANCY_SQL = """
-SELECT site_id, count(*) AS inside FROM presence
-WHERE site_id = ANY($1::bigint[]) AND exited_at IS NULL GROUP BY site_id
-"""
-
-RECENT_ALLOWED_SQL = """
-SELECT DISTINCT ON (pass_id) pass_id, gate_id, direction, occurred_at FROM events
-WHERE pass_id = ANY($1::uuid[]) AND occurred_at > $2 AND kind = 'scan' AND decision = 'allow'
-ORDER BY pass_id, occurred_at DESC
+# Under the site lock, in one round trip: the open stays of the batch's people, how many
+# are inside each site, and the last allowed use of each pass (the shared-pass check).
+SITE_STATE_SQL = """
+SELECT
+  (SELECT coalesce(jsonb_agg(jsonb_build_array(id, site_id, person_id)), '[]'::jsonb)
+   FROM presence
+   WHERE person_id = ANY($1::bigint[]) AND site_id = ANY($2::bigint[]) AND exited_at IS NULL)
+  AS stays,
+  (SELECT coalesce(jsonb_object_agg(site_id, inside), '{}'::jsonb)
+   FROM (SELECT site_id, count(*) AS inside FROM presence
+         WHERE site_id = ANY($2::bigint[]) AND exited_at IS NULL GROUP BY site_id) AS c)
+  AS occupancy,
+  (SELECT coalesce(jsonb_agg(jsonb_build_array(pass_id, gate_id, direction, occurred_at)),
+                   '[]'::jsonb)
+   FROM (SELECT DISTINCT ON (pass_id) pass_id, gate_id, direction, occurred_at FROM events
+         WHERE pass_id = ANY($3::uuid[]) AND occurred_at > $4 AND kind = 'scan'
+           AND decision = 'allow'
+         ORDER BY pass_id, occurred_at DESC) AS r)
+  AS recent
 """
 
 INSERT_STAYS_SQL = """
@@ -256,17 +261,21 @@ async def decide_batch(
         views = {site_id: SiteView() for site_id in site_ids}
         plan = _Plan()
         person_ids = list({s.person_id for s in states.values()})
-        for r in await conn.fetch(OPEN_STAYS_SQL, person_ids, site_ids):
-            views[r["site_id"]].inside.add(r["person_id"])
-            plan.open_ids[(r["site_id"], r["person_id"])] = r["id"]
-        for r in await conn.fetch(OCCUPANCY_SQL, site_ids):
-            views[r["site_id"]].count = r["inside"]
         longest = max((g.rules.shared_pass_window_s for g in gates.values()), default=0)
-        for r in await conn.fetch(RECENT_ALLOWED_SQL, pass_ids, now - timedelta(seconds=longest)):
-            site = pass_sites.get(r["pass_id"])
+        state = await conn.fetchrow(
+            SITE_STATE_SQL, person_ids, site_ids, pass_ids, now - timedelta(seconds=longest)
+        )
+        for stay_id, site, person in state["stays"]:
+            views[site].inside.add(person)
+            plan.open_ids[(site, person)] = stay_id
+        for site, inside in state["occupancy"].items():
+            views[int(site)].count = inside
+        for pass_text, gate_id, direction, at_text in state["recent"]:
+            pass_id = UUID(pass_text)
+            site = pass_sites.get(pass_id)
             if site in views:
-                views[site].last_allowed[r["pass_id"]] = RecentUse(
-                    r["gate_id"], r["direction"], r["occurred_at"]
+                views[site].last_allowed[pass_id] = RecentUse(
+                    gate_id, direction, datetime.fromisoformat(at_text)
                 )
 
         decisions: list[Decision | None] = []
@@ -489,7 +498,20 @@ def _plan_correction(
 async def _write_presence(
     conn: asyncpg.Connection, plan: _Plan, appended: list[AppendedEvent]
 ) -> None:
+    # Stays end before new ones begin: a person may leave and come back in one batch,
+    # and at most one stay per person may be open.
     ids = [a.id for a in appended]
+    if plan.undone_entries:
+        await conn.execute(UNDO_STAYS_SQL, plan.undone_entries)
+    if plan.closed:
+        c = plan.closed
+        await conn.execute(
+            CLOSE_STAYS_SQL,
+            [x[0] for x in c],
+            [x[1] for x in c],
+            [x[2] for x in c],
+            [ids[x[3]] for x in c],
+        )
     if plan.new_stays:
         s = plan.new_stays
         await conn.execute(
@@ -503,17 +525,6 @@ async def _write_presence(
             [x.exit_gate_id for x in s],
             [ids[x.exit_index] if x.exit_index is not None else None for x in s],
             ["scan" if x.exited_at is not None else None for x in s],
-        )
-    if plan.undone_entries:
-        await conn.execute(UNDO_STAYS_SQL, plan.undone_entries)
-    if plan.closed:
-        c = plan.closed
-        await conn.execute(
-            CLOSE_STAYS_SQL,
-            [x[0] for x in c],
-            [x[1] for x in c],
-            [x[2] for x in c],
-            [ids[x[3]] for x in c],
         )
 
 

@@ -114,20 +114,23 @@ SELECT chain_id, last_seq, last_hash FROM event_chains
 WHERE chain_id = ANY($1::bigint[]) ORDER BY chain_id FOR UPDATE
 """
 
-INSERT_EVENTS_SQL = """
-INSERT INTO events (chain_id, seq, kind, occurred_at, site_id, gate_id, person_id, pass_id,
-                    event_id, direction, decision, reason, actor, detail, digest, prev_hash, hash)
-SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::timestamptz[], $5::bigint[],
-                     $6::bigint[], $7::bigint[], $8::uuid[], $9::uuid[], $10::text[], $11::text[],
-                     $12::text[], $13::text[], $14::jsonb[], $15::bytea[], $16::bytea[],
-                     $17::bytea[])
-RETURNING id
-"""
-
-UPDATE_CHAINS_SQL = """
-UPDATE event_chains AS c SET last_seq = u.seq, last_hash = u.hash
-FROM unnest($1::bigint[], $2::bigint[], $3::bytea[]) AS u (chain_id, seq, hash)
-WHERE c.chain_id = u.chain_id
+# One round trip: the rows, and the chain heads moved to the last of them.
+APPEND_SQL = """
+WITH appended AS (
+    INSERT INTO events (chain_id, seq, kind, occurred_at, site_id, gate_id, person_id, pass_id,
+                        event_id, direction, decision, reason, actor, detail, digest, prev_hash,
+                        hash)
+    SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::timestamptz[], $5::bigint[],
+                         $6::bigint[], $7::bigint[], $8::uuid[], $9::uuid[], $10::text[],
+                         $11::text[], $12::text[], $13::text[], $14::jsonb[], $15::bytea[],
+                         $16::bytea[], $17::bytea[])
+    RETURNING id, chain_id, seq
+), moved AS (
+    UPDATE event_chains AS c SET last_seq = u.seq, last_hash = u.hash
+    FROM unnest($18::bigint[], $19::bigint[], $20::bytea[]) AS u (chain_id, seq, hash)
+    WHERE c.chain_id = u.chain_id
+)
+SELECT id, chain_id, seq FROM appended
 """
 
 
@@ -191,17 +194,18 @@ async def append_events(
         )
         for column, value in zip(columns, values, strict=True):
             column.append(value)
-    ids = [r["id"] for r in await conn.fetch(INSERT_EVENTS_SQL, *columns)]
-    touched = {e.chain_id for e in events}
-    await conn.execute(
-        UPDATE_CHAINS_SQL,
-        list(touched),
+    touched = list({e.chain_id for e in events})
+    rows = await conn.fetch(
+        APPEND_SQL,
+        *columns,
+        touched,
         [heads[c][0] for c in touched],
         [heads[c][1] for c in touched],
     )
+    ids = {(r["chain_id"], r["seq"]): r["id"] for r in rows}
     return [
-        AppendedEvent(id=i, chain_id=e.chain_id, seq=s, event=e)
-        for i, e, s in zip(ids, events, seqs, strict=True)
+        AppendedEvent(id=ids[(e.chain_id, s)], chain_id=e.chain_id, seq=s, event=e)
+        for e, s in zip(events, seqs, strict=True)
     ]
 
 

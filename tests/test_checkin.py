@@ -348,3 +348,20 @@ async def test_an_exit_kiosk_with_a_slow_clock_still_closes_the_stay(
     assert (out["decision"], out["reason"]) == ("allow", "goodbye")
     stay = await conn.fetchrow("SELECT entered_at, exited_at FROM presence")
     assert stay["exited_at"] >= stay["entered_at"]
+
+
+async def test_leaving_and_coming_back_in_one_batch(
+    factory: Factory, conn: asyncpg.Connection, door: Door
+) -> None:
+    payload = await valid_pass(factory, door)
+    authenticator = PassAuthenticator()
+    enter = ScanItem(ScanIn.model_validate(scan_body(payload)), door.entrance, "kiosk:test")
+    await decide_batch(conn, [enter], authenticator)
+    items = [
+        ScanItem(ScanIn.model_validate(scan_body(payload)), gate, "kiosk:test")
+        for gate in (door.exit, door.entrance, door.exit, door.entrance)
+    ]
+    decisions = (await decide_batch(conn, items, authenticator)).decisions
+    assert [d.reason for d in decisions] == ["goodbye", "welcome", "goodbye", "welcome"]
+    stays = await conn.fetch("SELECT exited_at IS NULL AS open FROM presence ORDER BY id")
+    assert [s["open"] for s in stays] == [False, False, True]

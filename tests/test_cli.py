@@ -134,3 +134,34 @@ def test_serve_demo_on_embedded_database_keeps_data_across_runs(tmp_path: Path) 
     site = re.compile(r"Demo site id: (\d+)")
     assert site.findall(first) == site.findall(second)  # the data of the first run is kept
     assert not tokens & set(TOKEN.findall(second))  # fresh tokens each run
+
+
+async def test_audit_verify_reports_the_first_broken_link(
+    db_url: str, tmp_path: Path, site_id: int, conn: asyncpg.Connection
+) -> None:
+    from datetime import UTC, datetime
+
+    from service.events import NewEvent, append_events
+
+    async with conn.transaction():
+        await append_events(
+            conn,
+            [
+                NewEvent(
+                    kind="admin",
+                    actor="admin:1",
+                    occurred_at=datetime.now(UTC),
+                    site_id=site_id,
+                    detail={"n": n},
+                )
+                for n in range(3)
+            ],
+        )
+    env = env_for(db_url, tmp_path)
+    ok = run_cli("audit", "verify", env=env)
+    assert ok.returncode == 0, ok.stderr
+    assert all('"ok": true' in line for line in ok.stdout.splitlines())
+    await conn.execute("UPDATE events SET actor = 'someone else' WHERE seq = 2")
+    bad = run_cli("audit", "verify", "--site", str(site_id), env=env)
+    assert bad.returncode == 1
+    assert '"seq": 2' in bad.stdout and "edited" in bad.stdout
