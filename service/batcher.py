@@ -9,7 +9,6 @@ the limit. A scan is answered only after its batch has committed.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ from aiohttp import web
 from service.checkin import Decision, ScanItem, decide_batch
 from service.db import DB_KEY, Database
 from service.errors import UNAVAILABLE_ERRORS, ServiceUnavailable
+from service.tasks import cancel_and_wait
 from service.trust import PassAuthenticator
 
 logger = logging.getLogger(__name__)
@@ -61,11 +61,7 @@ class ScanBatcher:
         self._tasks = [asyncio.create_task(self._work()) for _ in range(self.workers)]
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(self._tasks)
         while not self._queue.empty():
             unit = self._queue.get_nowait()
             if not unit.future.done():

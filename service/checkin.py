@@ -343,8 +343,9 @@ def _decide_one(
             check_claims(claims, now=check_at, site_id=gate.site_id)
         except PassError as e:
             error = e.reason.value
+    # claims are set exactly when the signature is genuine (auth_error is None).
     state = states.get(claims.pass_id) if claims is not None else None
-    if state is not None and claims is not None and claims.site_id != gate.site_id:
+    if claims is not None and claims.site_id != gate.site_id:
         state = None
     person_id = state.person_id if state else None
     inside = person_id is not None and person_id in view.inside
@@ -390,7 +391,7 @@ def _decide_one(
             site_id=gate.site_id,
             gate_id=gate.id,
             person_id=person_id,
-            pass_id=claims.pass_id if claims is not None and auth_error is None else None,
+            pass_id=claims.pass_id if claims is not None else None,
             event_id=scan.event_id,
             direction=verdict.direction,
             decision=verdict.decision,

@@ -11,7 +11,6 @@ catches anything a lost notification or a dropped LISTEN connection missed.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -24,6 +23,7 @@ from aiohttp import web
 from service.db import DB_KEY, Database
 from service.reasons import REASONS, message
 from service.settings import Settings
+from service.tasks import cancel_and_wait
 
 logger = logging.getLogger(__name__)
 
@@ -250,11 +250,7 @@ class Fanout:
         ]
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(self._tasks)
 
 
 FANOUT_KEY = web.AppKey("fanout", Fanout)

@@ -120,6 +120,20 @@ async def client(
     return await aiohttp_client(app)
 
 
+@pytest.fixture
+async def unreachable_client(
+    aiohttp_client: Callable[[web.Application], Awaitable[TestClient[Any, Any]]],
+    tmp_path: Path,
+) -> TestClient[Any, Any]:
+    """The real app whose database does not answer (nothing listens on port 1)."""
+    settings = Settings(
+        database_url="postgresql://postgres@127.0.0.1:1/none",
+        data_dir=tmp_path,
+        db_acquire_timeout_s=0.5,
+    )
+    return await aiohttp_client(create_app(settings=settings))
+
+
 class Factory:
     """Makes rows with sensible defaults; returns ids."""
 

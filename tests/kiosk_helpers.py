@@ -14,13 +14,13 @@ from typing import Any
 import cv2
 import numpy as np
 import numpy.typing as npt
-import qrcode
 from aiohttp import WSMsgType, web
 
 from service.passes import SigningKey, TrustList, issue_pass, verify_pass
 from service.reasons import message
+from tests import frames
+from tests.frames import Frame, place
 
-Frame = npt.NDArray[np.uint8]
 W, H = 480, 360  # small frames: the machine is shared
 
 
@@ -50,12 +50,7 @@ def forge(payload: str) -> str:
 
 
 def qr_image(text: str, module: int = 3) -> Frame:
-    qr = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_M, box_size=1, border=4)
-    qr.add_data(text)
-    qr.make(fit=True)
-    modules = np.asarray(qr.get_matrix(), dtype=np.uint8)
-    image = np.where(modules == 1, 0, 255).astype(np.uint8)
-    return np.kron(image, np.ones((module, module), np.uint8))
+    return frames.qr_image(text, module)
 
 
 def blank(rng: np.random.Generator, level: int = 140) -> Frame:
@@ -64,19 +59,6 @@ def blank(rng: np.random.Generator, level: int = 140) -> Frame:
         x, y = int(rng.integers(0, W - 80)), int(rng.integers(0, H - 40))
         cv2.rectangle(frame, (x, y), (x + 70, y + 35), int(rng.integers(40, 220)), -1)
     return frame
-
-
-def place(frame: Frame, code: Frame, quad: Sequence[tuple[float, float]]) -> Frame:
-    """Warp ``code`` onto ``quad`` (clockwise from top-left) of ``frame``."""
-    side = code.shape[0]
-    src = np.array([[0, 0], [side, 0], [side, side], [0, side]], np.float32)
-    matrix = cv2.getPerspectiveTransform(src, np.array(quad, np.float32))
-    h, w = frame.shape[:2]
-    warped = cv2.warpPerspective(code, matrix, (w, h), flags=cv2.INTER_AREA)
-    mask = cv2.warpPerspective(np.full_like(code, 255), matrix, (w, h)) > 127
-    out = frame.copy()
-    out[mask] = warped[mask]
-    return out
 
 
 @dataclass(frozen=True)

@@ -7,9 +7,7 @@ import time
 
 import cv2
 import numpy as np
-import numpy.typing as npt
 import pytest
-import qrcode
 
 from scanner.decode import (
     Decoded,
@@ -21,8 +19,9 @@ from scanner.decode import (
     make_decoder,
     to_gray,
 )
+from tests import frames
+from tests.frames import Frame, place
 
-Frame = npt.NDArray[np.uint8]
 W, H = 1280, 720
 PASS = "CHK1.7Q2M9XKD.visitor-0042.ZJ4W8T6P3R5N"
 
@@ -45,12 +44,7 @@ def rng() -> np.random.Generator:
 
 
 def qr_image(text: str, module: int = 8) -> Frame:
-    qr = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_M, box_size=1, border=4)
-    qr.add_data(text)
-    qr.make(fit=True)
-    modules = np.asarray(qr.get_matrix(), dtype=np.uint8)
-    image = np.where(modules == 1, 0, 255).astype(np.uint8)
-    return np.kron(image, np.ones((module, module), np.uint8))
+    return frames.qr_image(text, module)
 
 
 def background(rng: np.random.Generator, level: int = 150) -> Frame:
@@ -59,18 +53,6 @@ def background(rng: np.random.Generator, level: int = 150) -> Frame:
         x, y = int(rng.integers(0, W - 200)), int(rng.integers(0, H - 100))
         cv2.rectangle(frame, (x, y), (x + 180, y + 80), int(rng.integers(40, 220)), -1)
     return frame
-
-
-def place(frame: Frame, code: Frame, quad: list[tuple[float, float]]) -> Frame:
-    """Warp `code` onto the quadrilateral `quad` (clockwise from top-left) of `frame`."""
-    side = code.shape[0]
-    src = np.array([[0, 0], [side, 0], [side, side], [0, side]], np.float32)
-    matrix = cv2.getPerspectiveTransform(src, np.array(quad, np.float32))
-    warped = cv2.warpPerspective(code, matrix, (W, H), flags=cv2.INTER_AREA)
-    mask = cv2.warpPerspective(np.full_like(code, 255), matrix, (W, H)) > 127
-    out = frame.copy()
-    out[mask] = warped[mask]
-    return out
 
 
 def square(x: float, y: float, side: float) -> list[tuple[float, float]]:

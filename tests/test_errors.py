@@ -96,16 +96,7 @@ async def test_missing_token(client: TestClient[Any, Any]) -> None:
     assert_error(await resp.json(), "unauthorized")
 
 
-async def test_database_down_is_503_not_500(aiohttp_client: Any, tmp_path: Any) -> None:
-    from service.app import create_app
-    from service.settings import Settings
-
-    settings = Settings(
-        database_url="postgresql://postgres@127.0.0.1:1/none",
-        data_dir=tmp_path,
-        db_acquire_timeout_s=0.5,
-    )
-    client = await aiohttp_client(create_app(settings=settings))
-    resp = await client.get("/api/v1/sites", headers=bearer("cgw_whatever"))
+async def test_database_down_is_503_not_500(unreachable_client: TestClient[Any, Any]) -> None:
+    resp = await unreachable_client.get("/api/v1/sites", headers=bearer("cgw_whatever"))
     assert resp.status == 503
     assert_error(await resp.json(), "service_unavailable")
