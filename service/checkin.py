@@ -235,11 +235,10 @@ async def decide_batch(
         r["id"]: gate_info(r) for r in await conn.fetch(GATES_SQL, list({i.gate_id for i in items}))
     }
     site_ids = sorted({g.site_id for g in gates.values()})
+    # Only a replay with an offline verdict can need a correction: look for those too.
     event_ids = [i.scan.event_id for i in items]
-    existing = {
-        r["event_id"]: r
-        for r in await conn.fetch(EXISTING_SQL, event_ids + [correction_id(e) for e in event_ids])
-    }
+    corrections = [correction_id(i.scan.event_id) for i in items if i.scan.offline is not None]
+    existing = {r["event_id"]: r for r in await conn.fetch(EXISTING_SQL, event_ids + corrections)}
     pass_ids = list({c.pass_id for c, _ in checked if c is not None})
     states: dict[UUID, PassState] = {}
     pass_sites: dict[UUID, int] = {}

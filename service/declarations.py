@@ -21,7 +21,7 @@ import pydantic
 from aiohttp import web
 from pydantic import BaseModel, BeforeValidator, ConfigDict
 
-from service.auth import Role, principal, public, requires
+from service.auth import Role, principal, public, require_site, requires
 from service.db import DB_KEY
 from service.declaration_model import Declaration, Purpose
 from service.errors import ApiError
@@ -94,6 +94,13 @@ PASS_PAYLOAD_SQL = "SELECT payload FROM passes WHERE id = $1"
 DECLARATION_FOR_REVIEW_SQL = """
 SELECT id, person_id, site_id, status, reasons, valid_until, superseded_at
 FROM declarations WHERE id = $1 FOR NO KEY UPDATE
+"""
+REVIEW_QUEUE_SQL = """
+SELECT d.id, d.person_id, p.full_name, p.kind, p.organisation, d.reasons, d.submitted_at,
+       d.valid_until
+FROM declarations d JOIN people p ON p.id = d.person_id
+WHERE d.site_id = $1 AND d.status = 'review' AND d.superseded_at IS NULL AND d.valid_until > $2
+ORDER BY d.submitted_at
 """
 REVIEW_SQL = """
 UPDATE declarations SET status = $2, reviewed_by = $3, reviewed_at = $4 WHERE id = $1
@@ -373,6 +380,24 @@ class RevokeIn(BaseModel):
 
 
 @requires(Role.ADMIN, Role.GUARD)
+async def review_queue(request: web.Request) -> web.Response:
+    """Declarations of a site waiting for a guard or a health officer, oldest first."""
+    site_id = int(request.match_info["site_id"])
+    require_site(request, site_id)
+    async with request.app[DB_KEY].connection() as conn:
+        rows = await conn.fetch(REVIEW_QUEUE_SQL, site_id, datetime.now(UTC))
+    waiting = [
+        {
+            **dict(r),
+            "submitted_at": r["submitted_at"].isoformat(),
+            "valid_until": r["valid_until"].isoformat(),
+        }
+        for r in rows
+    ]
+    return web.json_response({"site_id": site_id, "declarations": waiting})
+
+
+@requires(Role.ADMIN, Role.GUARD)
 async def review_declaration(request: web.Request) -> web.Response:
     declaration_id = int(request.match_info["declaration_id"])
     body = await read_model(request, ReviewIn)
@@ -581,6 +606,7 @@ def routes() -> list[web.RouteDef]:
             review_declaration,
             name="review_declaration",
         ),
+        web.get(r"/api/v1/sites/{site_id:\d{1,18}}/reviews", review_queue, name="review_queue"),
         web.get(r"/api/v1/people/{person_id:\d{1,18}}", get_person, name="person"),
         web.post(
             r"/api/v1/people/{person_id:\d{1,18}}/revoke-passes",

@@ -238,6 +238,9 @@ async def test_review_approve_issues_a_pass_and_reject_does_not(
 ) -> None:
     guard = bearer(tokens[Role.GUARD])
     pending = await declare(client, declaration(site_id, symptoms=["fatigue"]))
+    queue = await (await client.get(f"/api/v1/sites/{site_id}/reviews", headers=guard)).json()
+    assert [d["id"] for d in queue["declarations"]] == [pending["declaration_id"]]
+    assert queue["declarations"][0]["reasons"][0]["code"] == "symptoms_reported"
     url = f"/api/v1/declarations/{pending['declaration_id']}/review"
     resp = await client.post(
         url, json={"decision": "approve", "note": "mệt do thức khuya"}, headers=guard

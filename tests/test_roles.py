@@ -36,6 +36,7 @@ EXPECTED: dict[str, frozenset[Role]] = {
     "keys": PUBLIC,
     "create_declaration": PUBLIC,
     "review_declaration": frozenset({A, G}),
+    "review_queue": frozenset({A, G}),
     "person": frozenset({A, G, U}),
     "revoke_person_passes": frozenset({A}),
     "revoke_pass": frozenset({A}),
