@@ -6,9 +6,11 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
+import json
 import logging
 import sys
 from collections.abc import Awaitable, Callable, Iterator
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 from aiohttp import web
@@ -21,6 +23,7 @@ from service.demo import DemoSite, seed_demo
 from service.embedded import start_embedded
 from service.logs import configure_logging
 from service.migrations import migrate
+from service.retention import purge
 from service.settings import Settings, SettingsError
 
 logger = logging.getLogger("service")
@@ -82,6 +85,17 @@ def cmd_token_revoke(args: argparse.Namespace, url: str) -> int:
         return 1
 
     return asyncio.run(_with_connection(url, work))
+
+
+async def purge_command(args: argparse.Namespace, conn: asyncpg.Connection) -> int:
+    days = args.older_than_days or args.settings.retention_days
+    cutoff = datetime.now(UTC) - timedelta(days=days)
+    report = await purge(conn, older_than=cutoff, actor="cli:purge")
+    if report is None:
+        sys.stderr.write("another purge is running; try again later\n")
+        return 1
+    sys.stdout.write(json.dumps(report.as_json()) + "\n")
+    return 0
 
 
 def demo_banner(demo: DemoSite, settings: Settings) -> str:
@@ -190,6 +204,13 @@ def build_parser() -> argparse.ArgumentParser:
     which.add_argument("--id", type=int, help="the token's id")
     revoke.set_defaults(func=cmd_token_revoke)
     admin_commands.add_parsers(sub, _admin_command)
+    purge_parser = sub.add_parser(
+        "purge", help="purge personal data older than the retention period (keeps counts)"
+    )
+    purge_parser.add_argument(
+        "--older-than-days", type=int, help="default: CHECKIN_RETENTION_DAYS (30)"
+    )
+    purge_parser.set_defaults(func=_admin_command(purge_command))
     return parser
 
 

@@ -21,6 +21,7 @@ from service.db import pool_context
 from service.errors import error_middleware
 from service.fanout import fanout_context
 from service.qr import executor_context
+from service.retention import retention_context
 from service.settings import Settings
 
 SETTINGS_KEY = web.AppKey("settings", Settings)
@@ -37,6 +38,7 @@ def create_app(*, settings: Settings) -> web.Application:
     app.cleanup_ctx.append(fanout_context(settings))
     app.cleanup_ctx.append(batcher_context)
     app.cleanup_ctx.append(executor_context())
+    app.cleanup_ctx.append(retention_context(settings))
     app.add_routes(health.routes())
     app.add_routes(sites.routes())
     app.add_routes(keys.routes())

@@ -25,6 +25,9 @@ class Settings:
     # A request waits at most this long for a database connection, then gets 503.
     db_acquire_timeout_s: float = 5.0
     db_command_timeout_s: float = 10.0
+    # Personal data older than this is purged, checked every purge_interval_s.
+    retention_days: int = 30
+    purge_interval_s: float = 3600.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -49,6 +52,12 @@ class Settings:
             ),
             db_command_timeout_s=_float(
                 env, "CHECKIN_DB_COMMAND_TIMEOUT", defaults.db_command_timeout_s, low=0.1
+            ),
+            retention_days=_int(
+                env, "CHECKIN_RETENTION_DAYS", defaults.retention_days, low=1, high=3650
+            ),
+            purge_interval_s=_float(
+                env, "CHECKIN_PURGE_INTERVAL", defaults.purge_interval_s, low=1.0
             ),
         )
 
