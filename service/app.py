@@ -12,6 +12,7 @@ from service import (
     health,
     keys,
     kiosk_stream,
+    openapi,
     rules,
     sites,
 )
@@ -48,4 +49,5 @@ def create_app(*, settings: Settings) -> web.Application:
     app.add_routes(kiosk_stream.routes())
     app.add_routes(event_stream.routes())
     app.add_routes(door.routes())
+    app.add_routes(openapi.routes())
     return app

@@ -28,6 +28,7 @@ from service.errors import ApiError
 from service.events import NewEvent, append_event, append_events
 from service.field_errors import field_errors
 from service.keys import KEYS_KEY, KeyStore, active_signing_key
+from service.openapi import documented
 from service.passes import issue_pass
 from service.people import Person, find_person, person_for_declaration, person_json
 from service.policy import Evaluation, FlaggedArea, SiteRules, evaluate
@@ -357,6 +358,7 @@ def _limit_body(request: web.Request, limit: int) -> None:
 
 
 @public
+@documented(body=Declaration)
 async def post_declaration(request: web.Request) -> web.Response:
     _limit_body(request, MAX_DECLARATION_BYTES)
     now = datetime.now(UTC)
@@ -398,6 +400,7 @@ async def review_queue(request: web.Request) -> web.Response:
 
 
 @requires(Role.ADMIN, Role.GUARD)
+@documented(body=ReviewIn)
 async def review_declaration(request: web.Request) -> web.Response:
     declaration_id = int(request.match_info["declaration_id"])
     body = await read_model(request, ReviewIn)
@@ -459,6 +462,7 @@ async def review_declaration(request: web.Request) -> web.Response:
 
 
 @requires(Role.ADMIN)
+@documented(body=RevokeIn)
 async def revoke_person_passes(request: web.Request) -> web.Response:
     person_id = int(request.match_info["person_id"])
     body = await read_model(request, RevokeIn)
@@ -478,6 +482,7 @@ async def revoke_person_passes(request: web.Request) -> web.Response:
 
 
 @requires(Role.ADMIN)
+@documented(body=RevokeIn)
 async def revoke_pass(request: web.Request) -> web.Response:
     pass_id = uuid.UUID(request.match_info["pass_id"])
     body = await read_model(request, RevokeIn)

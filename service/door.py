@@ -16,6 +16,7 @@ from service.db import DB_KEY
 from service.errors import ApiError
 from service.events import NewEvent, append_events, lock_chains
 from service.fanout import FANOUT_KEY
+from service.openapi import documented
 from service.reasons import short_name
 from service.validation import read_model
 
@@ -104,6 +105,7 @@ def _announce(request: web.Request, heads: dict[int, tuple[int, bytes]]) -> None
 
 
 @requires(Role.GUARD, Role.ADMIN)
+@documented(body=OverrideIn)
 async def create_override(request: web.Request) -> web.Response:
     """Let a denied person through once, with the guard's reason on record."""
     body = await read_model(request, OverrideIn)
@@ -167,6 +169,7 @@ async def create_override(request: web.Request) -> web.Response:
 
 
 @requires(Role.GUARD, Role.ADMIN)
+@documented(body=ReasonIn)
 async def manual_exit(request: web.Request) -> web.Response:
     """Record by hand that a person left (a kiosk was down, they left with a group)."""
     site_id = _site_id(request)
@@ -175,7 +178,10 @@ async def manual_exit(request: web.Request) -> web.Response:
     body = await read_model(request, ReasonIn)
     now = datetime.now(UTC)
     async with request.app[DB_KEY].connection() as conn, conn.transaction():
-        heads = await lock_chains(conn, [site_id])
+        try:
+            heads = await lock_chains(conn, [site_id])
+        except LookupError:
+            raise ApiError(404, "site_not_found", f"No site with id {site_id}.") from None
         stay = await conn.fetchval(OPEN_STAY_SQL, site_id, person_id)
         if stay is None:
             raise ApiError(409, "not_inside", "This person is not inside this site.")
@@ -259,6 +265,7 @@ async def _deny_list_event(
 
 
 @requires(Role.ADMIN)
+@documented(body=DenyListIn)
 async def add_to_deny_list(request: web.Request) -> web.Response:
     body = await read_model(request, DenyListIn)
     actor = principal(request).actor
@@ -289,6 +296,7 @@ async def add_to_deny_list(request: web.Request) -> web.Response:
 
 
 @requires(Role.ADMIN)
+@documented(body=ReasonIn)
 async def remove_from_deny_list(request: web.Request) -> web.Response:
     entry_id = int(request.match_info["entry_id"])
     body = await read_model(request, ReasonIn)

@@ -17,6 +17,7 @@ from aiohttp import WSMsgType, web
 from service.auth import Role, require_site, requires
 from service.errors import ApiError
 from service.fanout import FANOUT_KEY
+from service.openapi import documented
 
 SEND_TIMEOUT_S = 5.0
 
@@ -33,6 +34,7 @@ def _int_param(request: web.Request, name: str, *, required: bool) -> int | None
 
 
 @requires(Role.ADMIN, Role.GUARD, Role.AUDITOR)
+@documented(query={"site_id": ("integer", True), "after_seq": ("integer", False)})
 async def events_stream(request: web.Request) -> web.WebSocketResponse:
     site_id = _int_param(request, "site_id", required=True)
     assert site_id is not None

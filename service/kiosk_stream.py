@@ -23,6 +23,7 @@ from service.checkin import ScanIn, ScanItem
 from service.db import DB_KEY
 from service.errors import UNAVAILABLE_ERRORS, ApiError
 from service.field_errors import field_errors
+from service.openapi import documented
 from service.validation import read_json, validate
 
 logger = logging.getLogger(__name__)
@@ -76,12 +77,14 @@ async def _decide(request: web.Request, scans: list[ScanIn]) -> list[dict[str, A
 
 
 @requires(Role.KIOSK)
+@documented(body=ScanIn)
 async def post_scan(request: web.Request) -> web.Response:
     scan = validate(ScanIn, await read_json(request))
     return web.json_response((await _decide(request, [scan]))[0])
 
 
 @requires(Role.KIOSK)
+@documented(body=ScanBatch)
 async def post_scan_batch(request: web.Request) -> web.Response:
     batch = validate(ScanBatch, await read_json(request))
     return web.json_response({"decisions": await _decide(request, batch.scans)})
@@ -94,6 +97,7 @@ async def record_heartbeat(request: web.Request, beat: Heartbeat) -> None:
 
 
 @requires(Role.KIOSK)
+@documented(body=Heartbeat)
 async def post_heartbeat(request: web.Request) -> web.Response:
     await record_heartbeat(request, validate(Heartbeat, await read_json(request)))
     return web.Response(status=204)

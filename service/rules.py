@@ -15,6 +15,7 @@ from service.db import DB_KEY
 from service.declaration_model import Area
 from service.errors import ApiError
 from service.events import NewEvent, append_event
+from service.openapi import documented
 from service.policy import FlaggedArea, SiteRules
 from service.validation import read_model
 
@@ -107,6 +108,7 @@ async def get_rules(request: web.Request) -> web.Response:
 
 
 @requires(Role.ADMIN)
+@documented(body=SiteRules)
 async def put_rules(request: web.Request) -> web.Response:
     site_id = _site_id(request)
     rules = (await read_model(request, SiteRules)).model_dump(mode="json")
@@ -130,6 +132,7 @@ async def list_flagged_areas(request: web.Request) -> web.Response:
 
 
 @requires(Role.ADMIN)
+@documented(body=FlaggedAreaIn)
 async def add_flagged_area(request: web.Request) -> web.Response:
     site_id = _site_id(request)
     area = await read_model(request, FlaggedAreaIn)

@@ -20,6 +20,7 @@ from pydantic import (
 from service.auth import Role, principal, require_site, requires
 from service.db import DB_KEY
 from service.errors import ApiError
+from service.openapi import documented
 from service.validation import read_model
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
@@ -130,6 +131,7 @@ async def list_sites(request: web.Request) -> web.Response:
 
 
 @requires(Role.ADMIN)
+@documented(body=SiteIn)
 async def create_site(request: web.Request) -> web.Response:
     site = await read_model(request, SiteIn)
     async with request.app[DB_KEY].connection() as conn:
@@ -150,6 +152,7 @@ async def get_site(request: web.Request) -> web.Response:
 
 
 @requires(Role.ADMIN)
+@documented(body=GateIn)
 async def create_gate(request: web.Request) -> web.Response:
     site_id = int(request.match_info["site_id"])
     gate = await read_model(request, GateIn)
