@@ -232,6 +232,8 @@ CREATE TABLE presence (
 CREATE UNIQUE INDEX presence_open_key ON presence (site_id, person_id) WHERE exited_at IS NULL;
 CREATE INDEX presence_person_idx ON presence (person_id, entered_at);
 CREATE INDEX presence_site_time_idx ON presence (site_id, entered_at);
+-- Contact tracing: the stays overlapping a span, bounded from both sides.
+CREATE INDEX presence_span_idx ON presence USING gist (tstzrange(entered_at, exited_at));
 
 -- People refused at the door whatever their pass says, per site or everywhere (NULL).
 CREATE TABLE deny_list (

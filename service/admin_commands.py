@@ -16,6 +16,7 @@ import asyncpg
 from service.events import verify_chain
 from service.keys import KeyCommandError, key_store_for, list_keys, retire, rotate
 from service.staff_import import import_staff_csv
+from service.trace import PersonNotFound, TraceError, TraceQuery, parse_time, to_csv, trace
 
 Command = Callable[[argparse.Namespace, asyncpg.Connection], Awaitable[int]]
 
@@ -87,6 +88,37 @@ async def audit_verify(args: argparse.Namespace, conn: asyncpg.Connection) -> in
     return 1 if broken else 0
 
 
+async def trace_contacts(args: argparse.Namespace, conn: asyncpg.Connection) -> int:
+    """Who was inside with a person: CSV (UTF-8 with BOM) to --out or stdout; the
+    trace is recorded in the event log with actor "cli"."""
+    now = datetime.now(UTC)
+    try:
+        query = TraceQuery(
+            person_id=args.person,
+            start=parse_time(args.start, "--from"),
+            end=parse_time(args.end, "--to"),
+            open_until=parse_time(args.open_until, "--open-until") if args.open_until else now,
+            min_overlap_minutes=args.min_overlap,
+            same_gate=args.same_gate,
+        )
+        result = await trace(conn, query, actor="cli", now=now, output="csv")
+    except TraceError as e:
+        sys.stderr.write(f"error: {e.message}\n")
+        return 2
+    except PersonNotFound:
+        sys.stderr.write(f"error: no person with id {args.person}\n")
+        return 1
+    body = to_csv(result)
+    if args.out:
+        await asyncio.to_thread(Path(args.out).write_bytes, body)
+        sys.stderr.write(f"{len(result.contacts)} contact(s) written to {args.out}\n")
+    else:
+        sys.stdout.flush()
+        sys.stdout.buffer.write(body)
+        sys.stdout.buffer.flush()
+    return 0
+
+
 def add_parsers(sub: argparse._SubParsersAction, wrap: Callable[[Command], object]) -> None:  # type: ignore[type-arg]
     """Add `staff import` and `keys rotate|retire|list`; ``wrap`` turns a command into
     the CLI's ``func`` (it opens the database connection)."""
@@ -122,3 +154,21 @@ def add_parsers(sub: argparse._SubParsersAction, wrap: Callable[[Command], objec
     verify.add_argument("--from-seq", type=int, default=1, help="first seq to check")
     verify.add_argument("--to-seq", type=int, help="last seq to check (default: the end)")
     verify.set_defaults(func=wrap(audit_verify))
+
+    trace_cmd = sub.add_parser(
+        "trace", help="contact tracing: who was inside a site with a person (CSV)"
+    )
+    trace_cmd.add_argument("--person", type=int, required=True, help="the person's id")
+    trace_cmd.add_argument("--from", dest="start", required=True, help="ISO time, with offset")
+    trace_cmd.add_argument("--to", dest="end", required=True, help="ISO time, with offset")
+    trace_cmd.add_argument(
+        "--min-overlap", type=float, default=0.0, help="minimum total overlap, in minutes"
+    )
+    trace_cmd.add_argument(
+        "--same-gate", action="store_true", help="only stays entered through the same gate"
+    )
+    trace_cmd.add_argument(
+        "--open-until", help="where stays with no exit end (ISO time; default: now)"
+    )
+    trace_cmd.add_argument("--out", help="write the CSV here (default: stdout)")
+    trace_cmd.set_defaults(func=wrap(trace_contacts))

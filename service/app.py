@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from service import (
+    audit,
     declarations,
     declare_form,
     door,
@@ -15,6 +16,7 @@ from service import (
     openapi,
     rules,
     sites,
+    trace,
 )
 from service.auth import auth_middleware
 from service.batcher import batcher_context
@@ -50,4 +52,6 @@ def create_app(*, settings: Settings) -> web.Application:
     app.add_routes(event_stream.routes())
     app.add_routes(door.routes())
     app.add_routes(openapi.routes())
+    app.add_routes(audit.routes())
+    app.add_routes(trace.routes())
     return app

@@ -53,6 +53,11 @@ EXPECTED: dict[str, frozenset[Role]] = {
     "declare_submit": PUBLIC,
     "pass_print": PUBLIC,
     "static": PUBLIC,
+    "audit_events": frozenset({A, U}),
+    "audit_verify": frozenset({A, U}),
+    "person_movements": frozenset({A, U}),
+    "site_report": frozenset({A, U}),
+    "trace": frozenset({A, U}),
 }
 
 

@@ -1,0 +1,159 @@
+"""Contact-tracing benchmark: the trace query on a year of stays at one large site.
+
+    .venv/bin/python -m bench.trace_bench [--events 1000000] [--people 2000] [--traces 7]
+
+Builds a fresh database, fills presence with about a year of stays (one stay is two
+events, an entry and an exit; the last day leaves some stays open), ANALYZE, then times
+the trace of a few random people over the last 14 days: first with the schema's indexes,
+then with the GiST index on the stays' time ranges that the report recommends (created
+in the bench database only). Prints one markdown line per index set; goal < 200 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import statistics
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+
+from bench.pg import fresh_database, server
+from service.db import init_connection
+from service.trace import TraceQuery, fetch_contacts
+
+DAYS = 365
+GOAL_MS = 200.0
+
+PEOPLE_SQL = """
+INSERT INTO people (kind, full_name, phone, organisation)
+SELECT 'staff', 'Nhân viên ' || i, '+849' || lpad(i::text, 8, '0'), 'Công ty ' || (i % 40)
+FROM generate_series(1, $1::int) AS i
+"""
+# Each person comes in on about `rate` of the days, between 07:00 and 10:00 (site
+# time), through one of two gates, and stays 30 minutes to 10 hours.
+STAYS_SQL = """
+INSERT INTO presence (site_id, person_id, entered_at, entry_gate_id, entry_event,
+                      exited_at, exit_gate_id, exit_kind)
+SELECT $1::bigint, s.person_id, s.entered_at, s.gate, 1,
+       s.entered_at + make_interval(mins => 30 + (random() * 570)::int), $4::bigint, 'scan'
+FROM (
+    SELECT p.id AS person_id,
+           $5::timestamptz + make_interval(days => d, mins => (random() * 180)::int) AS entered_at,
+           CASE WHEN random() < 0.5 THEN $2::bigint ELSE $3::bigint END AS gate
+    FROM generate_series(0, $6::int - 1) AS d CROSS JOIN people p
+    WHERE random() < $7::float8
+) AS s
+"""
+# On the last day some people have not left yet (at most one open stay each).
+OPEN_LAST_DAY_SQL = """
+UPDATE presence SET exited_at = NULL, exit_gate_id = NULL, exit_kind = NULL
+WHERE entered_at >= $1 AND person_id % 5 = 0
+"""
+
+
+def log(message: str) -> None:
+    sys.stderr.write(message + "\n")
+    sys.stderr.flush()
+
+
+async def fill(conn: asyncpg.Connection, *, people: int, stays: int) -> datetime:
+    """The data; returns the end of the year of stays (07:00 of 'today' + 1 day)."""
+    site = await conn.fetchval(
+        "INSERT INTO sites (code, name) VALUES ('bench', 'Tòa nhà lớn') RETURNING id"
+    )
+    gates = [
+        await conn.fetchval(
+            "INSERT INTO gates (site_id, name, direction) VALUES ($1, $2, $3) RETURNING id",
+            site,
+            name,
+            direction,
+        )
+        for name, direction in [("Cổng A", "entrance"), ("Cổng B", "entrance"), ("Ra", "exit")]
+    ]
+    await conn.execute(PEOPLE_SQL, people)
+    first_day = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(
+        days=DAYS - 1
+    )
+    await conn.execute("SELECT setseed(0.42)")
+    rate = min(1.0, stays / (people * DAYS))
+    await conn.execute(STAYS_SQL, site, gates[0], gates[1], gates[2], first_day, DAYS, rate)
+    await conn.execute(OPEN_LAST_DAY_SQL, first_day + timedelta(days=DAYS - 1))
+    await conn.execute("ANALYZE")
+    return first_day + timedelta(days=DAYS)
+
+
+async def time_traces(
+    conn: asyncpg.Connection, person_ids: list[int], end: datetime
+) -> tuple[list[float], int]:
+    start = end - timedelta(days=14)
+    timings = []
+    contacts = 0
+    for person_id in person_ids:
+        query = TraceQuery(person_id=person_id, start=start, end=end, open_until=end)
+        t0 = time.perf_counter()
+        found = await fetch_contacts(conn, query)
+        timings.append((time.perf_counter() - t0) * 1000)
+        contacts += len(found)
+    return timings, contacts
+
+
+async def explain(conn: asyncpg.Connection, person_id: int, end: datetime) -> str:
+    from service.trace import CONTACTS_SQL
+
+    rows = await conn.fetch(
+        "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) " + CONTACTS_SQL,
+        person_id,
+        end - timedelta(days=14),
+        end,
+        end,
+        False,
+        0.0,
+        None,
+    )
+    return "\n".join(r[0] for r in rows)
+
+
+async def run(url: str, args: argparse.Namespace) -> None:
+    conn = await asyncpg.connect(url)
+    try:
+        await init_connection(conn)
+        t0 = time.perf_counter()
+        end = await fill(conn, people=args.people, stays=args.events // 2)
+        stays = await conn.fetchval("SELECT count(*) FROM presence")
+        log(f"filled {stays} stays in {time.perf_counter() - t0:.1f} s")
+        rng = random.Random(42)
+        person_ids = rng.sample(range(1, args.people + 1), args.traces)
+        for label in ["schema indexes (with presence_span_idx)"]:
+            await time_traces(conn, person_ids[:1], end)  # warm the cache
+            timings, contacts = await time_traces(conn, person_ids, end)
+            if args.explain:
+                log(await explain(conn, person_ids[0], end))
+            median, worst = statistics.median(timings), max(timings)
+            verdict = "ok" if worst < GOAL_MS else f"over {GOAL_MS:.0f} ms"
+            print(
+                f"| trace, 14 days, {stays:,} stays ({2 * stays:,} events), {args.people:,} "
+                f"people | {label} | {len(timings)} people, {contacts / len(timings):.0f} "
+                f"contacts each | median {median:.1f} ms | max {worst:.1f} ms | {verdict} |",
+                flush=True,
+            )
+    finally:
+        await conn.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--events", type=int, default=1_000_000, help="entry + exit events")
+    parser.add_argument("--people", type=int, default=2000)
+    parser.add_argument("--traces", type=int, default=7, help="people traced per index set")
+    parser.add_argument("--explain", action="store_true", help="print EXPLAIN ANALYZE")
+    args = parser.parse_args()
+    with server() as admin_url, fresh_database(admin_url) as url:
+        asyncio.run(run(url, args))
+
+
+if __name__ == "__main__":
+    main()
