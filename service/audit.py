@@ -16,7 +16,7 @@ import io
 import json
 import logging
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -358,7 +358,7 @@ CONTENT_TYPES = {
 
 async def record_export(
     conn: asyncpg.Connection,
-    request: web.Request,
+    actor: str,
     *,
     site_id: int | None,
     detail: dict[str, Any],
@@ -368,7 +368,7 @@ async def record_export(
         conn,
         NewEvent(
             kind="export",
-            actor=principal(request).actor,
+            actor=actor,
             occurred_at=datetime.now(UTC),
             site_id=site_id,
             person_id=person_id,
@@ -396,7 +396,7 @@ async def export_events(request: web.Request) -> web.StreamResponse:
     if fmt == "json":
         return await _events_page(request, filters, detail, hashes)
     async with request.app[DB_KEY].connection() as conn:
-        await record_export(conn, request, site_id=filters.site_id, detail=detail)
+        await record_export(conn, principal(request).actor, site_id=filters.site_id, detail=detail)
         response = web.StreamResponse(
             headers={
                 "Content-Type": CONTENT_TYPES[fmt],
@@ -409,10 +409,7 @@ async def export_events(request: web.Request) -> web.StreamResponse:
             rows = conn.cursor(EXPORT_SQL, *filters.sql_args(), 0, None, None, prefetch=CHUNK_ROWS)
             await response.prepare(request)
             try:
-                if fmt == "csv":
-                    await _stream_csv(response, rows, hashes)
-                else:
-                    await _stream_jsonl(response, rows, hashes)
+                await stream_rows(response.write, rows, fmt, hashes)
             except ConnectionResetError:
                 logger.info("export abandoned by the client", extra={"path": request.path})
                 return response
@@ -420,29 +417,34 @@ async def export_events(request: web.Request) -> web.StreamResponse:
     return response
 
 
-async def _stream_csv(response: web.StreamResponse, rows: Any, hashes: bool) -> None:
+Write = Callable[[bytes], Awaitable[Any]]
+
+
+async def stream_rows(
+    write: Write, rows: AsyncIterable[asyncpg.Record], fmt: str, hashes: bool
+) -> int:
+    """Write the rows as CSV (with a BOM) or JSON Lines, in chunks; return how many."""
     columns = EXPORT_COLUMNS + HASH_COLUMNS if hashes else EXPORT_COLUMNS
     out = CsvChunks()
-    out.row(columns)
-    await response.write("\ufeff".encode() + out.take())
+    if fmt == "csv":
+        out.row(columns)
+        await write("\ufeff".encode() + out.take())
+    lines: list[str] = []
     n = 0
     async for row in rows:
-        out.row(row[c] for c in columns)
         n += 1
+        if fmt == "csv":
+            out.row(row[c] for c in columns)
+        else:
+            lines.append(json.dumps(event_json(row, hashes=hashes), ensure_ascii=False))
         if n % CHUNK_ROWS == 0:
-            await response.write(out.take())
-    await response.write(out.take())
-
-
-async def _stream_jsonl(response: web.StreamResponse, rows: Any, hashes: bool) -> None:
-    lines: list[str] = []
-    async for row in rows:
-        lines.append(json.dumps(event_json(row, hashes=hashes), ensure_ascii=False))
-        if len(lines) == CHUNK_ROWS:
-            await response.write(("\n".join(lines) + "\n").encode("utf-8"))
+            await write(out.take() if fmt == "csv" else ("\n".join(lines) + "\n").encode("utf-8"))
             lines = []
-    if lines:
-        await response.write(("\n".join(lines) + "\n").encode("utf-8"))
+    if fmt == "csv":
+        await write(out.take())
+    elif lines:
+        await write(("\n".join(lines) + "\n").encode("utf-8"))
+    return n
 
 
 async def _events_page(
@@ -455,7 +457,10 @@ async def _events_page(
     after, until = decode_cursor(token) if token is not None else (0, None)
     async with request.app[DB_KEY].connection() as conn:
         export_id = await record_export(
-            conn, request, site_id=filters.site_id, detail=detail | {"after": after}
+            conn,
+            principal(request).actor,
+            site_id=filters.site_id,
+            detail=detail | {"after": after},
         )
         until = export_id if until is None else until
         rows = await conn.fetch(EXPORT_SQL, *filters.sql_args(), after, until, limit + 1)
@@ -513,7 +518,7 @@ async def movements(request: web.Request) -> web.Response:
             raise ApiError(404, "person_not_found", f"No person with id {person_id}.")
         await record_export(
             conn,
-            request,
+            principal(request).actor,
             site_id=site_id,
             person_id=person_id,
             detail={"what": "movements", "filters": filters, "format": fmt},

@@ -165,3 +165,47 @@ async def test_audit_verify_reports_the_first_broken_link(
     bad = run_cli("audit", "verify", "--site", str(site_id), env=env)
     assert bad.returncode == 1
     assert '"seq": 2' in bad.stdout and "edited" in bad.stdout
+
+
+async def test_export_writes_the_filtered_log_and_records_itself(
+    db_url: str, tmp_path: Path, site_id: int, conn: asyncpg.Connection
+) -> None:
+    import csv
+    import json
+    from datetime import UTC, datetime
+
+    from service.events import NewEvent, append_events
+
+    async with conn.transaction():
+        await append_events(
+            conn,
+            [
+                NewEvent(
+                    kind="admin",
+                    actor="=cmd|' /C calc'!A0",
+                    occurred_at=datetime.now(UTC),
+                    site_id=site_id,
+                    detail={"n": n},
+                )
+                for n in range(3)
+            ],
+        )
+    env = env_for(db_url, tmp_path)
+    out = tmp_path / "events.csv"
+    done = run_cli("export", "--out", str(out), "--site", str(site_id), "--include-hashes", env=env)
+    assert done.returncode == 0, done.stderr
+    assert "4 event(s) written" in done.stderr  # the three, and the export's own record
+    rows = list(csv.DictReader(out.read_text(encoding="utf-8-sig").splitlines()))
+    assert [r["kind"] for r in rows] == ["admin", "admin", "admin", "export"]
+    assert [json.loads(r["detail"])["n"] for r in rows[:3]] == [0, 1, 2]
+    assert all(r["actor"].startswith("'=") for r in rows[:3])  # no formula reaches a sheet
+    assert all(len(r["hash"]) == 64 for r in rows)
+    jsonl = tmp_path / "events.jsonl"
+    assert run_cli("export", "--out", str(jsonl), "--format", "jsonl", env=env).returncode == 0
+    assert len(jsonl.read_text(encoding="utf-8").splitlines()) == 5  # and both exports
+    assert (
+        await conn.fetchval("SELECT count(*) FROM events WHERE kind = 'export' AND actor = 'cli'")
+        == 2
+    )
+    bad = run_cli("export", "--out", str(out), "--from", "yesterday", env=env)
+    assert bad.returncode == 2 and "--from" in bad.stderr
