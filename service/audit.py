@@ -9,6 +9,7 @@ JSON is paged by event id.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import csv
@@ -113,6 +114,7 @@ ORDER BY e.id
 EXPORT_CSV_SQL = _CSV_COLUMNS + _CSV_ROWS
 EXPORT_CSV_HASHES_SQL = _CSV_COLUMNS + _CSV_HASHES + _CSV_ROWS
 
+SETTLED_SQL = "SELECT pg_snapshot_xmin(pg_current_snapshot()) > $1::xid8"
 CHAIN_EXISTS_SQL = "SELECT 1 FROM event_chains WHERE chain_id = $1"
 ALL_CHAINS_SQL = "SELECT chain_id FROM event_chains ORDER BY chain_id"
 PERSON_SQL = "SELECT id, full_name FROM people WHERE id = $1"
@@ -496,13 +498,17 @@ async def _events_page(
     token = _raw(request, "after")
     after, until = decode_cursor(token) if token is not None else (0, None)
     async with request.app[DB_KEY].connection() as conn:
-        export_id = await record_export(
-            conn,
-            principal(request).actor,
-            site_id=filters.site_id,
-            detail=detail | {"after": after},
-        )
-        until = export_id if until is None else until
+        async with conn.transaction():
+            export_id = await record_export(
+                conn,
+                principal(request).actor,
+                site_id=filters.site_id,
+                detail=detail | {"after": after},
+            )
+            xid = int(await conn.fetchval("SELECT pg_current_xact_id()::text"))
+        if until is None:
+            until = export_id
+            await _settle(conn, xid)
         rows = await conn.fetch(EXPORT_SQL, *filters.sql_args(), after, until, limit + 1)
     page = rows[:limit]
     more = len(rows) > limit
@@ -513,6 +519,21 @@ async def _events_page(
         },
         dumps=lambda v: json.dumps(v, ensure_ascii=False),
     )
+
+
+async def _settle(conn: asyncpg.Connection, xid: int, *, patience_s: float = 2.0) -> None:
+    """Wait until every writer that began before the walk's export record has ended.
+
+    Event ids are handed out at insert, not at commit: a batch of another site may
+    still hold ids below ours. Writers get their transaction ids in the order they
+    first write, so once none older than ours is running, no id below ours can
+    appear any more, and the walk's pages miss nothing. Batches last milliseconds."""
+    deadline = asyncio.get_running_loop().time() + patience_s
+    while asyncio.get_running_loop().time() < deadline:
+        if await conn.fetchval(SETTLED_SQL, xid):
+            return
+        await asyncio.sleep(0.01)
+    logger.warning("export walk started while an old writer was still running")
 
 
 @requires(Role.AUDITOR, Role.ADMIN)

@@ -3,6 +3,7 @@ movements and the daily report of a site."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import json
@@ -19,6 +20,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from service.auth import Role
+from service.db import init_connection
 from service.events import HASHED_FIELDS, AppendedEvent, NewEvent, append_events, digest_of, link
 from tests.checkin_helpers import make_door, scan
 from tests.conftest import Factory, bearer
@@ -697,3 +699,33 @@ async def test_a_long_export_streams_in_chunks(
     rows = read_csv(body) if fmt == "csv" else [json.loads(x) for x in body.splitlines()]
     assert [int(r["id"]) for r in rows] == [a.id for a in appended]
     assert {r["full_name"] for r in rows} == {"Đặng Thuỳ Trâm"}
+
+
+async def test_a_walk_waits_for_a_write_that_holds_an_older_id(
+    client: TestClient[Any, Any], db_url: str, tokens: dict[Role, str], factory: Factory
+) -> None:
+    """Another site's batch has taken an event id and not committed yet: the walk's
+    first page waits for it instead of skipping past its id for ever."""
+    other_site = await factory.site()
+    writer = await asyncpg.connect(db_url)
+    await init_connection(writer)
+    tx = writer.transaction()
+    await tx.start()
+    await append_events(
+        writer,
+        [
+            NewEvent(
+                kind="admin", actor="admin:1", occurred_at=datetime.now(UTC), site_id=other_site
+            )
+        ],
+    )
+    walk = asyncio.create_task(
+        client.get("/api/v1/audit/events?limit=50", headers=bearer(tokens[Role.AUDITOR]))
+    )
+    await asyncio.sleep(0.3)
+    assert not walk.done()  # waiting for the older write to end
+    await tx.commit()
+    await writer.close()
+    resp = await asyncio.wait_for(walk, 5)
+    kinds = [e["kind"] for e in (await resp.json())["events"]]
+    assert kinds == ["admin", "export"]
