@@ -62,11 +62,8 @@ EXPORT_COLUMNS = (
 )
 HASH_COLUMNS = ("digest", "prev_hash", "hash")
 
-# $9: rows after this id; $10: up to this id (NULL: no bound); $11: LIMIT (NULL: all).
-EXPORT_SQL = """
-SELECT e.id, e.site_id, e.seq, e.kind, e.occurred_at, e.recorded_at, e.gate_id, e.person_id,
-       p.full_name, e.event_id, e.pass_id, e.direction, e.decision, e.reason, e.actor,
-       e.detail, e.digest, e.prev_hash, e.hash
+# The filters, $1..$8, shared by every export of the log.
+_FILTERED_EVENTS = """
 FROM events e LEFT JOIN people p ON p.id = e.person_id
 WHERE ($1::bigint IS NULL OR e.site_id = $1)
   AND ($2::bigint IS NULL OR e.gate_id = $2)
@@ -76,11 +73,21 @@ WHERE ($1::bigint IS NULL OR e.site_id = $1)
   AND ($6::text IS NULL OR e.kind = $6)
   AND ($7::timestamptz IS NULL OR e.occurred_at >= $7)
   AND ($8::timestamptz IS NULL OR e.occurred_at < $8)
-  AND e.id > $9
+"""
+
+# $9: rows after this id; $10: up to this id (NULL: no bound); $11: LIMIT (NULL: all).
+EXPORT_SQL = (
+    """
+SELECT e.id, e.site_id, e.seq, e.kind, e.occurred_at, e.recorded_at, e.gate_id, e.person_id,
+       p.full_name, e.event_id, e.pass_id, e.direction, e.decision, e.reason, e.actor,
+       e.detail, e.digest, e.prev_hash, e.hash"""
+    + _FILTERED_EVENTS
+    + """  AND e.id > $9
   AND ($10::bigint IS NULL OR e.id <= $10)
 ORDER BY e.id
 LIMIT $11
 """
+)
 
 # CSV made by PostgreSQL itself (COPY ... TO STDOUT): as fast as the database can read,
 # nothing held in the service. Same cells as the Python writer: ISO times in UTC, hex
@@ -99,18 +106,7 @@ SELECT e.id, e.site_id, e.seq, e.kind,
 _CSV_HASHES = """,
        encode(e.digest, 'hex') AS digest, encode(e.prev_hash, 'hex') AS prev_hash,
        encode(e.hash, 'hex') AS hash"""
-_CSV_ROWS = """
-FROM events e LEFT JOIN people p ON p.id = e.person_id
-WHERE ($1::bigint IS NULL OR e.site_id = $1)
-  AND ($2::bigint IS NULL OR e.gate_id = $2)
-  AND ($3::bigint IS NULL OR e.person_id = $3)
-  AND ($4::text IS NULL OR e.decision = $4)
-  AND ($5::text IS NULL OR e.reason = $5)
-  AND ($6::text IS NULL OR e.kind = $6)
-  AND ($7::timestamptz IS NULL OR e.occurred_at >= $7)
-  AND ($8::timestamptz IS NULL OR e.occurred_at < $8)
-ORDER BY e.id
-"""
+_CSV_ROWS = _FILTERED_EVENTS + "ORDER BY e.id\n"
 EXPORT_CSV_SQL = _CSV_COLUMNS + _CSV_ROWS
 EXPORT_CSV_HASHES_SQL = _CSV_COLUMNS + _CSV_HASHES + _CSV_ROWS
 

@@ -136,27 +136,28 @@ def test_serve_demo_on_embedded_database_keeps_data_across_runs(tmp_path: Path) 
     assert not tokens & set(TOKEN.findall(second))  # fresh tokens each run
 
 
-async def test_audit_verify_reports_the_first_broken_link(
-    db_url: str, tmp_path: Path, site_id: int, conn: asyncpg.Connection
-) -> None:
+async def three_admin_events(conn: asyncpg.Connection, site_id: int, *, actor: str) -> None:
     from datetime import UTC, datetime
 
     from service.events import NewEvent, append_events
 
+    now = datetime.now(UTC)
     async with conn.transaction():
         await append_events(
             conn,
             [
                 NewEvent(
-                    kind="admin",
-                    actor="admin:1",
-                    occurred_at=datetime.now(UTC),
-                    site_id=site_id,
-                    detail={"n": n},
+                    kind="admin", actor=actor, occurred_at=now, site_id=site_id, detail={"n": n}
                 )
                 for n in range(3)
             ],
         )
+
+
+async def test_audit_verify_reports_the_first_broken_link(
+    db_url: str, tmp_path: Path, site_id: int, conn: asyncpg.Connection
+) -> None:
+    await three_admin_events(conn, site_id, actor="admin:1")
     env = env_for(db_url, tmp_path)
     ok = run_cli("audit", "verify", env=env)
     assert ok.returncode == 0, ok.stderr
@@ -172,24 +173,8 @@ async def test_export_writes_the_filtered_log_and_records_itself(
 ) -> None:
     import csv
     import json
-    from datetime import UTC, datetime
 
-    from service.events import NewEvent, append_events
-
-    async with conn.transaction():
-        await append_events(
-            conn,
-            [
-                NewEvent(
-                    kind="admin",
-                    actor="=cmd|' /C calc'!A0",
-                    occurred_at=datetime.now(UTC),
-                    site_id=site_id,
-                    detail={"n": n},
-                )
-                for n in range(3)
-            ],
-        )
+    await three_admin_events(conn, site_id, actor="=cmd|' /C calc'!A0")
     env = env_for(db_url, tmp_path)
     out = tmp_path / "events.csv"
     done = run_cli("export", "--out", str(out), "--site", str(site_id), "--include-hashes", env=env)
