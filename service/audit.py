@@ -31,6 +31,7 @@ from service.auth import Role, principal, require_site, requires
 from service.db import DB_KEY
 from service.errors import ApiError
 from service.events import KINDS, NewEvent, append_event, verify_chain
+from service.spreadsheet import safe_cell
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +41,6 @@ MAX_PAGE = 5000
 CHUNK_ROWS = 500  # rows per write (and per cursor fetch) when streaming
 MAX_ID_DIGITS = 18
 # A spreadsheet runs a cell that starts with one of these as a formula.
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 EXPORT_COLUMNS = (
     "id",
@@ -346,7 +346,7 @@ def csv_cell(value: Any) -> str:
         text = json.dumps(value, ensure_ascii=False, sort_keys=True)
     else:
         text = str(json_value(value))
-    return "'" + text if text.startswith(FORMULA_STARTS) else text
+    return safe_cell(text)
 
 
 class CsvChunks:

@@ -22,6 +22,7 @@ from service.auth import Role, principal, requires
 from service.db import DB_KEY
 from service.errors import ApiError
 from service.events import NewEvent, append_event
+from service.spreadsheet import safe_cell
 
 # $1 person, $2 from, $3 to, $4 cut-off for open stays, $5 same gate only,
 # $6 minimum total overlap (minutes), $7 only this site (NULL: every site).
@@ -80,7 +81,6 @@ CSV_COLUMNS = (
     "site_ids",
 )
 # A spreadsheet runs a cell that starts with one of these as a formula.
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 class TraceError(ValueError):
@@ -240,7 +240,7 @@ def _cell(value: Any) -> str:
     if value is None:
         return ""
     text = value.isoformat() if isinstance(value, datetime) else str(value)
-    return "'" + text if text.startswith(FORMULA_STARTS) else text
+    return safe_cell(text)
 
 
 def to_csv(result: TraceResult) -> bytes:
