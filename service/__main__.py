@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 from aiohttp import web
 
-from service import admin_commands
+from service import account_commands, admin_commands
 from service.app import create_app
 from service.auth import Role, create_token, revoke_token
 from service.db import init_connection
@@ -109,6 +109,10 @@ Service:      {base}        (ready: {base}/readyz)
 Declare:      {base}/declare?site={demo.site_id}   (khai báo y tế; open it on a phone)
 Trust list:   {base}/api/v1/keys
 Demo site id: {demo.site_id}; gates: entrance {demo.entrance_gate_id}, exit {demo.exit_gate_id}
+
+Guard console: {base}/console
+  guard  / {demo.logins["guard"]}   (the demo site's guard)
+  admin  / {demo.logins["admin"]}   (every site; can revoke passes and deny entry)
 
 Tokens for this run (earlier demo tokens are revoked; each is shown only once):
   admin           {t["admin"]}
@@ -204,6 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
     which.add_argument("--id", type=int, help="the token's id")
     revoke.set_defaults(func=cmd_token_revoke)
     admin_commands.add_parsers(sub, _admin_command)
+    account_commands.add_parsers(sub, _admin_command)
     purge_parser = sub.add_parser(
         "purge", help="purge personal data older than the retention period (keeps counts)"
     )

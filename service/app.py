@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from aiohttp import web
+from aiohttp_session import session_middleware
 
 from service import (
+    accounts,
     audit,
+    console,
     declarations,
     declare_form,
     door,
@@ -25,14 +28,16 @@ from service.errors import error_middleware
 from service.fanout import fanout_context
 from service.qr import executor_context
 from service.retention import retention_context
-from service.settings import Settings
-
-SETTINGS_KEY = web.AppKey("settings", Settings)
+from service.sessions import PostgresSessionStorage
+from service.settings import SETTINGS_KEY, Settings
 
 
 def create_app(*, settings: Settings) -> web.Application:
+    sessions = PostgresSessionStorage(
+        max_age_s=settings.session_hours * 3600, secure=settings.secure_cookies
+    )
     app = web.Application(
-        middlewares=[error_middleware, auth_middleware],
+        middlewares=[error_middleware, session_middleware(sessions), auth_middleware],
         client_max_size=settings.max_body_bytes,
     )
     app[SETTINGS_KEY] = settings
@@ -54,4 +59,6 @@ def create_app(*, settings: Settings) -> web.Application:
     app.add_routes(openapi.routes())
     app.add_routes(audit.routes())
     app.add_routes(trace.routes())
+    app.add_routes(console.routes())
+    app.add_routes(accounts.routes())
     return app

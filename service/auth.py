@@ -1,13 +1,16 @@
-"""Bearer tokens and roles.
+"""Bearer tokens, console sessions and roles.
 
 A token is random, shown once and stored as its SHA-256 (it has 256 bits of entropy,
-so a slow hash adds nothing). Every route declares who may call it with `@requires`
+so a slow hash adds nothing). A browser on the guard console is known by its session
+cookie instead (service.sessions); a request it makes that changes anything must also
+carry the session's CSRF token. Every route declares who may call it with `@requires`
 or `@public`; the middleware refuses routes that declare nothing (fail secure).
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,7 +18,8 @@ from enum import StrEnum
 from typing import Any, TypeVar
 
 import asyncpg
-from aiohttp import web
+from aiohttp import hdrs, web
+from aiohttp_session import STORAGE_KEY, get_session
 
 from service.db import DB_KEY
 from service.errors import ApiError, Handler
@@ -32,17 +36,21 @@ class Role(StrEnum):
 
 @dataclass(frozen=True)
 class Principal:
-    """Who is calling: the token's id, role and scope (None: every site)."""
+    """Who is calling: the token's (or console account's) id, role and scope
+    (site None: every site)."""
 
     token_id: int
     role: Role
     site_id: int | None
     gate_id: int | None
     label: str
+    account: bool = False  # a person logged in to the console, not an API token
 
     @property
     def actor(self) -> str:
         """How this caller is named in the event log."""
+        if self.account:
+            return f"{self.role}:user:{self.label}"
         return (
             f"{self.role}:{self.token_id}:{self.label}"
             if self.label
@@ -173,6 +181,51 @@ def bearer_token(request: web.Request) -> str | None:
     return value.strip()
 
 
+CSRF_HEADER = "X-CSRF-Token"
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+async def session_principal(request: web.Request) -> Principal | None:
+    """The console account logged in on this request's session, if any."""
+    if request.get(STORAGE_KEY) is None:
+        return None
+    session = await get_session(request)
+    if "account_id" not in session:
+        return None
+    return Principal(
+        session["account_id"],
+        Role(session["role"]),
+        session["site_id"],
+        None,
+        session["username"],
+        account=True,
+    )
+
+
+async def session_csrf_token(request: web.Request) -> str:
+    return str((await get_session(request))["csrf"])
+
+
+def same_origin(request: web.Request) -> bool:
+    """True unless the browser says the request comes from another site's page."""
+    origin = request.headers.get(hdrs.ORIGIN)
+    return origin is None or origin == f"{request.scheme}://{request.host}"
+
+
+async def _check_session_request(request: web.Request) -> None:
+    # The cookie is SameSite=Strict already; the token and the origin check are the
+    # second lock, for browsers or proxies that do not honour it.
+    if not same_origin(request):
+        raise ApiError(403, "cross_origin", "Requests from another site are refused.")
+    if request.method not in _SAFE_METHODS:
+        sent = request.headers.get(CSRF_HEADER)
+        if sent is None and request.content_type == "application/x-www-form-urlencoded":
+            sent = str((await request.post()).get("csrf_token", ""))  # a plain HTML form
+        sent = sent or ""
+        if not hmac.compare_digest(sent.encode(), (await session_csrf_token(request)).encode()):
+            raise ApiError(403, "csrf_failed", "The form is stale or forged; reload the page.")
+
+
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     if request.match_info.route.resource is None:
@@ -184,12 +237,18 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     if allowed is PUBLIC or not allowed:
         return await handler(request)
     token = bearer_token(request)
-    if token is None:
-        raise ApiError(401, "unauthorized", "A valid bearer token is required.")
-    async with request.app[DB_KEY].connection() as conn:
-        found = await lookup_token(conn, token)
-    if found is None:
-        raise ApiError(401, "unauthorized", "The token is unknown or revoked.")
+    if token is not None:
+        async with request.app[DB_KEY].connection() as conn:
+            found = await lookup_token(conn, token)
+        if found is None:
+            raise ApiError(401, "unauthorized", "The token is unknown or revoked.")
+    else:
+        found = await session_principal(request)
+        if found is None:
+            if request.path.startswith("/console"):
+                raise web.HTTPSeeOther("/console/login")
+            raise ApiError(401, "unauthorized", "A valid bearer token is required.")
+        await _check_session_request(request)
     if found.role not in allowed:
         raise ApiError(403, "forbidden", f"The {found.role} role may not do this.")
     request[PRINCIPAL_KEY] = found

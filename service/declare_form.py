@@ -698,8 +698,8 @@ async def print_pass(request: web.Request) -> web.Response:
     return page(lang=lang, title=t("print_title", lang), body=body)
 
 
-_STATIC_TYPES = {".css": "text/css"}
-_STATIC_NAME = re.compile(r"[a-z0-9-]{1,40}\.css")
+_STATIC_TYPES = {".css": "text/css", ".js": "text/javascript"}
+_STATIC_NAME = re.compile(r"[a-z0-9-]{1,40}\.(css|js)")
 
 
 @functools.cache
@@ -729,5 +729,5 @@ def routes() -> list[web.RouteDef]:
         web.get("/declare", declare_form, name="declare_form"),
         web.post("/declare", declare_submit, name="declare_submit"),
         web.get("/passes/{pass_id:" + UUID_PATTERN + "}/print", print_pass, name="pass_print"),
-        web.get(r"/static/{filename:[a-z0-9-]{1,40}\.css}", static_file, name="static"),
+        web.get(r"/static/{filename:[a-z0-9-]{1,40}\.(?:css|js)}", static_file, name="static"),
     ]

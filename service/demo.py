@@ -1,4 +1,5 @@
-"""The demo site of `make run`: one site, an entrance and an exit, fresh tokens."""
+"""The demo site of `make run`: one site, an entrance and an exit, fresh tokens and
+console passwords."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
+from service.accounts import AccountIn, new_password, reset_account
 from service.auth import Role, create_token
 
 DEMO_SITE_CODE = "demo"
@@ -33,6 +35,7 @@ class DemoSite:
     entrance_gate_id: int
     exit_gate_id: int
     tokens: dict[str, str]  # what each token is for -> the token
+    logins: dict[str, str]  # console username -> its password for this run
 
 
 async def seed_demo(conn: asyncpg.Connection) -> DemoSite:
@@ -58,4 +61,12 @@ async def seed_demo(conn: asyncpg.Connection) -> DemoSite:
                 conn, role=role, site_id=site, gate_id=gate, label=DEMO_LABEL_PREFIX + purpose
             )
             tokens[purpose] = token
-    return DemoSite(site_id, entrance, exit_, tokens)
+        # Console logins, with new passwords each run for the same reason as the tokens.
+        logins = {}
+        for username, role, site in (("guard", Role.GUARD, site_id), ("admin", Role.ADMIN, None)):
+            logins[username] = new_password()
+            await reset_account(
+                conn,
+                AccountIn(username=username, password=logins[username], role=role, site_id=site),
+            )
+    return DemoSite(site_id, entrance, exit_, tokens, logins)

@@ -70,7 +70,13 @@ def render(name: str, **values: object) -> str:
 
 
 def page(
-    *, lang: str, title: str, body: Markup, status: int = 200, css: str = "/static/declare.css"
+    *,
+    lang: str,
+    title: str,
+    body: Markup,
+    status: int = 200,
+    css: str = "/static/declare.css",
+    csp: str = CSP,
 ) -> web.Response:
     text = render("base.html", lang=lang, title=title, body=body, css=css)
     return web.Response(
@@ -79,7 +85,7 @@ def page(
         content_type="text/html",
         charset="utf-8",
         headers={
-            "Content-Security-Policy": CSP,
+            "Content-Security-Policy": csp,
             "X-Content-Type-Options": "nosniff",
             "Referrer-Policy": "no-referrer",
             "Cache-Control": "no-store",

@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from aiohttp import web
+
 
 class SettingsError(ValueError):
     """A setting has a value we cannot use; the message names the variable."""
@@ -28,6 +30,9 @@ class Settings:
     # Personal data older than this is purged, checked every purge_interval_s.
     retention_days: int = 30
     purge_interval_s: float = 3600.0
+    # A console login lasts one guard shift; set secure cookies when served over HTTPS.
+    session_hours: int = 12
+    secure_cookies: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -59,6 +64,11 @@ class Settings:
             purge_interval_s=_float(
                 env, "CHECKIN_PURGE_INTERVAL", defaults.purge_interval_s, low=1.0
             ),
+            session_hours=_int(
+                env, "CHECKIN_SESSION_HOURS", defaults.session_hours, low=1, high=24 * 7
+            ),
+            secure_cookies=_choice(env, "CHECKIN_SECURE_COOKIES", "FALSE", ("TRUE", "FALSE"))
+            == "TRUE",
         )
 
 
@@ -93,3 +103,6 @@ def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str,
     if value not in choices:
         raise SettingsError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
     return value
+
+
+SETTINGS_KEY = web.AppKey("settings", Settings)

@@ -18,6 +18,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
+from service.accounts import AccountIn, create_account
 from service.app import create_app
 from service.auth import Role, create_token
 from service.db import init_connection
@@ -171,6 +172,18 @@ class Factory:
     async def token(self, role: Role, **scope: Any) -> str:
         _, token = await create_token(self.conn, role=role, **scope)
         return token
+
+    async def account(
+        self, role: Role = Role.GUARD, *, site_id: int | None = None, username: str | None = None
+    ) -> tuple[str, str]:
+        """A console account; (username, password)."""
+        username = username or f"{role.value}{self._next()}"
+        password = f"pw-{uuid.uuid4().hex[:16]}"
+        await create_account(
+            self.conn,
+            AccountIn(username=username, password=password, role=role, site_id=site_id),
+        )
+        return username, password
 
     async def signing_key(self, status: str = "active") -> SigningKey:
         """A signing key; the active one is made once per test (only one may exist)."""

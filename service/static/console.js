@@ -1,0 +1,637 @@
+// The guard console: live feed with deny alerts, who is inside, person search, kiosk
+// health and the day's occupancy, drawn from the JSON API with the session cookie.
+// Every value from the server goes into the page as text (textContent), never as HTML.
+"use strict";
+
+(() => {
+  const config = JSON.parse(document.body.dataset.config);
+  const site = config.site;
+  const isAdmin = config.user.role === "admin";
+  const FEED_ROWS = 200;
+  const ALERT_RECENT_MS = 2 * 60 * 1000; // a replayed denial older than this raises no alert
+  const KIOSK_POLL_MS = 5000;
+  let lang = config.lang === "en" ? "en" : "vi";
+
+  const WORDS = {
+    title: ["Bảng điều khiển bảo vệ", "Guard console"],
+    sound: ["Âm thanh", "Sound"],
+    logout: ["Đăng xuất", "Log out"],
+    switch_lang: ["English", "Tiếng Việt"],
+    tab_live: ["Trực tiếp", "Live"],
+    tab_inside: ["Đang ở trong", "Inside"],
+    tab_search: ["Tra cứu", "Search"],
+    tab_kiosks: ["Máy quét", "Kiosks"],
+    tab_chart: ["Lưu lượng trong ngày", "Occupancy"],
+    feed: ["Lượt quét mới nhất", "Latest scans"],
+    feed_empty: ["Chưa có lượt quét nào.", "No scans yet."],
+    time: ["Giờ", "Time"],
+    gate: ["Cổng", "Gate"],
+    name: ["Họ tên", "Name"],
+    verdict: ["Kết quả", "Verdict"],
+    reason: ["Lý do", "Reason"],
+    allow: ["CHO VÀO", "ALLOWED"],
+    deny: ["TỪ CHỐI", "DENIED"],
+    live: ["Trực tiếp", "Live"],
+    connecting: ["Đang kết nối…", "Connecting…"],
+    down: ["Mất kết nối, đang thử lại…", "Disconnected, retrying…"],
+    inside_now: ["Đang ở trong", "Inside now"],
+    kiosks_online: ["Máy quét hoạt động", "Kiosks online"],
+    kind: ["Loại", "Kind"],
+    organisation: ["Đơn vị", "Organisation"],
+    since: ["Vào lúc", "Since"],
+    staff: ["Cán bộ", "Staff"],
+    visitor: ["Khách", "Visitor"],
+    rollcall: ["Điểm danh sơ tán", "Evacuation roll call"],
+    record_exit: ["Ghi nhận ra", "Record exit"],
+    denied_at: ["Bị từ chối", "Denied"],
+    allow_once: ["Cho vào một lần", "Allow once"],
+    dismiss: ["Bỏ qua", "Dismiss"],
+    reason_ph: ["Lý do (bắt buộc)", "Reason (required)"],
+    reason_needed: ["Cần nhập lý do, ít nhất 3 ký tự.", "A reason of 3 characters or more is needed."],
+    nobody: ["Không xác định được người", "Nobody identified"],
+    search: ["Tìm", "Search"],
+    search_ph: ["Họ tên, số điện thoại hoặc CCCD", "Name, phone or ID number"],
+    search_short: ["Nhập ít nhất 2 ký tự.", "Type at least 2 characters."],
+    no_results: ["Không tìm thấy ai.", "Nobody found."],
+    declaration: ["Khai báo y tế", "Health declaration"],
+    pass: ["Mã QR", "Pass"],
+    movements: ["Lịch sử ra vào", "Movements"],
+    entered: ["Vào", "In"],
+    exited: ["Ra", "Out"],
+    still_inside: ["Còn ở trong", "Still inside"],
+    is_inside: ["Đang ở trong", "Inside"],
+    revoke: ["Thu hồi mã QR", "Revoke pass"],
+    deny_add: ["Đưa vào danh sách cấm", "Add to deny list"],
+    done: ["Đã ghi nhận.", "Recorded."],
+    kiosk: ["Máy quét", "Kiosk"],
+    state: ["Trạng thái", "State"],
+    online: ["Hoạt động", "Online"],
+    offline: ["Mất tín hiệu", "Offline"],
+    last_heartbeat: ["Tín hiệu cuối", "Last heartbeat"],
+    fps: ["Khung hình/giây", "Frames/s"],
+    decode_rate: ["Tỉ lệ đọc mã", "Decode rate"],
+    outbox: ["Hàng chờ gửi", "Outbox"],
+    camera: ["Camera", "Camera"],
+    camera_down: ["Hỏng", "Down"],
+    camera_up: ["Tốt", "Up"],
+    never: ["Chưa từng", "Never"],
+    kiosk_silent: ["Máy quét mất tín hiệu", "Kiosk went silent"],
+    entries_15: ["Lượt vào mỗi 15 phút", "Entries per 15 minutes"],
+    people_inside: ["Số người ở trong", "People inside"],
+    override: ["Bảo vệ cho vào", "Let in by a guard"],
+    manual_exit: ["Ghi ra thủ công", "Exit recorded by hand"],
+    door_correction: ["Hiệu chỉnh", "Correction"],
+    cleared: ["Đạt", "Cleared"],
+    review: ["Chờ duyệt", "Under review"],
+    rejected: ["Không đạt", "Rejected"],
+    expired: ["Hết hạn", "Expired"],
+    none: ["Chưa có", "None"],
+    valid: ["Còn hiệu lực", "Valid"],
+    revoked: ["Đã thu hồi", "Revoked"],
+    not_yet_valid: ["Chưa hiệu lực", "Not yet valid"],
+    error: ["Lỗi", "Error"],
+  };
+  const t = (key) => (WORDS[key] ? WORDS[key][lang === "vi" ? 0 : 1] : key);
+  const reasonText = (code, vi, en) => {
+    const known = config.reasons[code];
+    if (known) return known[lang === "vi" ? 0 : 1];
+    return (lang === "vi" ? vi : en) || code || "";
+  };
+
+  // --- small DOM helpers -----------------------------------------------------------
+  const $ = (id) => document.getElementById(id);
+  function el(name, attrs = {}, ...children) {
+    const node = document.createElement(name);
+    for (const [key, value] of Object.entries(attrs)) {
+      if (value === null || value === undefined || value === false) continue;
+      if (key === "class") node.className = value;
+      else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
+      else node.setAttribute(key, value === true ? "" : String(value));
+    }
+    for (const child of children) {
+      if (child === null || child === undefined) continue;
+      node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+    }
+    return node;
+  }
+  const clock = (iso) =>
+    new Date(iso).toLocaleTimeString(lang === "vi" ? "vi-VN" : "en-GB", {
+      timeZone: site.timezone,
+      hour12: false,
+    });
+  const dateTime = (iso) =>
+    new Date(iso).toLocaleString(lang === "vi" ? "vi-VN" : "en-GB", {
+      timeZone: site.timezone,
+      hour12: false,
+      dateStyle: "short",
+      timeStyle: "short",
+    });
+  const gateName = (id) => (id === null || id === undefined ? "" : config.gates[String(id)] || `#${id}`);
+
+  // --- the API ---------------------------------------------------------------------
+  class ApiFailure extends Error {
+    constructor(status, code, message) {
+      super(message);
+      this.status = status;
+      this.code = code;
+    }
+  }
+  async function api(path, { method = "GET", body } = {}) {
+    const headers = { Accept: "application/json" };
+    if (method !== "GET") headers["X-CSRF-Token"] = config.csrf;
+    if (body !== undefined) headers["Content-Type"] = "application/json";
+    const response = await fetch(path, {
+      method,
+      headers,
+      credentials: "same-origin",
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    if (response.status === 401) {
+      location.assign("/console/login"); // the session ended
+      throw new ApiFailure(401, "unauthorized", "");
+    }
+    const data = await response.json().catch(() => ({}));
+    if (!response.ok) {
+      const error = data.error || {};
+      throw new ApiFailure(response.status, error.code || "error", error.message || response.statusText);
+    }
+    return data;
+  }
+
+  // --- language --------------------------------------------------------------------
+  function applyWords() {
+    document.documentElement.lang = lang;
+    for (const node of document.querySelectorAll("[data-t]")) node.textContent = t(node.dataset.t);
+    $("lang-switch").textContent = t("switch_lang");
+    $("search-q").placeholder = t("search_ph");
+    document.title = `${t("title")} · ${site.name}`;
+  }
+  $("lang-switch").addEventListener("click", () => {
+    lang = lang === "vi" ? "en" : "vi";
+    document.cookie = `cg_lang=${lang}; path=/; max-age=31536000; samesite=strict`;
+    applyWords();
+    redrawAll();
+  });
+
+  // --- the live feed -----------------------------------------------------------------
+  let lastSeq = config.after_seq;
+  const shown = []; // events in the feed, newest first
+  const alerts = new Map(); // event_id or kiosk-N -> {node, build}
+  let retries = 0;
+  let socket = null;
+
+  function setLink(state) {
+    const link = $("link");
+    link.dataset.state = state;
+    link.textContent = t(state);
+  }
+
+  function connect() {
+    setLink("connecting");
+    const scheme = location.protocol === "https:" ? "wss" : "ws";
+    socket = new WebSocket(
+      `${scheme}://${location.host}/api/v1/events/stream?site_id=${site.id}&after_seq=${lastSeq}`,
+    );
+    socket.addEventListener("message", (message) => {
+      const data = JSON.parse(message.data);
+      if (data.type === "hello") {
+        retries = 0;
+        setLink("live");
+      } else if (data.type !== "resync") {
+        onEvent(data);
+      }
+    });
+    socket.addEventListener("close", () => {
+      setLink("down");
+      const delay = Math.min(10000, 500 * 2 ** retries++);
+      setTimeout(async () => {
+        // A socket refused because the session ended would retry for ever: ask first.
+        try {
+          await api(`/api/v1/sites/${site.id}`);
+        } catch (_) {
+          /* the network is still down: try again later */
+        }
+        connect();
+      }, delay);
+    });
+  }
+
+  function onEvent(event) {
+    if (typeof event.seq !== "number" || event.seq <= lastSeq) return; // seen already
+    lastSeq = event.seq;
+    shown.unshift(event);
+    if (shown.length > FEED_ROWS) shown.pop();
+    renderFeed();
+    if (event.kind === "scan" && event.decision === "deny" && Date.now() - Date.parse(event.occurred_at) < ALERT_RECENT_MS) {
+      raiseAlert(event);
+    }
+    if (["scan", "override", "manual_exit", "door_correction"].includes(event.kind)) {
+      if (event.kind === "override") dropAlert(event.detail && event.detail.overrides);
+      refreshSoon();
+    }
+  }
+
+  function feedRow(event) {
+    const verdict = event.decision || (event.kind === "override" ? "allow" : null);
+    const label =
+      event.kind === "scan"
+        ? reasonText(event.reason, event.message_vi, event.message_en)
+        : `${t(event.kind)}${event.detail && event.detail.reason ? `: ${event.detail.reason}` : ""}`;
+    return el(
+      "tr",
+      { class: `kind-${event.kind} ${verdict ? `verdict-${verdict}` : ""}`, "data-seq": event.seq },
+      el("td", {}, clock(event.occurred_at)),
+      el("td", {}, gateName(event.gate_id)),
+      el("td", {}, event.name || "—"),
+      el("td", {}, verdict ? el("span", { class: `badge ${verdict}` }, t(verdict)) : ""),
+      el("td", { class: "reason" }, label),
+    );
+  }
+
+  function renderFeed() {
+    $("feed").replaceChildren(...shown.map(feedRow));
+    $("feed-empty").hidden = shown.length > 0;
+  }
+
+  // --- deny alerts -----------------------------------------------------------------
+  function beep() {
+    if (!$("sound").checked) return;
+    try {
+      const audio = new AudioContext();
+      const tone = audio.createOscillator();
+      tone.frequency.value = 880;
+      tone.connect(audio.destination);
+      tone.start();
+      tone.stop(audio.currentTime + 0.4);
+    } catch (_) {
+      /* no sound device: the red banner still shows */
+    }
+  }
+
+  function raise(key, build) {
+    if (alerts.has(key)) return;
+    const node = build();
+    alerts.set(key, { node, build });
+    $("alerts").prepend(node);
+    beep();
+  }
+
+  function dropAlert(key) {
+    const entry = alerts.get(key);
+    if (entry) entry.node.remove();
+    alerts.delete(key);
+  }
+
+  const raiseAlert = (event) => raise(event.event_id, () => denyAlert(event));
+
+  function denyAlert(event) {
+    const reasonInput = el("input", {
+      type: "text",
+      class: "override-reason",
+      placeholder: t("reason_ph"),
+      maxlength: 500,
+      "aria-label": t("reason_ph"),
+    });
+    const message = el("span", { class: "alert-message", role: "alert" });
+    const allow = async () => {
+      const reason = reasonInput.value.trim();
+      if (reason.length < 3) {
+        message.textContent = t("reason_needed");
+        reasonInput.focus();
+        return;
+      }
+      try {
+        await api("/api/v1/overrides", { method: "POST", body: { event_id: event.event_id, reason } });
+        dropAlert(event.event_id);
+      } catch (failure) {
+        message.textContent = `${t("error")}: ${failure.message}`;
+      }
+    };
+    return el(
+      "div",
+      { class: "alert", "data-event-id": event.event_id },
+      el(
+        "div",
+        { class: "alert-head" },
+        el("strong", {}, `${t("denied_at")}: ${event.name || t("nobody")}`),
+        el("span", {}, ` · ${gateName(event.gate_id)} · ${clock(event.occurred_at)}`),
+      ),
+      el("div", { class: "alert-reason" }, reasonText(event.reason, event.message_vi, event.message_en)),
+      el(
+        "div",
+        { class: "alert-actions" },
+        event.person_id ? reasonInput : null,
+        event.person_id ? el("button", { type: "button", class: "allow-once", onclick: allow }, t("allow_once")) : null,
+        el("button", { type: "button", class: "dismiss ghost", onclick: () => dropAlert(event.event_id) }, t("dismiss")),
+        message,
+      ),
+    );
+  }
+
+  // --- who is inside -----------------------------------------------------------------
+  let insideTimer = null;
+  let inside = null;
+  function refreshSoon() {
+    clearTimeout(insideTimer);
+    insideTimer = setTimeout(loadInside, 300);
+  }
+
+  async function loadInside() {
+    inside = await api(`/api/v1/sites/${site.id}/presence`);
+    renderInside();
+  }
+
+  function renderInside() {
+    if (!inside) return;
+    $("inside-count").textContent = inside.inside;
+    $("inside-count-2").textContent = inside.inside;
+    $("capacity").textContent = inside.capacity ?? "∞";
+    $("capacity-part").hidden = inside.capacity === null;
+    const full = inside.capacity !== null && inside.inside >= inside.capacity;
+    $("inside-count").classList.toggle("full", full);
+    $("inside").replaceChildren(
+      ...inside.people.map((person) => {
+        const exitReason = el("input", {
+          type: "text",
+          class: "exit-reason",
+          placeholder: t("reason_ph"),
+          maxlength: 500,
+          "aria-label": t("reason_ph"),
+        });
+        const message = el("span", { class: "row-message" });
+        const recordExit = async () => {
+          const reason = exitReason.value.trim();
+          if (reason.length < 3) {
+            message.textContent = t("reason_needed");
+            return;
+          }
+          try {
+            await api(`/api/v1/sites/${site.id}/presence/${person.person_id}/exit`, {
+              method: "POST",
+              body: { reason },
+            });
+          } catch (failure) {
+            message.textContent = `${t("error")}: ${failure.message}`;
+          }
+        };
+        return el(
+          "tr",
+          { "data-person-id": person.person_id },
+          el("td", {}, person.full_name),
+          el("td", {}, t(person.kind)),
+          el("td", {}, person.organisation || ""),
+          el("td", {}, dateTime(person.entered_at)),
+          el("td", {}, person.entry_gate || ""),
+          el("td", { class: "actions" }, exitReason, el("button", { type: "button", class: "small", onclick: recordExit }, t("record_exit")), message),
+        );
+      }),
+    );
+  }
+  $("rollcall-link").href = `/console/rollcall?site_id=${site.id}`;
+
+  // --- person search -----------------------------------------------------------------
+  $("search-form").addEventListener("submit", async (submit) => {
+    submit.preventDefault();
+    const q = $("search-q").value.trim();
+    $("person").hidden = true;
+    if (q.length < 2) {
+      $("search-message").textContent = t("search_short");
+      return;
+    }
+    try {
+      const found = await api(`/api/v1/people?site_id=${site.id}&q=${encodeURIComponent(q)}`);
+      $("search-message").textContent = found.people.length ? "" : t("no_results");
+      $("search-results").replaceChildren(
+        ...found.people.map((person) =>
+          el(
+            "li",
+            {},
+            el(
+              "button",
+              { type: "button", class: "result", "data-person-id": person.id, onclick: () => showPerson(person.id) },
+              el("strong", {}, person.full_name),
+              el("span", { class: "muted" }, ` · ${t(person.kind)}${person.organisation ? ` · ${person.organisation}` : ""}${person.phone_masked ? ` · ${person.phone_masked}` : ""}`),
+              el("span", { class: `status ${person.declaration_status}` }, `${t("declaration")}: ${t(person.declaration_status)}`),
+              el("span", { class: `status ${person.pass_status}` }, `${t("pass")}: ${t(person.pass_status)}`),
+              person.inside ? el("span", { class: "status inside" }, t("is_inside")) : null,
+            ),
+          ),
+        ),
+      );
+    } catch (failure) {
+      $("search-message").textContent = `${t("error")}: ${failure.message}`;
+    }
+  });
+
+  async function showPerson(personId) {
+    const box = $("person");
+    const [detail, history] = await Promise.all([
+      api(`/api/v1/people/${personId}`),
+      api(`/api/v1/people/${personId}/movements`),
+    ]);
+    const person = detail.person;
+    const here = detail.current_declarations.filter((d) => d.site_id === site.id);
+    const declaration = here[0];
+    const adminMessage = el("p", { class: "row-message", role: "status" });
+    const adminReason = el("input", { type: "text", class: "admin-reason", placeholder: t("reason_ph"), maxlength: 500, "aria-label": t("reason_ph") });
+    const adminAction = (path, body) => async () => {
+      const reason = adminReason.value.trim();
+      if (reason.length < 3) {
+        adminMessage.textContent = t("reason_needed");
+        return;
+      }
+      try {
+        await api(path, { method: "POST", body: { ...body, reason } });
+        adminMessage.textContent = t("done");
+      } catch (failure) {
+        adminMessage.textContent = `${t("error")}: ${failure.message}`;
+      }
+    };
+    box.replaceChildren(
+      el("h2", {}, person.full_name),
+      el(
+        "dl",
+        {},
+        el("dt", {}, t("kind")),
+        el("dd", {}, t(person.kind)),
+        el("dt", {}, t("organisation")),
+        el("dd", {}, person.organisation || "—"),
+        el("dt", {}, t("declaration")),
+        el("dd", { class: "declaration-status" }, declaration ? `${t(declaration.status)} (${dateTime(declaration.submitted_at)})` : t("none")),
+        el("dt", {}, t("pass")),
+        el("dd", { class: "pass-status" }, declaration && declaration.pass ? t(declaration.pass.state) : t("none")),
+      ),
+      el("h3", {}, t("movements")),
+      el(
+        "table",
+        { class: "list movements" },
+        el("thead", {}, el("tr", {}, el("th", {}, t("entered")), el("th", {}, t("gate")), el("th", {}, t("exited")), el("th", {}, t("gate")))),
+        el(
+          "tbody",
+          {},
+          ...history.movements.map((m) =>
+            el(
+              "tr",
+              {},
+              el("td", {}, dateTime(m.entered_at)),
+              el("td", {}, m.entry_gate || ""),
+              el("td", {}, m.exited_at ? dateTime(m.exited_at) : t("still_inside")),
+              el("td", {}, m.exit_gate || ""),
+            ),
+          ),
+        ),
+      ),
+      isAdmin
+        ? el(
+            "div",
+            { class: "admin-actions" },
+            adminReason,
+            el("button", { type: "button", class: "danger revoke", onclick: adminAction(`/api/v1/people/${personId}/revoke-passes`, {}) }, t("revoke")),
+            el("button", { type: "button", class: "danger deny-add", onclick: adminAction("/api/v1/deny-list", { person_id: personId, site_id: site.id }) }, t("deny_add")),
+            adminMessage,
+          )
+        : null,
+    );
+    box.hidden = false;
+  }
+
+  // --- kiosk health -------------------------------------------------------------------
+  let kiosks = [];
+  const wasOnline = new Map();
+  async function loadKiosks() {
+    try {
+      kiosks = (await api(`/api/v1/sites/${site.id}/kiosks`)).kiosks;
+    } catch (_) {
+      return; // shown as it was; the link state tells the guard the network is down
+    }
+    for (const kiosk of kiosks) {
+      if (wasOnline.get(kiosk.token_id) === true && !kiosk.online) raiseKioskAlert(kiosk);
+      if (kiosk.online) dropAlert(`kiosk-${kiosk.token_id}`);
+      wasOnline.set(kiosk.token_id, kiosk.online);
+    }
+    renderKiosks();
+  }
+
+  function raiseKioskAlert(kiosk) {
+    const key = `kiosk-${kiosk.token_id}`;
+    raise(key, () => el(
+      "div",
+      { class: "alert kiosk-alert", "data-kiosk": kiosk.token_id },
+      el("div", { class: "alert-head" }, el("strong", {}, t("kiosk_silent")), el("span", {}, ` · ${kiosk.label || `#${kiosk.token_id}`} · ${kiosk.gate_name}`)),
+      el("div", { class: "alert-actions" }, el("button", { type: "button", class: "dismiss ghost", onclick: () => dropAlert(key) }, t("dismiss"))),
+    ));
+  }
+
+  function renderKiosks() {
+    $("kiosks-online").textContent = `${kiosks.filter((k) => k.online).length} / ${kiosks.length}`;
+    $("kiosks").replaceChildren(
+      ...kiosks.map((kiosk) => {
+        const report = kiosk.report || {};
+        const attempts = report.decode_attempts || 0;
+        const rate = attempts ? `${Math.round((100 * (report.decode_successes || 0)) / attempts)} %` : "—";
+        return el(
+          "tr",
+          { class: kiosk.online ? "online" : "offline", "data-kiosk": kiosk.token_id },
+          el("td", {}, kiosk.label || `#${kiosk.token_id}`),
+          el("td", {}, kiosk.gate_name),
+          el("td", {}, el("span", { class: `badge ${kiosk.online ? "allow" : "deny"}` }, t(kiosk.online ? "online" : "offline"))),
+          el("td", {}, kiosk.last_heartbeat ? dateTime(kiosk.last_heartbeat) : t("never")),
+          el("td", {}, report.fps === undefined ? "—" : Number(report.fps).toFixed(1)),
+          el("td", {}, rate),
+          el("td", {}, report.outbox_depth ?? "—"),
+          el("td", {}, report.camera_up === undefined ? "—" : t(report.camera_up ? "camera_up" : "camera_down")),
+        );
+      }),
+    );
+  }
+
+  // --- occupancy chart (plain SVG) -----------------------------------------------------
+  let occupancy = null;
+  async function loadChart() {
+    const day = $("chart-date").value;
+    occupancy = await api(`/api/v1/sites/${site.id}/occupancy${day ? `?date=${day}` : ""}`);
+    if (!day && occupancy.date) $("chart-date").value = occupancy.date;
+    renderChart();
+  }
+  $("chart-date").addEventListener("change", loadChart);
+
+  function svg(name, attrs = {}, ...children) {
+    const node = document.createElementNS("http://www.w3.org/2000/svg", name);
+    for (const [key, value] of Object.entries(attrs)) node.setAttribute(key, String(value));
+    for (const child of children) node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+    return node;
+  }
+
+  function renderChart() {
+    if (!occupancy) return;
+    const buckets = occupancy.buckets;
+    const width = 960, height = 320, left = 40, bottom = 28, top = 12;
+    const plotH = height - bottom - top, step = (width - left) / buckets.length;
+    const top1 = Math.max(1, ...buckets.map((b) => b.entries), ...buckets.map((b) => b.inside ?? 0), occupancy.capacity || 0);
+    const y = (v) => top + plotH - (plotH * v) / top1;
+    const parts = [];
+    for (const fraction of [0, 0.5, 1]) {
+      const v = Math.round(top1 * fraction);
+      parts.push(svg("line", { x1: left, x2: width, y1: y(v), y2: y(v), class: "grid" }));
+      parts.push(svg("text", { x: left - 6, y: y(v) + 4, "text-anchor": "end", class: "axis" }, v));
+    }
+    buckets.forEach((b, i) => {
+      if (b.entries > 0) {
+        parts.push(svg("rect", { x: left + i * step + 1, y: y(b.entries), width: Math.max(1, step - 2), height: y(0) - y(b.entries), class: "bar" }, svg("title", {}, `${b.start.slice(11, 16)} · ${b.entries}`)));
+      }
+      if (i % 12 === 0) parts.push(svg("text", { x: left + i * step, y: height - 8, class: "axis" }, b.start.slice(11, 16)));
+    });
+    const points = buckets
+      .map((b, i) => (b.inside === null || b.inside === undefined ? null : `${left + (i + 1) * step},${y(b.inside)}`))
+      .filter(Boolean);
+    if (points.length) parts.push(svg("polyline", { points: points.join(" "), class: "inside-line" }));
+    if (occupancy.capacity) parts.push(svg("line", { x1: left, x2: width, y1: y(occupancy.capacity), y2: y(occupancy.capacity), class: "capacity-line" }));
+    $("chart").replaceChildren(
+      svg("svg", { viewBox: `0 0 ${width} ${height}`, role: "img", "aria-label": t("tab_chart") }, ...parts),
+      el("p", { class: "legend" }, el("span", { class: "key bar" }), ` ${t("entries_15")}   `, el("span", { class: "key inside-line" }), ` ${t("people_inside")}`),
+    );
+  }
+
+  // --- tabs, header and start ----------------------------------------------------------
+  function showTab(name) {
+    for (const button of document.querySelectorAll("[data-tab]")) {
+      button.setAttribute("aria-selected", String(button.dataset.tab === name));
+    }
+    for (const panel of document.querySelectorAll(".tab")) panel.hidden = panel.id !== `tab-${name}`;
+    if (name === "chart") loadChart().catch(() => {});
+  }
+  for (const button of document.querySelectorAll("[data-tab]")) {
+    button.addEventListener("click", () => showTab(button.dataset.tab));
+  }
+
+  function redrawAll() {
+    setLink($("link").dataset.state);
+    renderFeed();
+    renderInside();
+    renderKiosks();
+    renderChart();
+    for (const entry of alerts.values()) {
+      const fresh = entry.build();
+      entry.node.replaceWith(fresh);
+      entry.node = fresh;
+    }
+  }
+
+  $("site-name").textContent = site.name;
+  $("user").textContent = config.user.username;
+  if (config.sites.length > 1) {
+    const picker = $("site-picker");
+    picker.replaceChildren(...config.sites.map((s) => el("option", { value: s.id, selected: s.id === site.id }, s.name)));
+    picker.hidden = false;
+    picker.addEventListener("change", () => location.assign(`/console?site_id=${picker.value}`));
+  }
+  $("sound").checked = localStorage.getItem("cg_sound") === "1";
+  $("sound").addEventListener("change", () => localStorage.setItem("cg_sound", $("sound").checked ? "1" : "0"));
+  applyWords();
+  renderFeed();
+  connect();
+  loadInside().catch(() => {});
+  loadKiosks();
+  setInterval(loadKiosks, KIOSK_POLL_MS);
+  setInterval(() => loadInside().catch(() => {}), 30000);
+})();
