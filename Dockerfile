@@ -11,6 +11,8 @@ COPY pyproject.toml README.md schema.sql ./
 COPY service ./service
 COPY scanner ./scanner
 RUN pip install --no-cache-dir -e . && chown -R checkin /app
+# A new named volume takes the owner of this folder: the service must write its keys here.
+RUN mkdir -p /data && chown checkin /data
 
 USER checkin
 ENV CHECKIN_HOST=0.0.0.0 CHECKIN_PORT=8080 CHECKIN_DATA_DIR=/data

@@ -5,13 +5,21 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench system-deps clean
+.PHONY: run test lint bench chaos browser screenshots system-deps clean
 
 run: $(STAMP)
 	$(BIN)/checkin-gateway serve --demo
 
-test: $(STAMP) lint
+test: $(STAMP) lint browser
 	$(BIN)/python -m pytest
+
+# The guard console's tests drive Debian's Chromium; installed here when missing.
+browser:
+	@PYTHON=$(PYTHON) scripts/system-deps.sh chromium
+
+# The console screens in docs/screenshots, from the browser tests.
+screenshots: $(STAMP) browser
+	CONSOLE_SCREENSHOTS=docs/screenshots $(BIN)/python -m pytest -q tests/test_console_browser.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check service scanner tests bench
@@ -20,6 +28,10 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+# The fault-injection tests at full scale (make test runs them short): see the README.
+chaos: $(STAMP)
+	CHAOS_FULL=1 $(BIN)/python -m pytest tests/chaos tests/test_hostile_connections.py --chaos-full
 
 system-deps:
 	@PYTHON=$(PYTHON) scripts/system-deps.sh

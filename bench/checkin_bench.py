@@ -1,12 +1,21 @@
 """Check-in benchmark: simulated kiosks against the real service on the real database,
 and, in the same run, pgbench running the same check-in SQL as the ceiling.
 
-    .venv/bin/python -m bench.checkin_bench [--kiosks 10,200] [--seconds 10] [--quick]
+    .venv/bin/python -m bench.checkin_bench [--kiosks 10,200,1000] [--seconds 10] [--http]
 
 Scenarios: for each kiosk count, closed-loop kiosks over WebSockets (and over plain
 HTTP with --http): decisions per second, p50 and p99 latency; then the latency at half
-the measured rate (open loop). Ceilings: pgbench with one scan per transaction, with
-one scan and a NOTIFY per transaction, and with ten scans per transaction.
+the measured rate (open loop). Each run also records the service's peak open files and
+database connections, and every answer that was not a decision (503s, errors).
+
+Ceilings: pgbench running the same check-in SQL on the same server (bench/ceilings.py):
+one site's chain lock, the database's commit rate over 1,000 sites, and one transaction
+alone, the floor for a scan's latency.
+
+Each database is warmed up before it is measured (a short load, then ANALYZE), so
+that it looks like one in service: statistics taken of empty tables make the planner
+scan whole tables for what are index lookups once there is a history, and prepared
+statements keep those plans until the next ANALYZE.
 """
 
 from __future__ import annotations
@@ -15,7 +24,6 @@ import argparse
 import asyncio
 import json
 import os
-import re
 import signal
 import socket
 import subprocess
@@ -29,11 +37,15 @@ from typing import Any
 
 import asyncpg
 
-from bench.pg import fresh_database, libpq_env, pgbench_path, server
+from bench.ceilings import CEILINGS, EXTRA_SITES, THROUGHPUT_CEILING, pgbench
+from bench.limits import raise_open_files
+from bench.pg import fresh_database, server
 from bench.seed import Seeded, seed
+from bench.watch import watch
 from service.db import init_connection
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+CEILINGS_BY_LABEL = {c.label: c for c in CEILINGS}
 PEOPLE_PER_KIOSK = 40
 
 
@@ -48,12 +60,23 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def seed_database(db_url: str, kiosks: int) -> Seeded:
+def seed_database(db_url: str, kiosks: int, extra_sites: int = 0) -> Seeded:
     async def go() -> Seeded:
         conn = await asyncpg.connect(db_url)
         try:
             await init_connection(conn)
-            return await seed(conn, kiosks=kiosks, people_per_kiosk=PEOPLE_PER_KIOSK)
+            seeded = await seed(conn, kiosks=kiosks, people_per_kiosk=PEOPLE_PER_KIOSK)
+            if extra_sites:
+                # Each new site gets its own event chain (a trigger), hence its own lock.
+                await conn.execute(
+                    "INSERT INTO sites (code, name) SELECT 'x' || i, 'Chi cục ' || i"
+                    " FROM generate_series(1, $1::int) AS i",
+                    extra_sites,
+                )
+                # pgbench picks among ids site_id + 1 .. site_id + extra_sites.
+                if await conn.fetchval("SELECT max(id) FROM sites") != seeded.site_id + extra_sites:
+                    raise RuntimeError("the extra sites' ids are not consecutive")
+            return seeded
         finally:
             await conn.close()
 
@@ -66,6 +89,7 @@ class Service:
     def __init__(self, db_url: str) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.db_url = db_url
         env = dict(os.environ) | {
             "DATABASE_URL": db_url,
             "CHECKIN_PORT": str(self.port),
@@ -95,17 +119,20 @@ class Service:
             self.proc.kill()
 
 
-def load(
-    service: Service,
+def kiosk_plan(
+    url: str,
     seeded: Seeded,
     kiosks: int,
     seconds: float,
     transport: str,
     rate: float | None = None,
+    start: float | None = None,
 ) -> dict[str, Any]:
-    start = time.time() + 2.0 + kiosks / 500  # let every kiosk connect first
-    plan = {
-        "url": service.url,
+    """What bench.kiosk_load does: which kiosks, how, when (wall-clock times)."""
+    if start is None:
+        start = time.time() + 2.0 + kiosks / 500  # let every kiosk connect first
+    return {
+        "url": url,
         "tokens": seeded.tokens[:kiosks],
         "payloads": seeded.payloads[:kiosks],
         "transport": transport,
@@ -114,81 +141,71 @@ def load(
         "end_at": start + seconds,
         "interval_s": kiosks / rate if rate else None,
     }
+
+
+def run_load(module: str, plan: dict[str, Any]) -> dict[str, Any]:
+    """Run a load process (`python -m module PLAN.json`) to its end; its JSON result."""
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
         json.dump(plan, f)
     try:
         done = subprocess.run(
-            [sys.executable, "-m", "bench.kiosk_load", f.name],
+            [sys.executable, "-m", module, f.name],
             capture_output=True,
             text=True,
             cwd=PROJECT_ROOT,
-            timeout=seconds + 120,
-            check=True,
+            timeout=plan["end_at"] - time.time() + 120,
+            check=False,
         )
     finally:
         os.unlink(f.name)
+    if done.returncode != 0:
+        raise RuntimeError(f"{module} failed: {done.stderr[-2000:]}")
     result: dict[str, Any] = json.loads(done.stdout)
     return result
 
 
-SCAN_SCRIPT = Path(__file__).with_name("checkin_scan.pgbench")
+def load(
+    service: Service,
+    seeded: Seeded,
+    kiosks: int,
+    seconds: float,
+    transport: str,
+    rate: float | None = None,
+) -> dict[str, Any]:
+    plan = kiosk_plan(service.url, seeded, kiosks, seconds, transport, rate)
+    with watch([service.proc.pid], service.db_url) as peaks:
+        result = run_load("bench.kiosk_load", plan)
+    result["service_open_files"] = peaks.open_files
+    result["db_connections"] = peaks.db_connections
+    return result
 
 
-def checkin_script(n_scans: int, notify: bool) -> str:
-    """The check-in transaction in pgbench's language: the statements the service runs
-    for a batch of n scans (lock the chain, read the state, append, update presence),
-    one round trip each. The per-scan block uses :p for the person; scan i gets :p{i}."""
-    block = SCAN_SCRIPT.read_text(encoding="utf-8")
-    lines = [f"\\set p{i} random(1, :npeople)" for i in range(n_scans)]
-    lines += ["BEGIN;", "SELECT last_seq FROM event_chains WHERE chain_id = :site FOR UPDATE;"]
-    lines += [block.replace(":p", f":p{i}").rstrip("\n") for i in range(n_scans)]
-    lines.append("SELECT count(*) FROM presence WHERE site_id = :site AND exited_at IS NULL;")
-    if notify:
-        lines.append("SELECT pg_notify('bench', 'x');")
-    lines.append("END;")
-    return "\n".join(lines) + "\n"
+def analyze(db_url: str) -> None:
+    async def go() -> None:
+        conn = await asyncpg.connect(db_url)
+        try:
+            await conn.execute("ANALYZE")
+        finally:
+            await conn.close()
+
+    asyncio.run(go())
 
 
-def pgbench(db_url: str, seeded: Seeded, n_scans: int, notify: bool, seconds: float) -> float:
-    """Scans per second that pgbench gets through the same SQL (tps x scans per tx)."""
-    with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as f:
-        f.write(checkin_script(n_scans, notify))
-    try:
-        done = subprocess.run(
-            [
-                pgbench_path(),
-                "-n",
-                "-M",
-                "prepared",
-                "-c",
-                "32",
-                "-j",
-                "2",
-                "-T",
-                str(int(seconds)),
-                "-f",
-                f.name,
-                "-D",
-                f"site={seeded.site_id}",
-                "-D",
-                f"gate={seeded.gate_ids[0]}",
-                "-D",
-                f"npeople={len(seeded.person_ids)}",
-            ],
-            capture_output=True,
-            text=True,
-            env=libpq_env(db_url),
-            timeout=seconds + 60,
-            check=False,
-        )
-        if done.returncode != 0:
-            raise RuntimeError(f"pgbench failed: {done.stderr[-2000:]}")
-    finally:
-        os.unlink(f.name)
-    match = re.search(r"tps = ([0-9.]+)", done.stdout)
-    if match is None:
-        raise RuntimeError(f"pgbench said: {done.stdout}\n{done.stderr}")
-    return float(match[1]) * n_scans
+def ceilings(server_url: str, kiosks: int, seconds: float) -> dict[str, dict[str, Any]]:
+    found: dict[str, dict[str, Any]] = {}
+    with fresh_database(server_url) as db_url:
+        seeded = seed_database(db_url, kiosks, extra_sites=EXTRA_SITES)
+        log("warming up the ceilings' database")
+        pgbench(db_url, seeded, CEILINGS_BY_LABEL[THROUGHPUT_CEILING], max(2.0, seconds / 3))
+        analyze(db_url)
+        for ceiling in CEILINGS:
+            log(f"ceiling: {ceiling.label} ({ceiling.what}) for {seconds:.0f}s")
+            found[ceiling.label] = figure = pgbench(db_url, seeded, ceiling, seconds)
+            log(
+                f"  -> {figure['scans_per_s']:,} scans/s, p50 {figure['p50_ms']} ms, "
+                f"p99 {figure['p99_ms']} ms"
+            )
+    return found
 
 
 def run(
@@ -196,40 +213,58 @@ def run(
     seconds: float = 10,
     transports: Sequence[str] = ("ws",),
 ) -> dict[str, Any]:
-    result: dict[str, Any] = {"scenarios": [], "ceilings": {}}
+    limits = raise_open_files(max(kiosk_counts))
+    log(f"open files: soft limit {limits.before} -> {limits.soft} (hard {limits.hard})")
+    result: dict[str, Any] = {"scenarios": [], "ceilings": {}, "open_files": limits.__dict__}
     with server() as server_url:
-        with fresh_database(server_url) as db_url:
-            seeded = seed_database(db_url, max(kiosk_counts))
-            for label, n, notify in (
-                ("pgbench_1_per_tx", 1, False),
-                ("pgbench_1_per_tx_notify", 1, True),
-                ("pgbench_10_per_tx", 10, False),
-            ):
-                log(f"ceiling: {label} for {seconds:.0f}s")
-                result["ceilings"][label] = round(pgbench(db_url, seeded, n, notify, seconds))
+        result["ceilings"] = ceilings(server_url, max(kiosk_counts), seconds)
         for transport in transports:
             for kiosks in kiosk_counts:
                 with fresh_database(server_url) as db_url:
+                    log(f"{kiosks} kiosks over {transport}: seeding, starting the service")
                     seeded = seed_database(db_url, kiosks)
                     with Service(db_url) as service:
+                        log(f"{kiosks} kiosks over {transport}: warming up")
+                        load(service, seeded, kiosks, max(4.0, seconds / 2), transport)
+                        analyze(db_url)
                         log(f"{kiosks} kiosks over {transport}, closed loop, {seconds:.0f}s")
                         peak = load(service, seeded, kiosks, seconds, transport)
-                        scenario = {"kiosks": kiosks, "transport": transport, "peak": peak}
+                        log("  -> " + summary(peak))
+                        scenario: dict[str, Any] = {
+                            "kiosks": kiosks,
+                            "transport": transport,
+                            "peak": peak,
+                        }
                         if peak["per_second"] > 0:
+                            # Scans the closed loop left in flight are still decided
+                            # after its kiosks hang up; let them drain first.
+                            time.sleep(2.0)
                             half = peak["per_second"] / 2
                             log(f"{kiosks} kiosks over {transport} at {half:.0f}/s (half rate)")
                             scenario["half_rate"] = load(
                                 service, seeded, kiosks, seconds, transport, rate=half
                             )
+                            log("  -> " + summary(scenario["half_rate"]))
                         result["scenarios"].append(scenario)
     return result
 
 
+def summary(r: dict[str, Any]) -> str:
+    failures = f" (first: {r['kiosk_errors'][0]})" if r["kiosk_errors"] else ""
+    return (
+        f"{r['per_second']:,.0f} decisions/s, p50 {r['p50_ms']} ms, p99 {r['p99_ms']} ms, "
+        f"all connected in {r['connected_s']} s (clock moved {r['start_shift_s']} s), "
+        f"{r['errors']} errors, {r['kiosks_failed']} kiosks failed{failures}, service: "
+        f"{r['service_open_files']} open files, {r['db_connections']} db connections"
+    )
+
+
 def to_markdown(result: dict[str, Any]) -> str:
-    ceiling = result["ceilings"].get("pgbench_10_per_tx")
+    ceiling = result["ceilings"].get(THROUGHPUT_CEILING, {}).get("scans_per_s")
     lines = [
-        "| scenario | decisions/s | p50 ms | p99 ms | ceiling (pgbench, 10 scans/tx) | ratio |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| scenario | decisions/s | p50 ms | p99 ms | ceiling (pgbench, 10 scans/tx) | ratio "
+        "| not decided | service: open files, db connections |",
+        "|---|---:|---:|---:|---:|---:|---:|---|",
     ]
     for s in result["scenarios"]:
         for key, label in (("peak", "closed loop"), ("half_rate", "at half rate")):
@@ -237,15 +272,19 @@ def to_markdown(result: dict[str, Any]) -> str:
                 continue
             r = s[key]
             ratio = f"{r['per_second'] / ceiling:.2f}" if ceiling else "-"
+            failed = r["errors"] + r["kiosks_failed"]
             lines.append(
-                f"| {s['kiosks']} kiosks, {s['transport']}, {label} | {r['per_second']:,.0f} "
-                f"| {r['p50_ms']} | {r['p99_ms']} | {ceiling:,} | {ratio} |"
+                f"| {s['kiosks']:,} kiosks, {s['transport']}, {label} | {r['per_second']:,.0f} "
+                f"| {r['p50_ms']} | {r['p99_ms']} | {ceiling or 0:,} | {ratio} | {failed} "
+                f"| {r['service_open_files']:,}, {r['db_connections']} |"
             )
     lines.append("")
-    lines.append("| ceiling | scans/s |")
-    lines.append("|---|---:|")
-    for name, value in result["ceilings"].items():
-        lines.append(f"| {name} | {value:,} |")
+    lines.append("| ceiling | pgbench | scans/s | p50 ms | p99 ms |")
+    lines.append("|---|---|---:|---:|---:|")
+    for name, c in result["ceilings"].items():
+        lines.append(
+            f"| {name} | {c['what']} | {c['scans_per_s']:,} | {c['p50_ms']} | {c['p99_ms']} |"
+        )
     return "\n".join(lines)
 
 
@@ -253,7 +292,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
-    parser.add_argument("--kiosks", default="10,200", help="kiosk counts, comma-separated")
+    parser.add_argument("--kiosks", default="10,200,1000", help="kiosk counts, comma-separated")
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--http", action="store_true", help="also over plain HTTP")
     parser.add_argument("--json", type=Path, help="also write the figures here")

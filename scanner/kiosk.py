@@ -237,9 +237,14 @@ class Kiosk:
             try:
                 if not await link.send(scan):
                     link.wake()  # replaying the backlog: this scan rides with it, in order
-                answer = await asyncio.wait_for(future, self.config.ack_timeout)
-            except TimeoutError:
-                logger.warning("no answer for %s in time: judging offline", scan.event_id)
+                # Not wait_for: an answer arriving while it cancels the future would be
+                # acknowledged before the offline verdict below is written, and the door
+                # and the record would disagree for good (see Link._decided).
+                await asyncio.wait([future], timeout=self.config.ack_timeout)
+                if future.done():
+                    answer = future.result()
+                else:
+                    logger.warning("no answer for %s in time: judging offline", scan.event_id)
             finally:
                 self._waiting.pop(scan.event_id, None)
         if answer is not None and answer.get("type", "decision") == "decision":

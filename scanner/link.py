@@ -4,7 +4,9 @@ One WebSocket to ``/api/v1/kiosk/stream``, reopened with backoff whenever it dro
 Live scans go over the socket; scans the outbox still holds (taken while offline, or
 sent without an answer) are replayed in order through ``POST /api/v1/scans/batch``.
 Every decision, from either road, deletes its scan from the outbox: the service sends
-it after its commit, and is idempotent on ``event_id``, so replays are safe.
+it after its commit, and is idempotent on ``event_id``, so replays are safe. Except a
+late one, contradicting the verdict the kiosk gave meanwhile on its own: that scan is
+replayed with the verdict, so that the record says what the door did.
 """
 
 from __future__ import annotations
@@ -181,11 +183,16 @@ class Link:
                 self.on_hello(data)
         raise ConnectionError(f"socket closed ({ws.close_code})")
 
-    async def _decided(self, decision: Message) -> None:
+    async def _decided(self, decision: Message, *, sent_offline: bool = False) -> None:
+        """``sent_offline``: the scan went with the kiosk's own verdict, so the service
+        has recorded what the door did; otherwise the answer may have come too late."""
         event_id = str(decision.get("event_id"))
         self._inflight.pop(event_id, None)
         self.on_decision(decision)  # the screen first; the outbox write can follow
-        await self.outbox.ack([event_id])
+        if sent_offline:
+            await self.outbox.ack([event_id])
+        elif await self.outbox.settle(event_id, str(decision.get("decision"))):
+            self.wake()  # the door did otherwise: replay it with the kiosk's verdict
 
     async def _error(self, error: Message) -> None:
         event_id = error.get("event_id")
@@ -212,7 +219,9 @@ class Link:
             except (aiohttp.ClientError, OSError, TimeoutError, ValueError, KeyError) as e:
                 logger.warning("replay failed: %s", e or type(e).__name__)
                 complete = False
-            if complete:
+            # A scan that found the link not live meanwhile rides with the next round:
+            # going live now would let newer scans overtake it.
+            if complete and not self._wake.is_set():
                 self.live = True
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.retry_s)
@@ -248,8 +257,8 @@ class Link:
                 return False
             decisions = (await resp.json())["decisions"]
         logger.info("replayed %d scan(s)", len(decisions))
-        for decision in decisions:
-            await self._decided(decision)
+        for scan, decision in zip(scans, decisions, strict=True):
+            await self._decided(decision, sent_offline=scan.offline is not None)
         return True
 
     async def _post_each(self, scans: list[Scan]) -> bool:
@@ -268,5 +277,5 @@ class Link:
                 if resp.status != 200:
                     return False
                 decision = await resp.json()
-            await self._decided(decision)
+            await self._decided(decision, sent_offline=scan.offline is not None)
         return True

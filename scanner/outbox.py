@@ -117,6 +117,19 @@ class Outbox:
             raise
         return deleted
 
+    def settle(self, event_id: str, decision: str) -> bool:
+        """Delete a scan the service answered, unless the kiosk had already judged it
+        offline the other way (the answer came late): the door and the record then
+        disagree, and the scan stays to be replayed with its verdict, which the service
+        records as a correction. True if it stays."""
+        self._db.execute(
+            "DELETE FROM scans WHERE event_id = ?"
+            " AND (offline IS NULL OR json_extract(offline, '$.verdict') = ?)",
+            (event_id, decision),
+        )
+        row = self._db.execute("SELECT 1 FROM scans WHERE event_id = ?", (event_id,)).fetchone()
+        return row is not None
+
     def reject(self, event_id: str, why: str) -> None:
         """Park a scan the service refuses to accept (kept for a person to look at)."""
         self._db.execute("UPDATE scans SET rejected = ? WHERE event_id = ?", (why, event_id))
@@ -169,6 +182,11 @@ class AsyncOutbox:
         deleted = await self._run(self.outbox.ack, list(event_ids))
         self.depth = await self._run(self.outbox.depth)
         return deleted
+
+    async def settle(self, event_id: str, decision: str) -> bool:
+        stays = await self._run(self.outbox.settle, event_id, decision)
+        self.depth = await self._run(self.outbox.depth)
+        return stays
 
     async def reject(self, event_id: str, why: str) -> None:
         await self._run(self.outbox.reject, event_id, why)

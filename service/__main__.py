@@ -150,6 +150,7 @@ def cmd_serve(args: argparse.Namespace, url: str) -> int:
 
     asyncio.run(_with_connection(url, prepare))
     _install_uvloop()
+    _raise_open_files_limit()
     web.run_app(
         create_app(settings=settings),
         host=settings.host,
@@ -157,8 +158,25 @@ def cmd_serve(args: argparse.Namespace, url: str) -> int:
         access_log=None,
         print=None,
         shutdown_timeout=5,
+        keepalive_timeout=settings.keepalive_timeout_s,
     )
     return 0
+
+
+def _raise_open_files_limit() -> None:
+    """Every connection is a file descriptor: let the service hold as many as the
+    system allows it (the soft limit is often 1024, the hard one far higher)."""
+    try:
+        import resource
+    except ImportError:  # not on Windows
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = 1 << 20 if hard == resource.RLIM_INFINITY else hard
+    if soft != resource.RLIM_INFINITY and soft < want:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+        except (ValueError, OSError) as e:
+            logger.warning("could not raise the open files limit from %s: %s", soft, e)
 
 
 def _install_uvloop() -> None:

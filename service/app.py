@@ -16,7 +16,9 @@ from service import (
     health,
     keys,
     kiosk_stream,
+    occupancy,
     openapi,
+    people_search,
     rules,
     sites,
     trace,
@@ -59,6 +61,8 @@ def create_app(*, settings: Settings) -> web.Application:
     app.add_routes(openapi.routes())
     app.add_routes(audit.routes())
     app.add_routes(trace.routes())
+    app.add_routes(people_search.routes())
+    app.add_routes(occupancy.routes())
     app.add_routes(console.routes())
     app.add_routes(accounts.routes())
     return app

@@ -29,6 +29,7 @@ from aiohttp import web
 
 from service.auth import Role, principal, require_site, requires
 from service.db import DB_KEY
+from service.declarations import KNOWN_AT_SITE_SQL
 from service.errors import ApiError
 from service.events import KINDS, NewEvent, append_event, verify_chain
 from service.spreadsheet import safe_cell
@@ -559,9 +560,10 @@ async def verify(request: web.Request) -> web.Response:
     return web.json_response({"ok": all(r["ok"] for r in reports), "chains": reports})
 
 
-@requires(Role.AUDITOR, Role.ADMIN)
+@requires(Role.AUDITOR, Role.ADMIN, Role.GUARD)
 async def movements(request: web.Request) -> web.Response:
-    """Every stay of a person (entry and exit, gates by name), in time order."""
+    """Every stay of a person (entry and exit, gates by name), in time order; a token
+    limited to a site sees the stays there, of people known there."""
     person_id = int(request.match_info["person_id"])
     start, end = time_range(request)
     fmt = format_param(request, ("json", "csv"))
@@ -571,7 +573,10 @@ async def movements(request: web.Request) -> web.Response:
     }
     async with request.app[DB_KEY].connection() as conn:
         person = await conn.fetchrow(PERSON_SQL, person_id)
-        if person is None:
+        # Not even the name of someone who never came to the caller's site.
+        if person is None or (
+            site_id is not None and not await conn.fetchval(KNOWN_AT_SITE_SQL, person_id, site_id)
+        ):
             raise ApiError(404, "person_not_found", f"No person with id {person_id}.")
         await record_export(
             conn,

@@ -78,21 +78,38 @@ class ScanBatcher:
 
     async def _work(self) -> None:
         while True:
-            units = [await self._queue.get()]
-            size = len(units[0].items)
-            while size < self.max_batch and not self._queue.empty():
-                units.append(self._queue.get_nowait())
-                size += len(units[-1].items)
-            await self._run(units)
+            units = self._take([await self._queue.get()])
+            # One connection for as long as batches follow each other: giving it back
+            # to the pool costs a round trip (the pool resets it) per batch.
+            try:
+                async with self.db.connection() as conn:
+                    while await self._run(conn, units) and not self._queue.empty():
+                        units = self._take([self._queue.get_nowait()])
+            except UNAVAILABLE_ERRORS as e:  # no connection to be had
+                logger.warning("batch failed, database unavailable: %s", type(e).__name__)
+                for unit in units:
+                    _fail(unit, ServiceUnavailable())
+            except asyncio.CancelledError:
+                for unit in units:
+                    _fail(unit, ServiceUnavailable("The service is shutting down."))
+                raise
 
-    async def _run(self, units: list[_Unit]) -> None:
+    def _take(self, units: list[_Unit]) -> list[_Unit]:
+        size = len(units[0].items)
+        while size < self.max_batch and not self._queue.empty():
+            units.append(self._queue.get_nowait())
+            size += len(units[-1].items)
+        return units
+
+    async def _run(self, conn: asyncpg.Connection, units: list[_Unit]) -> bool:
+        """Decide and answer these units; False if the connection may be unusable."""
         try:
-            decisions = await self._decide([i for u in units for i in u.items])
+            decisions = await self._decide(conn, [i for u in units for i in u.items])
         except UNAVAILABLE_ERRORS as e:
             logger.warning("batch failed, database unavailable: %s", type(e).__name__)
             for unit in units:
                 _fail(unit, ServiceUnavailable())
-            return
+            return False
         except asyncio.CancelledError:
             for unit in units:
                 _fail(unit, ServiceUnavailable("The service is shutting down."))
@@ -101,23 +118,24 @@ class ScanBatcher:
             if len(units) == 1:
                 logger.exception("scan batch failed")
                 _fail(units[0], RuntimeError("scan batch failed"))
-                return
+                return False
             # One bad unit must not sink the others: decide each on its own.
+            usable = True
             for unit in units:
-                await self._run([unit])
-            return
+                usable = await self._run(conn, [unit]) and usable
+            return usable
         start = 0
         for unit in units:
             end = start + len(unit.items)
             if not unit.future.done():
                 unit.future.set_result(decisions[start:end])
             start = end
+        return True
 
-    async def _decide(self, items: list[ScanItem]) -> list[Decision]:
+    async def _decide(self, conn: asyncpg.Connection, items: list[ScanItem]) -> list[Decision]:
         for attempt in (1, 2):
             try:
-                async with self.db.connection() as conn:
-                    result = await decide_batch(conn, items, self.authenticator)
+                result = await decide_batch(conn, items, self.authenticator)
                 break
             except asyncpg.UniqueViolationError:
                 # The same event id committed by another instance meanwhile: once more,

@@ -124,7 +124,8 @@ WHERE p.id = ANY($1::uuid[])
 """
 
 # Under the site lock, in one round trip: the open stays of the batch's people, how many
-# are inside each site, and the last allowed use of each pass (the shared-pass check).
+# are inside each site that has a capacity (counting is the costly part, and only a
+# capacity needs it), and the last allowed use of each pass (the shared-pass check).
 SITE_STATE_SQL = """
 SELECT
   (SELECT coalesce(jsonb_agg(jsonb_build_array(id, site_id, person_id)), '[]'::jsonb)
@@ -133,7 +134,7 @@ SELECT
   AS stays,
   (SELECT coalesce(jsonb_object_agg(site_id, inside), '{}'::jsonb)
    FROM (SELECT site_id, count(*) AS inside FROM presence
-         WHERE site_id = ANY($2::bigint[]) AND exited_at IS NULL GROUP BY site_id) AS c)
+         WHERE site_id = ANY($5::bigint[]) AND exited_at IS NULL GROUP BY site_id) AS c)
   AS occupancy,
   (SELECT coalesce(jsonb_agg(jsonb_build_array(pass_id, gate_id, direction, occurred_at)),
                    '[]'::jsonb)
@@ -160,8 +161,27 @@ WHERE p.id = u.id AND p.exited_at IS NULL
 """
 
 
-UNDO_STAYS_SQL = """
-DELETE FROM presence WHERE entry_event = ANY($1::bigint[]) AND exited_at IS NULL
+UNDO_STAYS_SQL = "DELETE FROM presence WHERE entry_event = ANY($1::bigint[])"
+
+# The stays that replayed scans opened or closed. `reopenable`: the person has had
+# no stay since, nor been let out by a later exit scan.
+REPLAYED_STAYS_SQL = """
+SELECT p.id, p.entry_event, p.exit_event,
+       NOT EXISTS (SELECT 1 FROM presence q
+                   WHERE q.site_id = p.site_id AND q.person_id = p.person_id AND q.id > p.id)
+       AND NOT EXISTS (SELECT 1 FROM events e
+                       WHERE e.person_id = p.person_id AND e.site_id = p.site_id
+                         AND e.kind = 'scan' AND e.direction = 'out' AND e.decision = 'allow'
+                         AND e.id > p.exit_event)
+       AS reopenable
+FROM presence p
+WHERE p.person_id = ANY($2::bigint[])
+  AND (p.entry_event = ANY($1::bigint[]) OR p.exit_event = ANY($1::bigint[]))
+"""
+
+REOPEN_STAYS_SQL = """
+UPDATE presence SET exited_at = NULL, exit_gate_id = NULL, exit_event = NULL, exit_kind = NULL
+WHERE id = ANY($1::bigint[])
 """
 
 
@@ -175,6 +195,12 @@ def gate_info(row: asyncpg.Record) -> GateInfo:
         capacity=row["capacity"],
         rules=CheckinRules.model_validate(row["checkin_rules"]),
     )
+
+
+def storable(text: str) -> str:
+    """Text as jsonb can hold it: PostgreSQL refuses NUL, which a QR code may carry. The
+    event's payload digest and length are still those of the text as scanned."""
+    return text.replace("\x00", "\N{REPLACEMENT CHARACTER}")
 
 
 def payload_digest(payload: str) -> str:
@@ -213,6 +239,9 @@ class _Plan:
     )  # id, at, gate, index
     open_ids: dict[tuple[int, int], int | _Stay] = field(default_factory=dict)
     undone_entries: list[int] = field(default_factory=list)  # entry event ids
+    opened_by: dict[int, int] = field(default_factory=dict)  # entry event id -> stay id
+    closed_by: dict[int, int] = field(default_factory=dict)  # exit event id -> stay id
+    reopened: list[int] = field(default_factory=list)  # stays whose exit the door refused
 
 
 async def decide_batch(
@@ -261,8 +290,14 @@ async def decide_batch(
         plan = _Plan()
         person_ids = list({s.person_id for s in states.values()})
         longest = max((g.rules.shared_pass_window_s for g in gates.values()), default=0)
+        counted = sorted({g.site_id for g in gates.values() if g.capacity is not None})
         state = await conn.fetchrow(
-            SITE_STATE_SQL, person_ids, site_ids, pass_ids, now - timedelta(seconds=longest)
+            SITE_STATE_SQL,
+            person_ids,
+            site_ids,
+            pass_ids,
+            now - timedelta(seconds=longest),
+            counted,
         )
         for stay_id, site, person in state["stays"]:
             views[site].inside.add(person)
@@ -276,9 +311,27 @@ async def decide_batch(
                 views[site].last_allowed[pass_id] = RecentUse(
                     gate_id, direction, datetime.fromisoformat(at_text)
                 )
+        replayed = [
+            existing[i.scan.event_id]
+            for i in items
+            if i.scan.offline is not None and i.scan.event_id in existing
+        ]
+        if replayed:  # a door correction may have to undo or reopen the stays they made
+            for r in await conn.fetch(
+                REPLAYED_STAYS_SQL,
+                [p["id"] for p in replayed],
+                list({p["person_id"] for p in replayed if p["person_id"] is not None}),
+            ):
+                plan.opened_by[r["entry_event"]] = r["id"]
+                if r["reopenable"] and r["exit_event"] is not None:
+                    plan.closed_by[r["exit_event"]] = r["id"]
 
         decisions: list[Decision | None] = []
         first_of: dict[UUID, int] = {}
+        # A scan sent live and replayed with the door's offline verdict may meet itself
+        # in one batch: the verdict is what happened, so that one is decided (and the
+        # other answered as its duplicate), else no correction would ever be recorded.
+        door_said = {i.scan.event_id: k for k, i in enumerate(items) if i.scan.offline is not None}
         for index, (item, (claims, error)) in enumerate(zip(items, checked, strict=True)):
             scan = item.scan
             prior = existing.get(scan.event_id)
@@ -295,6 +348,9 @@ async def decide_batch(
                 decisions.append(None)
                 continue
             first_of[scan.event_id] = index
+            if scan.offline is None and scan.event_id in door_said:
+                k = door_said[scan.event_id]
+                item, (claims, error) = items[k], checked[k]
             gate = gates.get(item.gate_id)
             if gate is None:
                 raise LookupError(f"gate {item.gate_id} is gone")
@@ -310,6 +366,7 @@ async def decide_batch(
     for item, decision in zip(items, decisions, strict=True):
         if decision is None:
             first = by_event[item.scan.event_id]
+            reused = item.scan.payload != items[first_of[item.scan.event_id]].scan.payload
             decision = Decision(
                 first.event_id,
                 first.decision,
@@ -317,6 +374,7 @@ async def decide_batch(
                 first.direction,
                 first.name,
                 duplicate=True,
+                conflict="event_id_reused" if reused else None,
                 site_id=first.site_id,
             )
         final.append(decision)
@@ -368,7 +426,7 @@ def _decide_one(
         "seen_at": scan.seen_at.isoformat(),
     }
     if auth_error is not None:  # not one of our passes: keep what it was, for the guard
-        detail["payload_head"] = scan.payload[:PAYLOAD_KEPT_CHARS]
+        detail["payload_head"] = storable(scan.payload[:PAYLOAD_KEPT_CHARS])
     if skewed:
         detail["clock_skew"] = True
     if verdict.warnings:
@@ -376,7 +434,10 @@ def _decide_one(
     if scan.offline is not None:
         # The door already acted on the kiosk's verdict: that is what happened.
         detail["server_verdict"] = {"decision": verdict.decision, "reason": verdict.reason}
-        detail["offline"] = scan.offline.model_dump()
+        detail["offline"] = {
+            "verdict": scan.offline.verdict,
+            "reason": storable(scan.offline.reason),
+        }
         reason = scan.offline.reason
         if REASONS.get(reason, ("",))[0] != scan.offline.verdict:
             reason = "offline_allowed" if scan.offline.verdict == "allow" else "offline_denied"
@@ -453,8 +514,7 @@ def _plan_correction(
     plan: _Plan,
     now: datetime,
 ) -> None:
-    """Record what the door really did, and make presence follow it (entries only:
-    an exit is never refused by the kiosk's offline policy)."""
+    """Record what the door really did, and make presence follow it."""
     offline = item.scan.offline
     assert offline is not None
     gate = gates[prior["gate_id"]]
@@ -480,15 +540,27 @@ def _plan_correction(
             },
         )
     )
-    if person_id is None or prior["direction"] != "in":
+    if person_id is None:
         return
     view = views[gate.site_id]
     key = (gate.site_id, person_id)
-    if offline.verdict == "deny" and plan.open_ids.get(key) is not None:
-        plan.undone_entries.append(prior["id"])  # the door stayed shut: no stay
-        del plan.open_ids[key]
-        view.inside.discard(person_id)
-        view.count -= 1
+    if prior["direction"] == "out":
+        # The exit door stayed shut (a kiosk's offline policy may deny exits too): the
+        # person is still inside, unless they have come in or been let out again since.
+        stay_id = plan.closed_by.get(prior["id"])
+        if offline.verdict == "deny" and stay_id is not None and key not in plan.open_ids:
+            plan.reopened.append(stay_id)
+            plan.open_ids[key] = stay_id
+            view.inside.add(person_id)
+            view.count += 1
+        return
+    stay_id = plan.opened_by.get(prior["id"])
+    if offline.verdict == "deny" and stay_id is not None:
+        plan.undone_entries.append(prior["id"])  # the door stayed shut: no stay at all
+        if plan.open_ids.get(key) == stay_id:  # not one opened since
+            del plan.open_ids[key]
+            view.inside.discard(person_id)
+            view.count -= 1
     elif offline.verdict == "allow" and key not in plan.open_ids:
         verdict = Verdict("allow", "offline_allowed", "in")
         _plan_presence(plan, verdict, gate, person_id, now, index)
@@ -503,6 +575,8 @@ async def _write_presence(
     ids = [a.id for a in appended]
     if plan.undone_entries:
         await conn.execute(UNDO_STAYS_SQL, plan.undone_entries)
+    if plan.reopened:  # each its person's last stay: none other is open; closes may follow
+        await conn.execute(REOPEN_STAYS_SQL, plan.reopened)
     if plan.closed:
         c = plan.closed
         await conn.execute(

@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
+import asyncpg
 from aiohttp import web
 from aiohttp_session import get_session, new_session
 
@@ -31,7 +32,6 @@ from service.settings import SETTINGS_KEY
 Lang = Literal["vi", "en"]
 LANG_COOKIE = "cg_lang"
 LOGIN_CSRF_COOKIE = "cg_login_csrf"
-CONSOLE_CSS = "/static/console.css"
 # Scripts only from here, sockets and fetches only to here.
 CONSOLE_CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
@@ -159,7 +159,10 @@ def _login_page(
             ),
         ]
     )
-    response = page(lang=lang, title=t("title", lang), body=body, status=status, css=CONSOLE_CSS)
+    response = page(
+        lang=lang, title=t("title", lang), body=body, status=status, css=asset("console.css")
+    )
+    response.headers.update(_page_headers())
     # Login CSRF: the form's token must match this cookie (double submit).
     response.set_cookie(
         LOGIN_CSRF_COOKIE,
@@ -180,6 +183,8 @@ async def login_form(request: web.Request) -> web.Response:
 
 @public
 async def login_submit(request: web.Request) -> web.Response:
+    if request.content_type != "application/x-www-form-urlencoded":
+        raise ApiError(415, "unsupported_media_type", "Send the login form as a form.")
     form = await request.post()
     sent = str(form.get("csrf_token", ""))
     expected = request.cookies.get(LOGIN_CSRF_COOKIE, "")
@@ -216,16 +221,21 @@ GATES_SQL = "SELECT id, name, direction FROM gates WHERE site_id = $1 ORDER BY i
 HEAD_SQL = "SELECT last_seq FROM event_chains WHERE chain_id = $1"
 
 
-def _chosen_site(request: web.Request, sites: list[int]) -> int:
+async def _sites_and_choice(
+    request: web.Request, conn: asyncpg.Connection, scope: int | None
+) -> tuple[list[asyncpg.Record], asyncpg.Record | None]:
+    """The sites the caller may see, and the one asked for (?site_id) or the first."""
+    sites = await conn.fetch(SITES_SQL, scope)
     raw = request.query.get("site_id", "")
-    if raw:
-        if not raw.isdigit() or len(raw) > 18:
-            raise ApiError(400, "bad_parameter", "site_id must be a positive integer.")
-        require_site(request, int(raw))
-        return int(raw)
-    if not sites:
-        raise ApiError(404, "site_not_found", "There is no site yet.")
-    return sites[0]
+    if not raw:
+        return sites, (await conn.fetchrow(SITE_SQL, sites[0]["id"]) if sites else None)
+    if not raw.isdigit() or len(raw) > 18:
+        raise ApiError(400, "bad_parameter", "site_id must be a positive integer.")
+    require_site(request, int(raw))
+    site = await conn.fetchrow(SITE_SQL, int(raw))
+    if site is None:
+        raise ApiError(404, "site_not_found", f"No site with id {raw}.")
+    return sites, site
 
 
 @requires(Role.GUARD, Role.ADMIN, Role.AUDITOR)
@@ -235,20 +245,12 @@ async def console_page(request: web.Request) -> web.Response:
         return _redirect("/console/login")
     lang = lang_of(request)
     async with request.app[DB_KEY].connection() as conn:
-        sites = await conn.fetch(SITES_SQL, caller.site_id)
-        if not sites:
-            return page(
-                lang=lang,
-                title=t("title", lang),
-                body=tag("p", t("no_site", lang)),
-                css=asset("console.css"),
-            )
-        site_id = _chosen_site(request, [r["id"] for r in sites])
-        site = await conn.fetchrow(SITE_SQL, site_id)
+        sites, site = await _sites_and_choice(request, conn, caller.site_id)
         if site is None:
-            raise ApiError(404, "site_not_found", f"No site with id {site_id}.")
-        gates = await conn.fetch(GATES_SQL, site_id)
-        head = await conn.fetchval(HEAD_SQL, site_id) or 0
+            body = tag("p", t("no_site", lang))
+            return page(lang=lang, title=t("title", lang), body=body, css=asset("console.css"))
+        gates = await conn.fetch(GATES_SQL, site["id"])
+        head = await conn.fetchval(HEAD_SQL, site["id"]) or 0
     session = await get_session(request)
     config: dict[str, Any] = {
         "lang": lang,
@@ -280,7 +282,8 @@ def _page_headers() -> dict[str, str]:
     return {
         "Content-Security-Policy": CONSOLE_CSP,
         "X-Content-Type-Options": "nosniff",
-        "Referrer-Policy": "no-referrer",
+        # Not no-referrer: under it browsers send "Origin: null", and we check the origin.
+        "Referrer-Policy": "same-origin",
         "Cache-Control": "no-store",
     }
 
@@ -291,11 +294,10 @@ async def rollcall(request: web.Request) -> web.Response:
     caller = principal(request)
     lang = lang_of(request)
     async with request.app[DB_KEY].connection() as conn:
-        sites = await conn.fetch(SITES_SQL, caller.site_id)
-        site_id = _chosen_site(request, [r["id"] for r in sites])
-        site = await conn.fetchrow(SITE_SQL, site_id)
+        _, site = await _sites_and_choice(request, conn, caller.site_id)
         if site is None:
-            raise ApiError(404, "site_not_found", f"No site with id {site_id}.")
+            raise ApiError(404, "site_not_found", "There is no site yet.")
+        site_id = site["id"]
         people = await conn.fetch(door.INSIDE_SQL, site_id)
     zone = ZoneInfo(site["timezone"])
     printed_at = datetime.now(zone).strftime("%H:%M %d/%m/%Y")
@@ -353,9 +355,8 @@ async def rollcall(request: web.Request) -> web.Response:
             tag("script", "", src=asset("print.js")),
         ]
     )
-    response = page(
-        lang=lang, title=t("rollcall", lang), body=body, css=asset("console.css"), csp=CONSOLE_CSP
-    )
+    response = page(lang=lang, title=t("rollcall", lang), body=body, css=asset("console.css"))
+    response.headers.update(_page_headers())
     _keep_lang(request, response, lang)
     return response
 

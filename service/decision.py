@@ -57,7 +57,7 @@ class SiteView:
     """What a batch knows of one site while deciding, kept current scan by scan."""
 
     inside: set[int] = field(default_factory=set)  # person ids with an open stay
-    count: int = 0  # people inside (only tracked when the site has a capacity)
+    count: int = 0  # people inside (only counted when the site has a capacity)
     last_allowed: dict[UUID, RecentUse] = field(default_factory=dict)
 
 

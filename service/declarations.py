@@ -132,6 +132,12 @@ FROM declarations d LEFT JOIN passes p ON p.declaration_id = d.id
 WHERE d.person_id = $1 AND d.superseded_at IS NULL AND ($2::bigint IS NULL OR d.site_id = $2)
 ORDER BY d.site_id, p.issued_at DESC NULLS LAST
 """
+# Who a site-bound caller may look up: people with a declaration or a stay at the site.
+KNOWN_AT_SITE_SQL = """
+SELECT EXISTS (SELECT 1 FROM declarations
+               WHERE person_id = $1 AND site_id = $2 AND superseded_at IS NULL)
+    OR EXISTS (SELECT 1 FROM presence WHERE person_id = $1 AND site_id = $2)
+"""
 
 
 @dataclass(frozen=True)
@@ -556,18 +562,24 @@ def _current_json(rows: Sequence[asyncpg.Record], now: datetime) -> list[dict[st
 @requires(Role.ADMIN, Role.GUARD, Role.AUDITOR)
 async def get_person(request: web.Request) -> web.Response:
     person_id = int(request.match_info["person_id"])
-    scope = principal(request).site_id
+    caller = principal(request)
+    scope = caller.site_id
     now = datetime.now(UTC)
     async with request.app[DB_KEY].connection() as conn:
         person = await conn.fetchrow(PERSON_SQL, person_id)
         current = await conn.fetch(CURRENT_DECLARATIONS_SQL, person_id, scope)
-    # A guard sees only people who declared for its site; others are not found.
-    if person is None or (scope is not None and not current):
+        # A guard sees only people who declared for its site or stayed there.
+        known = (
+            scope is None
+            or bool(current)
+            or await conn.fetchval(KNOWN_AT_SITE_SQL, person_id, scope)
+        )
+    if person is None or not known:
         raise ApiError(404, "person_not_found", f"No person {person_id}.")
     return web.json_response(
         {
             "person": {
-                **person_json(person),
+                **person_json(person, masked_ids=caller.role is Role.GUARD),
                 "created_at": _iso(person["created_at"]),
                 "updated_at": _iso(person["updated_at"]),
             },

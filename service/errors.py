@@ -58,6 +58,9 @@ DATABASE_DOWN_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.OperatorInterventionError,  # class 57: shutdown, cannot connect now
     asyncpg.exceptions.InsufficientResourcesError,  # class 53: too many connections, disk full
     asyncpg.exceptions.InterfaceError,
+    # A pooled connection the server ended (a restart) before asyncpg noticed the close:
+    # "cannot switch to state ...; another operation is in progress".
+    asyncpg.exceptions.InternalClientError,
 )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 from typing import Any
 
 from aiohttp import WSMsgType, web
@@ -20,6 +21,10 @@ from service.fanout import FANOUT_KEY
 from service.openapi import documented
 
 SEND_TIMEOUT_S = 5.0
+# The kernel would let a socket's send buffer grow to megabytes (tcp_wmem), thousands of
+# events a console that stopped reading soaks up before SEND_TIMEOUT_S or the subscriber
+# queue can notice it. Linux doubles this; 128 KiB in flight is plenty for a console.
+SEND_BUFFER_BYTES = 64 * 1024
 
 
 def _int_param(request: web.Request, name: str, *, required: bool) -> int | None:
@@ -48,6 +53,9 @@ async def events_stream(request: web.Request) -> web.WebSocketResponse:
     ws = web.WebSocketResponse(heartbeat=20, max_msg_size=4096)
     try:
         await ws.prepare(request)
+        sock = request.transport.get_extra_info("socket") if request.transport else None
+        if sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER_BYTES)
         pump = asyncio.create_task(_pump(ws, sub, replay))
         async for msg in ws:  # consoles only listen; reading notices a close
             if msg.type == WSMsgType.ERROR:

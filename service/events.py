@@ -105,6 +105,29 @@ def digest_of(record: dict[str, Any]) -> bytes:
     return hashlib.sha256(canonical({k: record[k] for k in HASHED_FIELDS})).digest()
 
 
+def _digest_of_new(e: NewEvent) -> bytes:
+    """digest_of for an event being appended, with its times and UUIDs already in the
+    text canonical() gives them (the same bytes, without a callback per value)."""
+    return hashlib.sha256(
+        canonical(
+            {
+                "kind": e.kind,
+                "actor": e.actor,
+                "occurred_at": e.occurred_at.astimezone(UTC).isoformat(timespec="microseconds"),
+                "site_id": e.site_id,
+                "gate_id": e.gate_id,
+                "person_id": e.person_id,
+                "pass_id": None if e.pass_id is None else str(e.pass_id),
+                "event_id": None if e.event_id is None else str(e.event_id),
+                "direction": e.direction,
+                "decision": e.decision,
+                "reason": e.reason,
+                "detail": e.detail,
+            }
+        )
+    ).digest()
+
+
 def link(prev_hash: bytes, digest: bytes) -> bytes:
     return hashlib.sha256(prev_hash + digest).digest()
 
@@ -169,7 +192,7 @@ async def append_events(
             raise ValueError(f"unknown event kind {e.kind!r}")
         seq, prev = heads[e.chain_id]
         seq += 1
-        digest = digest_of({name: getattr(e, name) for name in HASHED_FIELDS})
+        digest = _digest_of_new(e)
         digest_hash = link(prev, digest)
         heads[e.chain_id] = (seq, digest_hash)
         seqs.append(seq)

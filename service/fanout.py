@@ -21,6 +21,7 @@ import asyncpg
 from aiohttp import web
 
 from service.db import DB_KEY, Database
+from service.errors import UNAVAILABLE_ERRORS
 from service.reasons import REASONS, message
 from service.settings import Settings
 from service.tasks import cancel_and_wait
@@ -146,9 +147,11 @@ class Fanout:
             self._reader_event.clear()
             wanted, self._wake_reader = self._wake_reader, {}
             for site in wanted:
+                # The loop must outlive any database trouble, ServiceUnavailable too (no
+                # connection free in time): ended, no console would get a live event again.
                 try:
                     await self._deliver_new(site)
-                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as e:
+                except (*UNAVAILABLE_ERRORS, asyncpg.PostgresError) as e:
                     logger.warning("fan-out read failed for site %s: %s", site, e)
 
     async def _deliver_new(self, site: int) -> None:

@@ -24,12 +24,17 @@ from service.db import DB_KEY
 from service.errors import UNAVAILABLE_ERRORS, ApiError
 from service.field_errors import field_errors
 from service.openapi import documented
+from service.settings import SETTINGS_KEY
 from service.validation import read_json, validate
 
 logger = logging.getLogger(__name__)
 
-MAX_MESSAGE_BYTES = 128 * 1024
 MAX_BATCH = 500
+# Messages of one socket being decided at once; beyond it we stop reading the socket
+# (TCP pushes back on the kiosk), so one kiosk's flood cannot fill the scan queue or
+# take the connection pool from the others. A kiosk has one scan out at a time.
+MAX_IN_FLIGHT = 8
+IDLE_CLOSE_CODE = 4408  # application range; "408 request timeout"
 
 
 class Heartbeat(BaseModel):
@@ -111,7 +116,9 @@ async def kiosk_stream(request: web.Request) -> web.WebSocketResponse:
         gate = await conn.fetchrow(GATE_HELLO_SQL, gate_id)
     if gate is None:
         raise ApiError(404, "gate_not_found", "The gate of this token no longer exists.")
-    ws = web.WebSocketResponse(heartbeat=20, max_msg_size=MAX_MESSAGE_BYTES)
+    settings = request.app[SETTINGS_KEY]
+    # A message as large as an HTTP body may be: a scan the HTTP route takes fits here too.
+    ws = web.WebSocketResponse(heartbeat=20, max_msg_size=settings.max_body_bytes)
     await ws.prepare(request)
     await ws.send_json(
         {
@@ -122,13 +129,28 @@ async def kiosk_stream(request: web.Request) -> web.WebSocketResponse:
         }
     )
     in_flight: set[asyncio.Task[None]] = set()
-    async for msg in ws:
+    room = asyncio.Semaphore(MAX_IN_FLIGHT)
+
+    def done(task: asyncio.Task[None]) -> None:
+        in_flight.discard(task)
+        room.release()
+
+    while True:
+        try:
+            async with asyncio.timeout(settings.kiosk_idle_timeout_s):
+                msg = await ws.receive()
+        except TimeoutError:
+            await ws.close(code=IDLE_CLOSE_CODE, message=b"idle: no message from the kiosk")
+            break
+        if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR):
+            break  # an ERROR (e.g. a message too big, 1009) has closed the socket already
         if msg.type != WSMsgType.TEXT:
             await _send(ws, _error("invalid_message", "Send JSON text messages."))
             continue
+        await room.acquire()
         task = asyncio.create_task(_handle(request, ws, msg.data))
         in_flight.add(task)
-        task.add_done_callback(in_flight.discard)
+        task.add_done_callback(done)
     # Scans already received are still decided and recorded; the kiosk will learn
     # the decision as a duplicate when it replays them.
     if in_flight:
@@ -139,7 +161,7 @@ async def kiosk_stream(request: web.Request) -> web.WebSocketResponse:
 async def _handle(request: web.Request, ws: web.WebSocketResponse, text: str) -> None:
     try:
         message = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than we parse
         await _send(ws, _error("invalid_message", "Not valid JSON."))
         return
     kind = message.get("type") if isinstance(message, dict) else None

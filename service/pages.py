@@ -76,7 +76,6 @@ def page(
     body: Markup,
     status: int = 200,
     css: str = "/static/declare.css",
-    csp: str = CSP,
 ) -> web.Response:
     text = render("base.html", lang=lang, title=title, body=body, css=css)
     return web.Response(
@@ -85,7 +84,7 @@ def page(
         content_type="text/html",
         charset="utf-8",
         headers={
-            "Content-Security-Policy": csp,
+            "Content-Security-Policy": CSP,
             "X-Content-Type-Options": "nosniff",
             "Referrer-Policy": "no-referrer",
             "Cache-Control": "no-store",

@@ -110,7 +110,14 @@ async def person_for_declaration(
     raise ApiError(409, "conflict", "Someone else is declaring for this person; try again.")
 
 
-def person_json(row: asyncpg.Record | Person) -> dict[str, Any]:
+def masked(value: str | None) -> str | None:
+    """The last three characters only: enough to tell people apart, not to call them."""
+    return None if value is None else "*" * (len(value) - 3) + value[-3:]
+
+
+def person_json(row: asyncpg.Record | Person, *, masked_ids: bool = False) -> dict[str, Any]:
+    """The person as the API shows them; ``masked_ids`` hides the phone and ID number
+    (a guard recognises people at the door; it has no need to contact them)."""
     fields = (
         "id",
         "kind",
@@ -122,5 +129,9 @@ def person_json(row: asyncpg.Record | Person) -> dict[str, Any]:
         "risk_level",
     )
     if isinstance(row, Person):
-        return {f: getattr(row, f) for f in fields}
-    return {f: row[f] for f in fields}
+        out = {f: getattr(row, f) for f in fields}
+    else:
+        out = {f: row[f] for f in fields}
+    if masked_ids:
+        out["phone"], out["national_id"] = masked(out["phone"]), masked(out["national_id"])
+    return out

@@ -30,6 +30,11 @@ class Settings:
     # Personal data older than this is purged, checked every purge_interval_s.
     retention_days: int = 30
     purge_interval_s: float = 3600.0
+    # An HTTP connection that sends no request this long (after connecting, or between
+    # requests) is closed; so is a kiosk socket that sends no message (a kiosk heartbeats
+    # every 5 s; WebSocket pings do not count: they prove the connection, not the kiosk).
+    keepalive_timeout_s: float = 75.0
+    kiosk_idle_timeout_s: float = 60.0
     # A console login lasts one guard shift; set secure cookies when served over HTTPS.
     session_hours: int = 12
     secure_cookies: bool = False
@@ -63,6 +68,12 @@ class Settings:
             ),
             purge_interval_s=_float(
                 env, "CHECKIN_PURGE_INTERVAL", defaults.purge_interval_s, low=1.0
+            ),
+            keepalive_timeout_s=_float(
+                env, "CHECKIN_KEEPALIVE_TIMEOUT", defaults.keepalive_timeout_s, low=1.0
+            ),
+            kiosk_idle_timeout_s=_float(
+                env, "CHECKIN_KIOSK_IDLE_TIMEOUT", defaults.kiosk_idle_timeout_s, low=1.0
             ),
             session_hours=_int(
                 env, "CHECKIN_SESSION_HOURS", defaults.session_hours, low=1, high=24 * 7

@@ -30,8 +30,10 @@ async def read_json(request: web.Request) -> Any:
     raw = await request.read()  # aiohttp enforces client_max_size here (413)
     try:
         return json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+    except ValueError as e:  # bad UTF-8, bad JSON, a number with too many digits
         raise ApiError(400, "invalid_json", f"The body is not valid UTF-8 JSON: {e}") from None
+    except RecursionError:
+        raise ApiError(400, "invalid_json", "The body's JSON is nested too deeply.") from None
 
 
 async def read_model(request: web.Request, model: type[Model]) -> Model:

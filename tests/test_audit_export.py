@@ -435,7 +435,6 @@ async def test_the_report_needs_a_date(
     [
         EVENTS + "?format=csv",
         VERIFY,
-        "/api/v1/people/1/movements",
         "/api/v1/sites/{site}/report?date=2026-03-10",
     ],
 )

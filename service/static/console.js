@@ -8,6 +8,16 @@
   const site = config.site;
   const isAdmin = config.user.role === "admin";
   const FEED_ROWS = 200;
+  const DOOR_KINDS = new Set([
+    "scan",
+    "override",
+    "manual_exit",
+    "door_correction",
+    "deny_list_add",
+    "deny_list_remove",
+    "pass_revoked",
+    "declaration_reviewed",
+  ]);
   const ALERT_RECENT_MS = 2 * 60 * 1000; // a replayed denial older than this raises no alert
   const KIOSK_POLL_MS = 5000;
   let lang = config.lang === "en" ? "en" : "vi";
@@ -81,6 +91,10 @@
     override: ["Bảo vệ cho vào", "Let in by a guard"],
     manual_exit: ["Ghi ra thủ công", "Exit recorded by hand"],
     door_correction: ["Hiệu chỉnh", "Correction"],
+    deny_list_add: ["Thêm vào danh sách cấm", "Added to the deny list"],
+    deny_list_remove: ["Gỡ khỏi danh sách cấm", "Removed from the deny list"],
+    pass_revoked: ["Thu hồi mã QR", "Pass revoked"],
+    declaration_reviewed: ["Duyệt khai báo", "Declaration reviewed"],
     cleared: ["Đạt", "Cleared"],
     review: ["Chờ duyệt", "Under review"],
     rejected: ["Không đạt", "Rejected"],
@@ -219,10 +233,15 @@
   function onEvent(event) {
     if (typeof event.seq !== "number" || event.seq <= lastSeq) return; // seen already
     lastSeq = event.seq;
+    if (!DOOR_KINDS.has(event.kind)) return; // exports, traces, purges: not the door's business
     shown.unshift(event);
     if (shown.length > FEED_ROWS) shown.pop();
     renderFeed();
-    if (event.kind === "scan" && event.decision === "deny" && Date.now() - Date.parse(event.occurred_at) < ALERT_RECENT_MS) {
+    if (
+      event.kind === "scan" &&
+      event.decision === "deny" &&
+      Date.now() - Date.parse(event.occurred_at) < ALERT_RECENT_MS
+    ) {
       raiseAlert(event);
     }
     if (["scan", "override", "manual_exit", "door_correction"].includes(event.kind)) {
@@ -321,8 +340,14 @@
         "div",
         { class: "alert-actions" },
         event.person_id ? reasonInput : null,
-        event.person_id ? el("button", { type: "button", class: "allow-once", onclick: allow }, t("allow_once")) : null,
-        el("button", { type: "button", class: "dismiss ghost", onclick: () => dropAlert(event.event_id) }, t("dismiss")),
+        event.person_id
+          ? el("button", { type: "button", class: "allow-once", onclick: allow }, t("allow_once"))
+          : null,
+        el(
+          "button",
+          { type: "button", class: "dismiss ghost", onclick: () => dropAlert(event.event_id) },
+          t("dismiss"),
+        ),
         message,
       ),
     );
@@ -382,7 +407,13 @@
           el("td", {}, person.organisation || ""),
           el("td", {}, dateTime(person.entered_at)),
           el("td", {}, person.entry_gate || ""),
-          el("td", { class: "actions" }, exitReason, el("button", { type: "button", class: "small", onclick: recordExit }, t("record_exit")), message),
+          el(
+            "td",
+            { class: "actions" },
+            exitReason,
+            el("button", { type: "button", class: "small", onclick: recordExit }, t("record_exit")),
+            message,
+          ),
         );
       }),
     );
@@ -408,11 +439,20 @@
             {},
             el(
               "button",
-              { type: "button", class: "result", "data-person-id": person.id, onclick: () => showPerson(person.id) },
+              {
+                type: "button",
+                class: "result",
+                "data-person-id": person.id,
+                onclick: () => showPerson(person.id),
+              },
               el("strong", {}, person.full_name),
-              el("span", { class: "muted" }, ` · ${t(person.kind)}${person.organisation ? ` · ${person.organisation}` : ""}${person.phone_masked ? ` · ${person.phone_masked}` : ""}`),
-              el("span", { class: `status ${person.declaration_status}` }, `${t("declaration")}: ${t(person.declaration_status)}`),
-              el("span", { class: `status ${person.pass_status}` }, `${t("pass")}: ${t(person.pass_status)}`),
+              el(
+                "span",
+                { class: "muted" },
+                ` · ${t(person.kind)}${person.organisation ? ` · ${person.organisation}` : ""}${person.phone_masked ? ` · ${person.phone_masked}` : ""}`,
+              ),
+              statusTag("declaration", person.declaration ? person.declaration.status : "none"),
+              statusTag("pass", person.pass ? person.pass.status : "none"),
               person.inside ? el("span", { class: "status inside" }, t("is_inside")) : null,
             ),
           ),
@@ -422,6 +462,8 @@
       $("search-message").textContent = `${t("error")}: ${failure.message}`;
     }
   });
+
+  const statusTag = (what, status) => el("span", { class: `status ${status}` }, `${t(what)}: ${t(status)}`);
 
   async function showPerson(personId) {
     const box = $("person");
@@ -433,7 +475,13 @@
     const here = detail.current_declarations.filter((d) => d.site_id === site.id);
     const declaration = here[0];
     const adminMessage = el("p", { class: "row-message", role: "status" });
-    const adminReason = el("input", { type: "text", class: "admin-reason", placeholder: t("reason_ph"), maxlength: 500, "aria-label": t("reason_ph") });
+    const adminReason = el("input", {
+      type: "text",
+      class: "admin-reason",
+      placeholder: t("reason_ph"),
+      maxlength: 500,
+      "aria-label": t("reason_ph"),
+    });
     const adminAction = (path, body) => async () => {
       const reason = adminReason.value.trim();
       if (reason.length < 3) {
@@ -457,15 +505,34 @@
         el("dt", {}, t("organisation")),
         el("dd", {}, person.organisation || "—"),
         el("dt", {}, t("declaration")),
-        el("dd", { class: "declaration-status" }, declaration ? `${t(declaration.status)} (${dateTime(declaration.submitted_at)})` : t("none")),
+        el(
+          "dd",
+          { class: "declaration-status" },
+          declaration ? `${t(declaration.status)} (${dateTime(declaration.submitted_at)})` : t("none"),
+        ),
         el("dt", {}, t("pass")),
-        el("dd", { class: "pass-status" }, declaration && declaration.pass ? t(declaration.pass.state) : t("none")),
+        el(
+          "dd",
+          { class: "pass-status" },
+          declaration && declaration.pass ? t(declaration.pass.state) : t("none"),
+        ),
       ),
       el("h3", {}, t("movements")),
       el(
         "table",
         { class: "list movements" },
-        el("thead", {}, el("tr", {}, el("th", {}, t("entered")), el("th", {}, t("gate")), el("th", {}, t("exited")), el("th", {}, t("gate")))),
+        el(
+          "thead",
+          {},
+          el(
+            "tr",
+            {},
+            el("th", {}, t("entered")),
+            el("th", {}, t("gate")),
+            el("th", {}, t("exited")),
+            el("th", {}, t("gate")),
+          ),
+        ),
         el(
           "tbody",
           {},
@@ -481,18 +548,36 @@
           ),
         ),
       ),
-      isAdmin
-        ? el(
-            "div",
-            { class: "admin-actions" },
-            adminReason,
-            el("button", { type: "button", class: "danger revoke", onclick: adminAction(`/api/v1/people/${personId}/revoke-passes`, {}) }, t("revoke")),
-            el("button", { type: "button", class: "danger deny-add", onclick: adminAction("/api/v1/deny-list", { person_id: personId, site_id: site.id }) }, t("deny_add")),
-            adminMessage,
-          )
-        : null,
+      ...(isAdmin ? [adminActions()] : []),
     );
     box.hidden = false;
+
+    function adminActions() {
+      return el(
+        "div",
+        { class: "admin-actions" },
+        adminReason,
+        el(
+          "button",
+          {
+            type: "button",
+            class: "danger revoke",
+            onclick: adminAction(`/api/v1/people/${personId}/revoke-passes`, {}),
+          },
+          t("revoke"),
+        ),
+        el(
+          "button",
+          {
+            type: "button",
+            class: "danger deny-add",
+            onclick: adminAction("/api/v1/deny-list", { person_id: personId, site_id: site.id }),
+          },
+          t("deny_add"),
+        ),
+        adminMessage,
+      );
+    }
   }
 
   // --- kiosk health -------------------------------------------------------------------
@@ -514,12 +599,27 @@
 
   function raiseKioskAlert(kiosk) {
     const key = `kiosk-${kiosk.token_id}`;
-    raise(key, () => el(
-      "div",
-      { class: "alert kiosk-alert", "data-kiosk": kiosk.token_id },
-      el("div", { class: "alert-head" }, el("strong", {}, t("kiosk_silent")), el("span", {}, ` · ${kiosk.label || `#${kiosk.token_id}`} · ${kiosk.gate_name}`)),
-      el("div", { class: "alert-actions" }, el("button", { type: "button", class: "dismiss ghost", onclick: () => dropAlert(key) }, t("dismiss"))),
-    ));
+    raise(key, () =>
+      el(
+        "div",
+        { class: "alert kiosk-alert", "data-kiosk": kiosk.token_id },
+        el(
+          "div",
+          { class: "alert-head" },
+          el("strong", {}, t("kiosk_silent")),
+          el("span", {}, ` · ${kiosk.label || `#${kiosk.token_id}`} · ${kiosk.gate_name}`),
+        ),
+        el(
+          "div",
+          { class: "alert-actions" },
+          el(
+            "button",
+            { type: "button", class: "dismiss ghost", onclick: () => dropAlert(key) },
+            t("dismiss"),
+          ),
+        ),
+      ),
+    );
   }
 
   function renderKiosks() {
@@ -534,12 +634,24 @@
           { class: kiosk.online ? "online" : "offline", "data-kiosk": kiosk.token_id },
           el("td", {}, kiosk.label || `#${kiosk.token_id}`),
           el("td", {}, kiosk.gate_name),
-          el("td", {}, el("span", { class: `badge ${kiosk.online ? "allow" : "deny"}` }, t(kiosk.online ? "online" : "offline"))),
+          el(
+            "td",
+            {},
+            el(
+              "span",
+              { class: `badge ${kiosk.online ? "allow" : "deny"}` },
+              t(kiosk.online ? "online" : "offline"),
+            ),
+          ),
           el("td", {}, kiosk.last_heartbeat ? dateTime(kiosk.last_heartbeat) : t("never")),
           el("td", {}, report.fps === undefined ? "—" : Number(report.fps).toFixed(1)),
           el("td", {}, rate),
           el("td", {}, report.outbox_depth ?? "—"),
-          el("td", {}, report.camera_up === undefined ? "—" : t(report.camera_up ? "camera_up" : "camera_down")),
+          el(
+            "td",
+            {},
+            report.camera_up === undefined ? "—" : t(report.camera_up ? "camera_up" : "camera_down"),
+          ),
         );
       }),
     );
@@ -558,16 +670,27 @@
   function svg(name, attrs = {}, ...children) {
     const node = document.createElementNS("http://www.w3.org/2000/svg", name);
     for (const [key, value] of Object.entries(attrs)) node.setAttribute(key, String(value));
-    for (const child of children) node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+    for (const child of children)
+      node.append(child instanceof Node ? child : document.createTextNode(String(child)));
     return node;
   }
 
   function renderChart() {
     if (!occupancy) return;
     const buckets = occupancy.buckets;
-    const width = 960, height = 320, left = 40, bottom = 28, top = 12;
-    const plotH = height - bottom - top, step = (width - left) / buckets.length;
-    const top1 = Math.max(1, ...buckets.map((b) => b.entries), ...buckets.map((b) => b.inside ?? 0), occupancy.capacity || 0);
+    const width = 960,
+      height = 320,
+      left = 40,
+      bottom = 28,
+      top = 12;
+    const plotH = height - bottom - top,
+      step = (width - left) / buckets.length;
+    const top1 = Math.max(
+      1,
+      ...buckets.map((b) => b.entries),
+      ...buckets.map((b) => b.inside ?? 0),
+      occupancy.capacity || 0,
+    );
     const y = (v) => top + plotH - (plotH * v) / top1;
     const parts = [];
     for (const fraction of [0, 0.5, 1]) {
@@ -577,18 +700,49 @@
     }
     buckets.forEach((b, i) => {
       if (b.entries > 0) {
-        parts.push(svg("rect", { x: left + i * step + 1, y: y(b.entries), width: Math.max(1, step - 2), height: y(0) - y(b.entries), class: "bar" }, svg("title", {}, `${b.start.slice(11, 16)} · ${b.entries}`)));
+        parts.push(
+          svg(
+            "rect",
+            {
+              x: left + i * step + 1,
+              y: y(b.entries),
+              width: Math.max(1, step - 2),
+              height: y(0) - y(b.entries),
+              class: "bar",
+            },
+            svg("title", {}, `${b.start.slice(11, 16)} · ${b.entries}`),
+          ),
+        );
       }
-      if (i % 12 === 0) parts.push(svg("text", { x: left + i * step, y: height - 8, class: "axis" }, b.start.slice(11, 16)));
+      if (i % 12 === 0)
+        parts.push(svg("text", { x: left + i * step, y: height - 8, class: "axis" }, b.start.slice(11, 16)));
     });
     const points = buckets
-      .map((b, i) => (b.inside === null || b.inside === undefined ? null : `${left + (i + 1) * step},${y(b.inside)}`))
+      .map((b, i) =>
+        b.inside === null || b.inside === undefined ? null : `${left + (i + 1) * step},${y(b.inside)}`,
+      )
       .filter(Boolean);
     if (points.length) parts.push(svg("polyline", { points: points.join(" "), class: "inside-line" }));
-    if (occupancy.capacity) parts.push(svg("line", { x1: left, x2: width, y1: y(occupancy.capacity), y2: y(occupancy.capacity), class: "capacity-line" }));
+    if (occupancy.capacity)
+      parts.push(
+        svg("line", {
+          x1: left,
+          x2: width,
+          y1: y(occupancy.capacity),
+          y2: y(occupancy.capacity),
+          class: "capacity-line",
+        }),
+      );
     $("chart").replaceChildren(
       svg("svg", { viewBox: `0 0 ${width} ${height}`, role: "img", "aria-label": t("tab_chart") }, ...parts),
-      el("p", { class: "legend" }, el("span", { class: "key bar" }), ` ${t("entries_15")}   `, el("span", { class: "key inside-line" }), ` ${t("people_inside")}`),
+      el(
+        "p",
+        { class: "legend" },
+        el("span", { class: "key bar" }),
+        ` ${t("entries_15")}   `,
+        el("span", { class: "key inside-line" }),
+        ` ${t("people_inside")}`,
+      ),
     );
   }
 
@@ -621,12 +775,16 @@
   $("user").textContent = config.user.username;
   if (config.sites.length > 1) {
     const picker = $("site-picker");
-    picker.replaceChildren(...config.sites.map((s) => el("option", { value: s.id, selected: s.id === site.id }, s.name)));
+    picker.replaceChildren(
+      ...config.sites.map((s) => el("option", { value: s.id, selected: s.id === site.id }, s.name)),
+    );
     picker.hidden = false;
     picker.addEventListener("change", () => location.assign(`/console?site_id=${picker.value}`));
   }
   $("sound").checked = localStorage.getItem("cg_sound") === "1";
-  $("sound").addEventListener("change", () => localStorage.setItem("cg_sound", $("sound").checked ? "1" : "0"));
+  $("sound").addEventListener("change", () =>
+    localStorage.setItem("cg_sound", $("sound").checked ? "1" : "0"),
+  );
   applyWords();
   renderFeed();
   connect();

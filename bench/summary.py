@@ -1,0 +1,129 @@
+"""The one table at the top of docs/benchmarks.md: every scenario's headline figure next
+to the ceiling measured in the same run, their ratio, and the machine.
+
+Throughput ratios are figure / ceiling (1.0: as fast as the ceiling). Latency ratios
+are figure / floor (1.0: no slower than the bare database operation). Where no
+same-run ceiling exists (tracing, decode speed), the goal is given and marked so.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bench import ceilings as pgbench_ceilings
+from bench import fanout_bench
+
+
+def _ms(p50: float | None, p99: float | None) -> str:
+    return f"{p50} / {p99} ms"
+
+
+def _ratio(figure: float | None, ceiling: float | None, digits: int = 2) -> str:
+    return f"{figure / ceiling:.{digits}f}" if figure is not None and ceiling else "-"
+
+
+def rows(
+    checkin: dict[str, Any],
+    fanout: dict[str, Any],
+    export: dict[str, Any],
+    trace: dict[str, Any],
+    decode: dict[str, Any],
+) -> list[tuple[str, str, str, str]]:
+    """(scenario, figure, ceiling, ratio) for each headline figure."""
+    out: list[tuple[str, str, str, str]] = []
+    ceilings = checkin["ceilings"]
+    top = ceilings.get(pgbench_ceilings.THROUGHPUT_CEILING, {})
+    floor = ceilings.get(pgbench_ceilings.LATENCY_CEILING, {})
+    for s in checkin["scenarios"]:
+        name = f"{s['kiosks']:,} kiosks, {'WebSocket' if s['transport'] == 'ws' else 'HTTP'}"
+        peak = s["peak"]
+        out.append(
+            (
+                f"{name}: decisions/s, closed loop",
+                f"{peak['per_second']:,.0f}/s",
+                f"{top.get('scans_per_s', 0):,}/s (pgbench, {top.get('what', '-')})",
+                _ratio(peak["per_second"], top.get("scans_per_s")),
+            )
+        )
+        half = s.get("half_rate")
+        if half:
+            out.append(
+                (
+                    f"{name}: p50 / p99 latency at half that rate",
+                    _ms(half["p50_ms"], half["p99_ms"]),
+                    f"{_ms(floor.get('p50_ms'), floor.get('p99_ms'))} (pgbench, 1 client)",
+                    f"{_ratio(half['p50_ms'], floor.get('p50_ms'), 1)} / "
+                    f"{_ratio(half['p99_ms'], floor.get('p99_ms'), 1)}",
+                )
+            )
+    lock = ceilings.get("pgbench_1_per_tx", {})
+    spread = ceilings.get("pgbench_1_per_tx_many_sites", {})
+    if lock and spread:
+        out.append(
+            (
+                "one site's chain lock: scans/s, 1 scan/tx (pgbench, 32 clients)",
+                f"{lock['scans_per_s']:,}/s",
+                f"{spread['scans_per_s']:,}/s (pgbench, {spread['what']})",
+                _ratio(lock["scans_per_s"], spread["scans_per_s"]),
+            )
+        )
+    c = fanout.get("ceiling", {})
+    for s in fanout.get("scenarios", []):
+        out.append(
+            (
+                f"fan-out at {fanout['rate']:.0f} scans/s to {fanout_bench.scenario_name(s)}: "
+                "p50 / p99",
+                _ms(s["p50_ms"], s["p99_ms"]),
+                f"{_ms(c.get('p50_ms'), c.get('p99_ms'))} (raw LISTEN/NOTIFY, asyncpg)",
+                f"{_ratio(s['p50_ms'], c.get('p50_ms'), 1)} / "
+                f"{_ratio(s['p99_ms'], c.get('p99_ms'), 1)}",
+            )
+        )
+    out.append(
+        (
+            f"CSV export of {export['events']:,} events: rows/s",
+            f"{export['export_rows_per_s']:,}/s",
+            f"{export['copy_rows_per_s']:,}/s (COPY TO STDOUT)",
+            f"{export['ratio']:.2f}",
+        )
+    )
+    out.append(
+        (
+            f"contact trace, 14 days of {trace['stays']:,} stays: slowest of {trace['traced']}",
+            f"{trace['max_ms']} ms",
+            f"{trace['goal_ms']:.0f} ms (goal, not measured)",
+            _ratio(trace["max_ms"], trace["goal_ms"]),
+        )
+    )
+    variants = decode.get("photos", {}).get("variants", {})
+    if variants:
+        best_name = max(variants, key=lambda n: variants[n]["category_average"])
+        ours = variants.get("pipeline+pyzbar") or variants[best_name]
+        out.append(
+            (
+                f"decode, {decode['photos']['images']} photographs: pipeline+pyzbar read rate",
+                f"{100 * ours['category_average']:.1f} %",
+                f"{100 * variants[best_name]['category_average']:.1f} % ({best_name}, same run)",
+                _ratio(ours["category_average"], variants[best_name]["category_average"]),
+            )
+        )
+    fps = decode.get("throughput", {}).get("pyzbar", {}).get("fps")
+    if fps is not None:
+        out.append(
+            (
+                "decode, 720p, one core: pipeline+pyzbar frames/s",
+                f"{fps:.1f} fps",
+                "30 fps (goal: the camera's rate, not measured)",
+                _ratio(fps, 30.0),
+            )
+        )
+    return out
+
+
+def to_markdown(table: list[tuple[str, str, str, str]], machine: str) -> str:
+    lines = [
+        "| scenario | figure | ceiling (same run) | ratio | machine |",
+        "|---|---:|---:|---:|---|",
+    ]
+    lines += [f"| {s} | {f} | {c} | {r} | {machine} |" for s, f, c, r in table]
+    return "\n".join(lines)
