@@ -31,7 +31,7 @@ bench: $(STAMP)
 
 # The fault-injection tests at full scale (make test runs them short): see the README.
 chaos: $(STAMP)
-	CHAOS_FULL=1 $(BIN)/python -m pytest tests/chaos tests/test_hostile_connections.py --chaos-full
+	CHAOS_FULL=1 $(BIN)/python -m pytest -m chaos tests/chaos tests/test_hostile_connections.py --chaos-full
 
 system-deps:
 	@PYTHON=$(PYTHON) scripts/system-deps.sh

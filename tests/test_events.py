@@ -1,13 +1,21 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from uuid import uuid4
 
 import asyncpg
 
 from service.db import init_connection
-from service.events import NewEvent, append_event, append_events, verify_chain
+from service.events import (
+    HASHED_FIELDS,
+    NewEvent,
+    _digest_of_new,
+    append_event,
+    append_events,
+    digest_of,
+    verify_chain,
+)
 
 NOW = datetime(2021, 10, 9, 3, 0, tzinfo=UTC)
 
@@ -88,3 +96,34 @@ async def test_scan_events_need_their_decision(conn: asyncpg.Connection, site_id
         assert e.constraint_name == "events_scan_complete"
     else:
         raise AssertionError("a scan without a decision was stored")
+
+
+def test_the_append_path_hashes_exactly_as_verification_does() -> None:
+    """The writer's fast digest and the verifier's generic one must never drift apart."""
+    hanoi = timezone(timedelta(hours=7))
+    events = [
+        NewEvent(kind="admin", actor="admin:1", occurred_at=datetime(2021, 10, 5, tzinfo=UTC)),
+        NewEvent(
+            kind="scan",
+            actor="kiosk:7:Cổng A",
+            occurred_at=datetime(2021, 10, 5, 7, 30, 0, 123456, tzinfo=hanoi),
+            site_id=3,
+            gate_id=9,
+            person_id=42,
+            pass_id=uuid4(),
+            event_id=uuid4(),
+            direction="in",
+            decision="deny",
+            reason="pass_revoked",
+            detail={
+                "name": "N. V. An",
+                "warnings": ["shared_pass"],
+                "n": 1.5,
+                "nested": {"a": [None]},
+            },
+        ),
+    ]
+    for event in events:
+        assert _digest_of_new(event) == digest_of(
+            {name: getattr(event, name) for name in HASHED_FIELDS}
+        )
