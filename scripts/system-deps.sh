@@ -6,7 +6,9 @@ set -euo pipefail
 
 PYTHON=${PYTHON:-python3}
 missing=()
-have_lib() { ldconfig -p 2>/dev/null | grep -q "$1"; }
+# grep reads all of ldconfig's output: with -q it could stop early, and under pipefail
+# ldconfig's SIGPIPE would read as "missing".
+have_lib() { ldconfig -p 2>/dev/null | grep "$1" >/dev/null; }
 have_lib 'libzbar\.so\.0' || missing+=(libzbar0)
 have_lib 'libGL\.so\.1' || missing+=(libgl1)
 have_lib 'libglib-2\.0\.so\.0' || missing+=(libglib2.0-0)
