@@ -10,6 +10,7 @@ statements.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ from uuid import UUID, uuid5
 import asyncpg
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from service.checkin_rules import CheckinRules
+from service.checkin_rules import SHARED_PASS_WINDOW_MAX_S, CheckinRules
 from service.decision import (
     GateInfo,
     PassState,
@@ -31,7 +32,7 @@ from service.decision import (
     decide,
     resolve_direction,
 )
-from service.events import AppendedEvent, NewEvent, append_events, lock_chains
+from service.events import Heads, NewEvent, chain
 from service.passes import PassClaims, PassError, check_claims
 from service.reasons import REASONS, message, short_name
 from service.trust import PassAuthenticator
@@ -100,68 +101,12 @@ class BatchResult:
     heads: dict[int, int] = field(default_factory=dict)  # site id -> last seq written
 
 
-GATES_SQL = """
-SELECT g.id, g.site_id, g.direction, g.opening_hours, s.timezone, s.capacity, s.checkin_rules
-FROM gates g JOIN sites s ON s.id = g.site_id WHERE g.id = ANY($1::bigint[])
-"""
-
-EXISTING_SQL = """
-SELECT id, event_id, site_id, gate_id, person_id, pass_id, decision, reason, direction, detail
-FROM events WHERE event_id = ANY($1::uuid[])
-"""
-
-PASS_STATE_SQL = """
-SELECT p.id AS pass_id, p.person_id, p.site_id, p.revoked_reason, p.declaration_id,
-       pe.full_name, d.id AS current_declaration_id, d.status, d.valid_until,
-       EXISTS (SELECT 1 FROM deny_list dl
-               WHERE dl.person_id = p.person_id AND dl.removed_at IS NULL
-                 AND (dl.site_id IS NULL OR dl.site_id = p.site_id)) AS deny_listed
-FROM passes p
-JOIN people pe ON pe.id = p.person_id
-LEFT JOIN declarations d
-       ON d.person_id = p.person_id AND d.site_id = p.site_id AND d.superseded_at IS NULL
-WHERE p.id = ANY($1::uuid[])
-"""
-
-# Under the site lock, in one round trip: the open stays of the batch's people, how many
-# are inside each site that has a capacity (counting is the costly part, and only a
-# capacity needs it), and the last allowed use of each pass (the shared-pass check).
-SITE_STATE_SQL = """
-SELECT
-  (SELECT coalesce(jsonb_agg(jsonb_build_array(id, site_id, person_id)), '[]'::jsonb)
-   FROM presence
-   WHERE person_id = ANY($1::bigint[]) AND site_id = ANY($2::bigint[]) AND exited_at IS NULL)
-  AS stays,
-  (SELECT coalesce(jsonb_object_agg(site_id, inside), '{}'::jsonb)
-   FROM (SELECT site_id, count(*) AS inside FROM presence
-         WHERE site_id = ANY($5::bigint[]) AND exited_at IS NULL GROUP BY site_id) AS c)
-  AS occupancy,
-  (SELECT coalesce(jsonb_agg(jsonb_build_array(pass_id, gate_id, direction, occurred_at)),
-                   '[]'::jsonb)
-   FROM (SELECT DISTINCT ON (pass_id) pass_id, gate_id, direction, occurred_at FROM events
-         WHERE pass_id = ANY($3::uuid[]) AND occurred_at > $4 AND kind = 'scan'
-           AND decision = 'allow'
-         ORDER BY pass_id, occurred_at DESC) AS r)
-  AS recent
-"""
-
-INSERT_STAYS_SQL = """
-INSERT INTO presence (site_id, person_id, entered_at, entry_gate_id, entry_event,
-                      exited_at, exit_gate_id, exit_event, exit_kind)
-SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::timestamptz[], $4::bigint[],
-                     $5::bigint[], $6::timestamptz[], $7::bigint[], $8::bigint[], $9::text[])
-"""
-
-CLOSE_STAYS_SQL = """
-UPDATE presence AS p SET exited_at = greatest(u.exited_at, p.entered_at), exit_gate_id = u.gate_id,
-       exit_event = u.event, exit_kind = 'scan'
-FROM unnest($1::bigint[], $2::timestamptz[], $3::bigint[], $4::bigint[])
-     AS u (id, exited_at, gate_id, event)
-WHERE p.id = u.id AND p.exited_at IS NULL
-"""
-
-
-UNDO_STAYS_SQL = "DELETE FROM presence WHERE entry_event = ANY($1::bigint[])"
+# Locks the chains of the batch's sites and reads all the batch is decided on; then
+# writes it back. Both are functions in schema.sql: four round trips a batch in all.
+STATE_SQL = "SELECT checkin_batch_state($1::bigint[], $2::uuid[], $3::uuid[], $4::interval)"
+WRITE_SQL = (
+    "SELECT checkin_batch_write($1::text::jsonb, " + ", ".join(f"${n}" for n in range(2, 21)) + ")"
+)
 
 # The stays that replayed scans opened or closed. `reopenable`: the person has had
 # no stay since, nor been let out by a later exit scan.
@@ -179,22 +124,42 @@ WHERE p.person_id = ANY($2::bigint[])
   AND (p.entry_event = ANY($1::bigint[]) OR p.exit_event = ANY($1::bigint[]))
 """
 
-REOPEN_STAYS_SQL = """
-UPDATE presence SET exited_at = NULL, exit_gate_id = NULL, exit_event = NULL, exit_kind = NULL
-WHERE id = ANY($1::bigint[])
-"""
+
+@functools.lru_cache(maxsize=1024)
+def _rules(text: str) -> CheckinRules:
+    """A site's door rules, parsed once per distinct text (they change rarely)."""
+    return CheckinRules.model_validate_json(text)
 
 
-def gate_info(row: asyncpg.Record) -> GateInfo:
-    return GateInfo(
-        id=row["id"],
-        site_id=row["site_id"],
-        direction=row["direction"],
-        opening_hours=row["opening_hours"],
-        timezone=row["timezone"],
-        capacity=row["capacity"],
-        rules=CheckinRules.model_validate(row["checkin_rules"]),
+def _gate(row: list[Any]) -> GateInfo:
+    gate_id, site_id, direction, opening_hours, timezone, capacity, rules = row
+    return GateInfo(gate_id, site_id, direction, opening_hours, timezone, capacity, _rules(rules))
+
+
+def _pass_state(row: list[Any]) -> tuple[PassState, int]:
+    """A pass's state and its site."""
+    pass_id, person_id, site_id, revoked, name, status, valid_until, current, denied = row
+    state = PassState(
+        pass_id=UUID(pass_id),
+        person_id=person_id,
+        full_name=name,
+        revoked_reason=revoked,
+        declaration_status=status,
+        declaration_valid_until=None if valid_until is None else _time(valid_until),
+        declaration_is_the_pass_one=current,
+        deny_listed=denied,
     )
+    return state, site_id
+
+
+def _existing(row: dict[str, Any]) -> dict[str, Any]:
+    row["event_id"] = UUID(row["event_id"])
+    row["pass_id"] = None if row["pass_id"] is None else UUID(row["pass_id"])
+    return row
+
+
+def _time(text: str) -> datetime:
+    return datetime.fromisoformat(text)
 
 
 def storable(text: str) -> str:
@@ -256,49 +221,36 @@ async def decide_batch(
     forward in the order they commit (tests may pass a fixed one)."""
     await authenticator.refresh(conn)
     checked = [authenticator.authenticate(item.scan.payload) for item in items]
-    # What does not depend on presence is read before the sites are locked, to keep
-    # the lock short. A scan racing a revocation by milliseconds is a race either way;
-    # an event id committed meanwhile by another batch makes the insert fail, and the
-    # batcher's retry then answers it as a duplicate.
-    gates = {
-        r["id"]: gate_info(r) for r in await conn.fetch(GATES_SQL, list({i.gate_id for i in items}))
-    }
-    site_ids = sorted({g.site_id for g in gates.values()})
     # Only a replay with an offline verdict can need a correction: look for those too.
     event_ids = [i.scan.event_id for i in items]
     corrections = [correction_id(i.scan.event_id) for i in items if i.scan.offline is not None]
-    existing = {r["event_id"]: r for r in await conn.fetch(EXISTING_SQL, event_ids + corrections)}
     pass_ids = list({c.pass_id for c, _ in checked if c is not None})
-    states: dict[UUID, PassState] = {}
-    pass_sites: dict[UUID, int] = {}
-    for r in await conn.fetch(PASS_STATE_SQL, pass_ids):
-        pass_sites[r["pass_id"]] = r["site_id"]
-        states[r["pass_id"]] = PassState(
-            pass_id=r["pass_id"],
-            person_id=r["person_id"],
-            full_name=r["full_name"],
-            revoked_reason=r["revoked_reason"],
-            declaration_status=r["status"],
-            declaration_valid_until=r["valid_until"],
-            declaration_is_the_pass_one=r["current_declaration_id"] == r["declaration_id"],
-            deny_listed=r["deny_listed"],
-        )
     async with conn.transaction():
-        heads = await lock_chains(conn, site_ids)
+        # From here on nobody else appends to these sites (see STATE_SQL). An event id
+        # committed meanwhile at another site makes the insert fail, and the batcher's
+        # retry then answers it as a duplicate.
+        state = await conn.fetchval(
+            STATE_SQL,
+            list({i.gate_id for i in items}),
+            event_ids + corrections,
+            pass_ids,
+            timedelta(seconds=SHARED_PASS_WINDOW_MAX_S),
+        )
         now = now or datetime.now(UTC)
+        gates = {g.id: g for g in map(_gate, state["gates"])}
+        site_ids = sorted({g.site_id for g in gates.values()})
+        heads: Heads = {c: (seq, bytes.fromhex(h)) for c, seq, h in state["heads"]}
+        if missing := set(site_ids) - heads.keys():
+            raise LookupError(f"no event chain for site(s) {sorted(missing)}")
+        existing = {r["event_id"]: r for r in map(_existing, state["existing"])}
+        states: dict[UUID, PassState] = {}
+        pass_sites: dict[UUID, int] = {}
+        for row in state["passes"]:
+            pass_state, pass_site = _pass_state(row)
+            states[pass_state.pass_id] = pass_state
+            pass_sites[pass_state.pass_id] = pass_site
         views = {site_id: SiteView() for site_id in site_ids}
         plan = _Plan()
-        person_ids = list({s.person_id for s in states.values()})
-        longest = max((g.rules.shared_pass_window_s for g in gates.values()), default=0)
-        counted = sorted({g.site_id for g in gates.values() if g.capacity is not None})
-        state = await conn.fetchrow(
-            SITE_STATE_SQL,
-            person_ids,
-            site_ids,
-            pass_ids,
-            now - timedelta(seconds=longest),
-            counted,
-        )
         for stay_id, site, person in state["stays"]:
             views[site].inside.add(person)
             plan.open_ids[(site, person)] = stay_id
@@ -308,9 +260,7 @@ async def decide_batch(
             pass_id = UUID(pass_text)
             site = pass_sites.get(pass_id)
             if site in views:
-                views[site].last_allowed[pass_id] = RecentUse(
-                    gate_id, direction, datetime.fromisoformat(at_text)
-                )
+                views[site].last_allowed[pass_id] = RecentUse(gate_id, direction, _time(at_text))
         replayed = [
             existing[i.scan.event_id]
             for i in items
@@ -358,8 +308,7 @@ async def decide_batch(
                 _decide_one(item, gate, claims, error, states, views[gate.site_id], plan, now)
             )
 
-        appended = await append_events(conn, plan.events, heads)
-        await _write_presence(conn, plan, appended)
+        await _write(conn, plan, heads)
 
     by_event = {d.event_id: d for d in decisions if d is not None and not d.duplicate}
     final: list[Decision] = []
@@ -496,7 +445,7 @@ def correction_id(event_id: UUID) -> UUID:
     return uuid5(event_id, "door_correction")
 
 
-def _door_disagrees(scan: ScanIn, prior: asyncpg.Record) -> bool:
+def _door_disagrees(scan: ScanIn, prior: dict[str, Any]) -> bool:
     """A replay says the door did something else than what was recorded: the live
     answer came after the kiosk had given up waiting and applied its offline policy."""
     return (
@@ -508,7 +457,7 @@ def _door_disagrees(scan: ScanIn, prior: asyncpg.Record) -> bool:
 
 def _plan_correction(
     item: ScanItem,
-    prior: asyncpg.Record,
+    prior: dict[str, Any],
     gates: dict[int, GateInfo],
     views: dict[int, SiteView],
     plan: _Plan,
@@ -567,42 +516,34 @@ def _plan_correction(
         apply(verdict, view, gate, person_id, None, now)
 
 
-async def _write_presence(
-    conn: asyncpg.Connection, plan: _Plan, appended: list[AppendedEvent]
-) -> None:
-    # Stays end before new ones begin: a person may leave and come back in one batch,
-    # and at most one stay per person may be open.
-    ids = [a.id for a in appended]
-    if plan.undone_entries:
-        await conn.execute(UNDO_STAYS_SQL, plan.undone_entries)
-    if plan.reopened:  # each its person's last stay: none other is open; closes may follow
-        await conn.execute(REOPEN_STAYS_SQL, plan.reopened)
-    if plan.closed:
-        c = plan.closed
-        await conn.execute(
-            CLOSE_STAYS_SQL,
-            [x[0] for x in c],
-            [x[1] for x in c],
-            [x[2] for x in c],
-            [ids[x[3]] for x in c],
-        )
-    if plan.new_stays:
-        s = plan.new_stays
-        await conn.execute(
-            INSERT_STAYS_SQL,
-            [x.site_id for x in s],
-            [x.person_id for x in s],
-            [x.entered_at for x in s],
-            [x.entry_gate_id for x in s],
-            [ids[x.entry_index] for x in s],
-            [x.exited_at for x in s],
-            [x.exit_gate_id for x in s],
-            [ids[x.exit_index] if x.exit_index is not None else None for x in s],
-            ["scan" if x.exited_at is not None else None for x in s],
-        )
+async def _write(conn: asyncpg.Connection, plan: _Plan, heads: Heads) -> None:
+    """The batch's events, chained, and what they do to presence: one round trip."""
+    if not plan.events:
+        return
+    chained = chain(plan.events, heads)
+    seqs = chained.seqs
+    closed, new = plan.closed, plan.new_stays
+    await conn.execute(
+        WRITE_SQL,
+        *chained.params(),
+        plan.undone_entries,
+        plan.reopened,
+        [c[0] for c in closed],
+        [c[1] for c in closed],
+        [c[2] for c in closed],
+        [seqs[c[3]] for c in closed],
+        [x.site_id for x in new],
+        [x.person_id for x in new],
+        [x.entered_at for x in new],
+        [x.entry_gate_id for x in new],
+        [seqs[x.entry_index] for x in new],
+        [x.exited_at for x in new],
+        [x.exit_gate_id for x in new],
+        [None if x.exit_index is None else seqs[x.exit_index] for x in new],
+    )
 
 
-def _from_record(scan: ScanIn, row: asyncpg.Record) -> Decision:
+def _from_record(scan: ScanIn, row: dict[str, Any]) -> Decision:
     conflict = None
     if row["detail"].get("payload_sha256") != payload_digest(scan.payload):
         conflict = "event_id_reused"

@@ -6,6 +6,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+SHARED_PASS_WINDOW_MAX_S = 3600  # a batch reads the last use of its passes this far back
+
 
 class CheckinRules(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -15,7 +17,7 @@ class CheckinRules(BaseModel):
     anti_passback: Literal["strict", "warn"] = "strict"
     # The same pass allowed at another gate, same direction, within this many seconds
     # is denied as a shared pass (a copied QR code).
-    shared_pass_window_s: Annotated[int, Field(ge=0, le=3600)] = 120
+    shared_pass_window_s: Annotated[int, Field(ge=0, le=SHARED_PASS_WINDOW_MAX_S)] = 120
     # A kiosk clock further off than this is not trusted for the time of a live scan.
     clock_skew_s: Annotated[int, Field(ge=1, le=3600)] = 300
     # Offline replays older than this are recorded at the time received, flagged.

@@ -105,27 +105,25 @@ def digest_of(record: dict[str, Any]) -> bytes:
     return hashlib.sha256(canonical({k: record[k] for k in HASHED_FIELDS})).digest()
 
 
-def _digest_of_new(e: NewEvent) -> bytes:
-    """digest_of for an event being appended, with its times and UUIDs already in the
+def _canonical_new(e: NewEvent) -> bytes:
+    """canonical() of an event being appended, with its times and UUIDs already in the
     text canonical() gives them (the same bytes, without a callback per value)."""
-    return hashlib.sha256(
-        canonical(
-            {
-                "kind": e.kind,
-                "actor": e.actor,
-                "occurred_at": e.occurred_at.astimezone(UTC).isoformat(timespec="microseconds"),
-                "site_id": e.site_id,
-                "gate_id": e.gate_id,
-                "person_id": e.person_id,
-                "pass_id": None if e.pass_id is None else str(e.pass_id),
-                "event_id": None if e.event_id is None else str(e.event_id),
-                "direction": e.direction,
-                "decision": e.decision,
-                "reason": e.reason,
-                "detail": e.detail,
-            }
-        )
-    ).digest()
+    return canonical(
+        {
+            "kind": e.kind,
+            "actor": e.actor,
+            "occurred_at": e.occurred_at.astimezone(UTC).isoformat(timespec="microseconds"),
+            "site_id": e.site_id,
+            "gate_id": e.gate_id,
+            "person_id": e.person_id,
+            "pass_id": None if e.pass_id is None else str(e.pass_id),
+            "event_id": None if e.event_id is None else str(e.event_id),
+            "direction": e.direction,
+            "decision": e.decision,
+            "reason": e.reason,
+            "detail": e.detail,
+        }
+    )
 
 
 def link(prev_hash: bytes, digest: bytes) -> bytes:
@@ -137,23 +135,9 @@ SELECT chain_id, last_seq, last_hash FROM event_chains
 WHERE chain_id = ANY($1::bigint[]) ORDER BY chain_id FOR UPDATE
 """
 
-# One round trip: the rows, and the chain heads moved to the last of them.
+# One round trip: the rows, and the chain heads moved to the last of them (schema.sql).
 APPEND_SQL = """
-WITH appended AS (
-    INSERT INTO events (chain_id, seq, kind, occurred_at, site_id, gate_id, person_id, pass_id,
-                        event_id, direction, decision, reason, actor, detail, digest, prev_hash,
-                        hash)
-    SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::timestamptz[], $5::bigint[],
-                         $6::bigint[], $7::bigint[], $8::uuid[], $9::uuid[], $10::text[],
-                         $11::text[], $12::text[], $13::text[], $14::jsonb[], $15::bytea[],
-                         $16::bytea[], $17::bytea[])
-    RETURNING id, chain_id, seq
-), moved AS (
-    UPDATE event_chains AS c SET last_seq = u.seq, last_hash = u.hash
-    FROM unnest($18::bigint[], $19::bigint[], $20::bytea[]) AS u (chain_id, seq, hash)
-    WHERE c.chain_id = u.chain_id
-)
-SELECT id, chain_id, seq FROM appended
+SELECT id, chain_id, seq FROM append_chained_events($1::text::jsonb, $2, $3, $4, $5, $6)
 """
 
 
@@ -175,6 +159,48 @@ async def lock_chains(conn: asyncpg.Connection, chain_ids: Sequence[int]) -> Hea
     return heads
 
 
+@dataclass
+class ChainedEvents:
+    """Events linked into their chains, as append_chained_events (schema.sql) takes them:
+    their canonical records as one JSON array, and per event its place and hashes."""
+
+    records: str
+    chain_ids: list[int] = field(default_factory=list)
+    seqs: list[int] = field(default_factory=list)
+    digests: list[bytes] = field(default_factory=list)
+    prev_hashes: list[bytes] = field(default_factory=list)
+    hashes: list[bytes] = field(default_factory=list)
+
+    def params(self) -> tuple[Any, ...]:
+        return (
+            self.records,
+            self.chain_ids,
+            self.seqs,
+            self.digests,
+            self.prev_hashes,
+            self.hashes,
+        )
+
+
+def chain(events: Sequence[NewEvent], heads: Heads) -> ChainedEvents:
+    """Link the events, in order, to the heads of their chains; `heads` are advanced in
+    place."""
+    records = [_canonical_new(e) for e in events]
+    chained = ChainedEvents((b"[" + b",".join(records) + b"]").decode("utf-8"))
+    for e, record in zip(events, records, strict=True):
+        if e.kind not in KINDS:
+            raise ValueError(f"unknown event kind {e.kind!r}")
+        seq, prev = heads[e.chain_id]
+        digest = hashlib.sha256(record).digest()
+        heads[e.chain_id] = (seq + 1, link(prev, digest))
+        chained.chain_ids.append(e.chain_id)
+        chained.seqs.append(seq + 1)
+        chained.digests.append(digest)
+        chained.prev_hashes.append(prev)
+        chained.hashes.append(heads[e.chain_id][1])
+    return chained
+
+
 async def append_events(
     conn: asyncpg.Connection, events: Sequence[NewEvent], heads: Heads | None = None
 ) -> list[AppendedEvent]:
@@ -185,50 +211,12 @@ async def append_events(
         return []
     if heads is None:
         heads = await lock_chains(conn, [e.chain_id for e in events])
-    columns: list[list[Any]] = [[] for _ in range(17)]
-    seqs = []
-    for e in events:
-        if e.kind not in KINDS:
-            raise ValueError(f"unknown event kind {e.kind!r}")
-        seq, prev = heads[e.chain_id]
-        seq += 1
-        digest = _digest_of_new(e)
-        digest_hash = link(prev, digest)
-        heads[e.chain_id] = (seq, digest_hash)
-        seqs.append(seq)
-        values = (
-            e.chain_id,
-            seq,
-            e.kind,
-            e.occurred_at,
-            e.site_id,
-            e.gate_id,
-            e.person_id,
-            e.pass_id,
-            e.event_id,
-            e.direction,
-            e.decision,
-            e.reason,
-            e.actor,
-            e.detail,
-            digest,
-            prev,
-            digest_hash,
-        )
-        for column, value in zip(columns, values, strict=True):
-            column.append(value)
-    touched = list({e.chain_id for e in events})
-    rows = await conn.fetch(
-        APPEND_SQL,
-        *columns,
-        touched,
-        [heads[c][0] for c in touched],
-        [heads[c][1] for c in touched],
-    )
+    chained = chain(events, heads)
+    rows = await conn.fetch(APPEND_SQL, *chained.params())
     ids = {(r["chain_id"], r["seq"]): r["id"] for r in rows}
     return [
         AppendedEvent(id=ids[(e.chain_id, s)], chain_id=e.chain_id, seq=s, event=e)
-        for e, s in zip(events, seqs, strict=True)
+        for e, s in zip(events, chained.seqs, strict=True)
     ]
 
 

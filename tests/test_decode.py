@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-import time
+from typing import Any
 
 import cv2
 import numpy as np
@@ -12,6 +12,7 @@ import pytest
 from scanner.decode import (
     Decoded,
     DecodePipeline,
+    Decoder,
     DecoderUnavailable,
     PyzbarDecoder,
     View,
@@ -26,6 +27,12 @@ W, H = 1280, 720
 PASS = "CHK1.7Q2M9XKD.visitor-0042.ZJ4W8T6P3R5N"
 
 
+def unhurried(decoder: Decoder, **options: Any) -> DecodePipeline:
+    """A pipeline whose clock stands still: these tests are about what the fallbacks
+    read, not how fast; on a busy machine the 50 ms budget ran out before "invert"."""
+    return DecodePipeline(decoder, clock=lambda: 0.0, **options)
+
+
 def zxing_or_skip() -> ZxingDecoder:
     pytest.importorskip("zxingcpp")
     return ZxingDecoder()
@@ -34,8 +41,8 @@ def zxing_or_skip() -> ZxingDecoder:
 @pytest.fixture(params=["pyzbar", "zxing-cpp"])
 def pipeline(request: pytest.FixtureRequest) -> DecodePipeline:
     if request.param == "zxing-cpp":
-        return DecodePipeline(zxing_or_skip())
-    return DecodePipeline(PyzbarDecoder())
+        return unhurried(zxing_or_skip())
+    return unhurried(PyzbarDecoder())
 
 
 @pytest.fixture
@@ -157,7 +164,7 @@ def test_inverted_code_plain_pyzbar_misses_pipeline_reads(rng: np.random.Generat
     # A phone in dark mode shows light modules on a dark screen; ZBar reads only dark-on-light.
     quad = square(500, 200, 300)
     frame = 255 - place(background(rng), qr_image(PASS), quad)
-    pipeline = DecodePipeline(PyzbarDecoder())
+    pipeline = unhurried(PyzbarDecoder())
 
     assert PyzbarDecoder().decode(frame) == []
     codes = pipeline.decode_frame(frame)
@@ -172,28 +179,22 @@ def test_inverted_code_zxing() -> None:
     frame = place(background(np.random.default_rng(42)), qr_image(PASS), square(500, 200, 300))
     frame = 255 - frame
 
-    assert texts(DecodePipeline(decoder).decode_frame(frame)) == {PASS}
+    assert texts(unhurried(decoder).decode_frame(frame)) == {PASS}
 
 
-def test_empty_frame_returns_nothing_quickly(
-    pipeline: DecodePipeline, rng: np.random.Generator
-) -> None:
-    frame = add_noise(background(rng), rng, 5)
-
-    start = time.perf_counter()
-    codes = pipeline.decode_frame(frame)
-    elapsed_ms = 1000 * (time.perf_counter() - start)
+def test_empty_frame_returns_nothing(pipeline: DecodePipeline, rng: np.random.Generator) -> None:
+    # How the time budget cuts the fallbacks short is tested with a scripted clock
+    # (test_zero_budget_skips_fallbacks); no test here times the machine.
+    codes = pipeline.decode_frame(add_noise(background(rng), rng, 5))
 
     assert codes == []
-    # the budget plus one overrunning view, with room for a loaded test machine
-    assert elapsed_ms < pipeline.budget_ms + 250
     assert pipeline.stats.attempts == 1
     assert pipeline.stats.successes == 0
     assert pipeline.stats.fallback_frames == 1
 
 
 def test_fallbacks_only_run_on_frames_that_need_them(rng: np.random.Generator) -> None:
-    pipeline = DecodePipeline(PyzbarDecoder())
+    pipeline = unhurried(PyzbarDecoder())
     frame = place(background(rng), qr_image(PASS), square(500, 200, 300))
 
     for _ in range(3):
@@ -206,7 +207,7 @@ def test_fallbacks_only_run_on_frames_that_need_them(rng: np.random.Generator) -
 
 
 def test_stats_as_dict_and_reset() -> None:
-    pipeline = DecodePipeline(PyzbarDecoder(), fallbacks=["invert"])
+    pipeline = unhurried(PyzbarDecoder(), fallbacks=["invert"])
     pipeline.decode_frame(np.full((H, W), 128, np.uint8))
 
     old = pipeline.reset_stats()
@@ -235,7 +236,7 @@ class SmallOnly:
 
 
 def test_polygons_map_back_from_a_downscaled_view() -> None:
-    pipeline = DecodePipeline(SmallOnly(), fallbacks=["downscale"])
+    pipeline = unhurried(SmallOnly(), fallbacks=["downscale"])
 
     codes = pipeline.decode_frame(np.zeros((H, W), np.uint8))
 
@@ -265,7 +266,7 @@ def test_small_frame_plain_pyzbar_misses_upscale_reads() -> None:
     code = cv2.resize(qr_image(PASS, module=1), None, fx=1.4, fy=1.4, interpolation=cv2.INTER_AREA)
     frame = np.full((120, 160), 255, np.uint8)
     frame[: code.shape[0], : code.shape[1]] = code
-    pipeline = DecodePipeline(PyzbarDecoder(), fallbacks=["upscale"], presmooth_sigma=0)
+    pipeline = unhurried(PyzbarDecoder(), fallbacks=["upscale"], presmooth_sigma=0)
 
     assert PyzbarDecoder().decode(frame) == []
     codes = pipeline.decode_frame(frame)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from datetime import UTC, datetime, timedelta, timezone
 from uuid import uuid4
 
@@ -10,7 +11,7 @@ from service.db import init_connection
 from service.events import (
     HASHED_FIELDS,
     NewEvent,
-    _digest_of_new,
+    _canonical_new,
     append_event,
     append_events,
     digest_of,
@@ -124,6 +125,6 @@ def test_the_append_path_hashes_exactly_as_verification_does() -> None:
         ),
     ]
     for event in events:
-        assert _digest_of_new(event) == digest_of(
+        assert hashlib.sha256(_canonical_new(event)).digest() == digest_of(
             {name: getattr(event, name) for name in HASHED_FIELDS}
         )
