@@ -11,13 +11,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from typing import Any
 
 from aiohttp import WSMsgType, web
 
 from service.auth import Role, require_site, requires
 from service.errors import ApiError
-from service.fanout import FANOUT_KEY
+from service.fanout import FANOUT_KEY, LiveEvent, Subscription
 from service.openapi import documented
 
 SEND_TIMEOUT_S = 5.0
@@ -68,32 +67,33 @@ async def events_stream(request: web.Request) -> web.WebSocketResponse:
     return ws
 
 
-async def _pump(ws: web.WebSocketResponse, sub: Any, replay: list[dict[str, Any]]) -> None:
+async def _pump(ws: web.WebSocketResponse, sub: Subscription, replay: list[LiveEvent]) -> None:
     last_sent = -1
     try:
         await ws.send_json({"type": "hello", "site_id": sub.site_id, "replayed": len(replay)})
         for event in replay:
-            await asyncio.wait_for(ws.send_json(event), SEND_TIMEOUT_S)
-            last_sent = event["seq"]
+            last_sent = await _send(ws, event, last_sent)
         while True:
-            getter = asyncio.create_task(sub.queue.get())
-            overflow = asyncio.create_task(sub.overflowed.wait())
-            done, pending = await asyncio.wait(
-                {getter, overflow}, return_when=asyncio.FIRST_COMPLETED
-            )
-            for task in pending:
-                task.cancel()
-            if getter in done:
-                event = getter.result()
-                if event["seq"] > last_sent:
-                    await asyncio.wait_for(ws.send_json(event), SEND_TIMEOUT_S)
-                    last_sent = event["seq"]
-            elif overflow in done:
+            await sub.wake.wait()
+            sub.wake.clear()
+            # Everything queued goes out now: a burst must not look like a slow console.
+            while sub.pending and not sub.overflowed:
+                last_sent = await _send(ws, sub.pending.popleft(), last_sent)
+            if sub.overflowed:
                 await ws.send_json({"type": "resync", "reason": "too_slow", "after_seq": last_sent})
                 await ws.close(message=b"too slow: reconnect with after_seq")
                 return
     except (TimeoutError, ConnectionError):
         await ws.close(message=b"too slow: reconnect with after_seq")
+
+
+async def _send(ws: web.WebSocketResponse, event: LiveEvent, last_sent: int) -> int:
+    """Send `event` unless it was sent already (live events may overlap the replay)."""
+    if event.seq <= last_sent:
+        return last_sent
+    async with asyncio.timeout(SEND_TIMEOUT_S):
+        await ws.send_str(event.text)
+    return event.seq
 
 
 def routes() -> list[web.RouteDef]:

@@ -13,9 +13,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import asyncpg
 from aiohttp import web
@@ -68,26 +69,36 @@ def event_json(row: asyncpg.Record) -> dict[str, Any]:
     return out
 
 
+class LiveEvent(NamedTuple):
+    """An event as consoles get it: encoded once, however many consoles watch."""
+
+    seq: int
+    text: str
+
+
+def live_event(row: asyncpg.Record) -> LiveEvent:
+    return LiveEvent(row["seq"], json.dumps(event_json(row)))
+
+
 @dataclass(eq=False)
 class Subscription:
     site_id: int
     last_seq: int
-    queue: asyncio.Queue[dict[str, Any]] = field(
-        default_factory=lambda: asyncio.Queue(SUBSCRIBER_BUFFER)
-    )
-    overflowed: asyncio.Event = field(default_factory=asyncio.Event)
+    pending: deque[LiveEvent] = field(default_factory=deque)
+    wake: asyncio.Event = field(default_factory=asyncio.Event)  # pending grew or overflowed
+    overflowed: bool = False
 
-    def offer(self, event: dict[str, Any]) -> None:
-        if event["seq"] <= self.last_seq or self.overflowed.is_set():
+    def offer(self, event: LiveEvent) -> None:
+        if event.seq <= self.last_seq or self.overflowed:
             return
-        try:
-            self.queue.put_nowait(event)
-        except asyncio.QueueFull:
+        if len(self.pending) >= SUBSCRIBER_BUFFER:
             # A consumer that does not read must not hold anyone else up: cut it off;
             # it reconnects from the last seq it saw.
-            self.overflowed.set()
-            return
-        self.last_seq = event["seq"]
+            self.overflowed = True
+        else:
+            self.pending.append(event)
+            self.last_seq = event.seq
+        self.wake.set()
 
 
 class Fanout:
@@ -163,10 +174,10 @@ class Fanout:
             async with self.db.connection() as conn:
                 rows = await conn.fetch(EVENTS_AFTER_SQL, site, after, PAGE)
             for row in rows:
-                event = event_json(row)
+                event = live_event(row)
                 for sub in list(self.subscriptions.get(site, ())):
                     sub.offer(event)
-                after = row["seq"]
+                after = event.seq
             self._fetched[site] = after
             if len(rows) < PAGE:
                 return
@@ -208,7 +219,7 @@ class Fanout:
     # --- subscriptions -----------------------------------------------------------
     async def subscribe(
         self, site_id: int, after_seq: int | None
-    ) -> tuple[Subscription, list[dict[str, Any]]]:
+    ) -> tuple[Subscription, list[LiveEvent]]:
         """Register for live events of a site, and return what was recorded after
         `after_seq` (None: from now on), in order. Live events may overlap the
         replay; the consumer skips any seq it has already had."""
@@ -223,16 +234,16 @@ class Fanout:
             self.subscriptions.setdefault(site_id, set()).add(sub)
             self._fetched.setdefault(site_id, head)
             # Read until nothing is left: whatever commits after this is offered live.
-            replay: list[dict[str, Any]] = []
+            replay: list[LiveEvent] = []
             after = start
             while True:
                 rows = await conn.fetch(EVENTS_AFTER_SQL, site_id, after, PAGE)
-                replay.extend(event_json(r) for r in rows)
+                replay.extend(live_event(r) for r in rows)
                 if len(rows) < PAGE:
                     break
                 after = rows[-1]["seq"]
         if replay:
-            sub.last_seq = max(sub.last_seq, replay[-1]["seq"])
+            sub.last_seq = max(sub.last_seq, replay[-1].seq)
         return sub, replay
 
     def unsubscribe(self, sub: Subscription) -> None:
