@@ -1,7 +1,8 @@
 """Groups concurrent scans into one transaction (group commit).
 
-Scans queue up while the previous batch is in the database; a worker takes all that
-are waiting (up to a limit) and decides them together. At low load a batch is one
+Scans queue up while the previous batch is in the database; the worker takes all that
+are waiting (up to a limit) and decides them together. One worker: two of them would
+read the same sites at once, and one of the two writes would be refused. At low load a batch is one
 scan and nothing waits; under load the batches grow, and the commit rate stops being
 the limit. A scan is answered only after its batch has committed.
 """
@@ -24,6 +25,8 @@ from service.trust import PassAuthenticator
 
 logger = logging.getLogger(__name__)
 
+# Batches read without a lock and commit only if their sites did not move meanwhile.
+OPTIMISTIC_TRIES = 3
 OnCommit = Callable[[dict[int, int]], None]  # site id -> last seq written
 
 
@@ -45,20 +48,19 @@ class ScanBatcher:
         *,
         on_commit: OnCommit | None = None,
         max_batch: int = 256,
-        workers: int = 2,
     ) -> None:
         self.db = db
         self.authenticator = authenticator
         self.on_commit = on_commit
         self.max_batch = max_batch
-        self.workers = workers
         self._queue: asyncio.Queue[_Unit] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
         self.batches = 0
         self.scans = 0
+        self.conflicts = 0
 
     def start(self) -> None:
-        self._tasks = [asyncio.create_task(self._work()) for _ in range(self.workers)]
+        self._tasks = [asyncio.create_task(self._work())]
 
     async def stop(self) -> None:
         await cancel_and_wait(self._tasks)
@@ -133,15 +135,27 @@ class ScanBatcher:
         return True
 
     async def _decide(self, conn: asyncpg.Connection, items: list[ScanItem]) -> list[Decision]:
-        for attempt in (1, 2):
+        conflicts = 0
+        reused_id = False
+        while True:
             try:
-                result = await decide_batch(conn, items, self.authenticator)
+                locked = conflicts >= OPTIMISTIC_TRIES
+                result = await decide_batch(conn, items, self.authenticator, locked=locked)
                 break
+            except asyncpg.SerializationError:
+                # Another writer (an override, another instance) appended to one of the
+                # sites since the read: decide again on fresh state; after a few tries,
+                # with the sites locked, which cannot be refused.
+                self.conflicts += 1
+                conflicts += 1
+                if locked:
+                    raise
             except asyncpg.UniqueViolationError:
                 # The same event id committed by another instance meanwhile: once more,
                 # and the retry will see it as a duplicate.
-                if attempt == 2:
+                if reused_id:
                     raise
+                reused_id = True
         self.batches += 1
         self.scans += len(items)
         if self.on_commit is not None:

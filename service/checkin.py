@@ -10,6 +10,7 @@ statements.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 from collections.abc import Sequence
@@ -101,9 +102,11 @@ class BatchResult:
     heads: dict[int, int] = field(default_factory=dict)  # site id -> last seq written
 
 
-# Locks the chains of the batch's sites and reads all the batch is decided on; then
-# writes it back. Both are functions in schema.sql: four round trips a batch in all.
-STATE_SQL = "SELECT checkin_batch_state($1::bigint[], $2::uuid[], $3::uuid[], $4::interval)"
+# Reads all the batch is decided on; then writes it back, and the write commits unless
+# a chain moved in between. Both are functions in schema.sql: two round trips a batch.
+STATE_SQL = (
+    "SELECT checkin_batch_state($1::bigint[], $2::uuid[], $3::uuid[], $4::interval, $5::boolean)"
+)
 WRITE_SQL = (
     "SELECT checkin_batch_write($1::text::jsonb, " + ", ".join(f"${n}" for n in range(2, 21)) + ")"
 )
@@ -214,27 +217,33 @@ async def decide_batch(
     items: Sequence[ScanItem],
     authenticator: PassAuthenticator,
     now: datetime | None = None,
+    *,
+    locked: bool = False,
 ) -> BatchResult:
-    """Decide and record a batch of scans in one transaction (opened here).
+    """Decide and record a batch of scans, atomically.
 
-    `now` is read once the sites are locked, so that batches of a site see time move
-    forward in the order they commit (tests may pass a fixed one)."""
+    Optimistic by default: the state is read without a lock, and the write raises
+    asyncpg.SerializationError if another batch appended to one of the sites since;
+    deciding again then sees it. `locked` holds the sites' chains from the read to the
+    commit instead (one transaction, two more round trips), which cannot be refused.
+    `now` is read after the state, so batches of a site see time move forward in the
+    order they commit (tests may pass a fixed one)."""
     await authenticator.refresh(conn)
     checked = [authenticator.authenticate(item.scan.payload) for item in items]
     # Only a replay with an offline verdict can need a correction: look for those too.
     event_ids = [i.scan.event_id for i in items]
     corrections = [correction_id(i.scan.event_id) for i in items if i.scan.offline is not None]
     pass_ids = list({c.pass_id for c, _ in checked if c is not None})
-    async with conn.transaction():
-        # From here on nobody else appends to these sites (see STATE_SQL). An event id
-        # committed meanwhile at another site makes the insert fail, and the batcher's
-        # retry then answers it as a duplicate.
+    # An event id committed meanwhile at another site makes the insert fail, and the
+    # batcher's retry then answers it as a duplicate.
+    async with conn.transaction() if locked else contextlib.nullcontext():
         state = await conn.fetchval(
             STATE_SQL,
             list({i.gate_id for i in items}),
             event_ids + corrections,
             pass_ids,
             timedelta(seconds=SHARED_PASS_WINDOW_MAX_S),
+            locked,
         )
         now = now or datetime.now(UTC)
         gates = {g.id: g for g in map(_gate, state["gates"])}

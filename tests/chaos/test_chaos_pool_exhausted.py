@@ -1,6 +1,6 @@
-"""Fault d: the service's database connections all held. A pool of two, and a
-transaction of someone else's holding the site's event chain: both connections sit in
-batches waiting for it. Requests wait a bounded time and answer 503
+"""Fault d: the service's database connections all held. A pool of one, and a
+transaction of someone else's holding the site's event chain: the connection sits in a
+batch waiting for it. Requests wait a bounded time and answer 503
 service_unavailable, none hangs; once the lock is gone, everything queued is recorded."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from tests.chaos.gateway import Gateway
 from tests.chaos.rig import Rig
 
 POOL = {
-    "CHECKIN_POOL_MAX_SIZE": "2",
+    "CHECKIN_POOL_MAX_SIZE": "1",
     "CHECKIN_DB_ACQUIRE_TIMEOUT": "0.3",
     "CHECKIN_DB_COMMAND_TIMEOUT": "1",
 }
