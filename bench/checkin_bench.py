@@ -37,7 +37,7 @@ from typing import Any
 
 import asyncpg
 
-from bench.ceilings import CEILINGS, EXTRA_SITES, THROUGHPUT_CEILING, pgbench
+from bench.ceilings import CEILINGS, THROUGHPUT_CEILING, pgbench, prepare
 from bench.limits import raise_open_files
 from bench.pg import fresh_database, server
 from bench.seed import Seeded, seed
@@ -60,23 +60,12 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def seed_database(db_url: str, kiosks: int, extra_sites: int = 0) -> Seeded:
+def seed_database(db_url: str, kiosks: int) -> Seeded:
     async def go() -> Seeded:
         conn = await asyncpg.connect(db_url)
         try:
             await init_connection(conn)
-            seeded = await seed(conn, kiosks=kiosks, people_per_kiosk=PEOPLE_PER_KIOSK)
-            if extra_sites:
-                # Each new site gets its own event chain (a trigger), hence its own lock.
-                await conn.execute(
-                    "INSERT INTO sites (code, name) SELECT 'x' || i, 'Chi cục ' || i"
-                    " FROM generate_series(1, $1::int) AS i",
-                    extra_sites,
-                )
-                # pgbench picks among ids site_id + 1 .. site_id + extra_sites.
-                if await conn.fetchval("SELECT max(id) FROM sites") != seeded.site_id + extra_sites:
-                    raise RuntimeError("the extra sites' ids are not consecutive")
-            return seeded
+            return await seed(conn, kiosks=kiosks, people_per_kiosk=PEOPLE_PER_KIOSK)
         finally:
             await conn.close()
 
@@ -194,13 +183,15 @@ def analyze(db_url: str) -> None:
 def ceilings(server_url: str, kiosks: int, seconds: float) -> dict[str, dict[str, Any]]:
     found: dict[str, dict[str, Any]] = {}
     with fresh_database(server_url) as db_url:
-        seeded = seed_database(db_url, kiosks, extra_sites=EXTRA_SITES)
+        seeded = seed_database(db_url, kiosks)
+        gates = prepare(db_url, seeded)
         log("warming up the ceilings' database")
-        pgbench(db_url, seeded, CEILINGS_BY_LABEL[THROUGHPUT_CEILING], max(2.0, seconds / 3))
+        warm_up = CEILINGS_BY_LABEL[THROUGHPUT_CEILING]
+        pgbench(db_url, seeded, gates, warm_up, max(2.0, seconds / 3))
         analyze(db_url)
         for ceiling in CEILINGS:
             log(f"ceiling: {ceiling.label} ({ceiling.what}) for {seconds:.0f}s")
-            found[ceiling.label] = figure = pgbench(db_url, seeded, ceiling, seconds)
+            found[ceiling.label] = figure = pgbench(db_url, seeded, gates, ceiling, seconds)
             log(
                 f"  -> {figure['scans_per_s']:,} scans/s, p50 {figure['p50_ms']} ms, "
                 f"p99 {figure['p99_ms']} ms"
