@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
+import gc
 import json
 import logging
 import sys
@@ -138,6 +139,14 @@ Stop with Ctrl-C; the data stays in {settings.data_dir}/ for the next run.
 """
 
 
+async def _freeze_heap(_app: web.Application) -> None:
+    """What exists once the service is up (modules, the app, its pools) lives as long as
+    the process: keep it out of the collector's full passes, which otherwise walk it all
+    and stop the event loop for up to ~0.1 s under load (measured), every scan waiting."""
+    gc.collect()
+    gc.freeze()
+
+
 def cmd_serve(args: argparse.Namespace, url: str) -> int:
     settings = dataclasses.replace(args.settings, database_url=url)
 
@@ -151,8 +160,10 @@ def cmd_serve(args: argparse.Namespace, url: str) -> int:
     asyncio.run(_with_connection(url, prepare))
     _install_uvloop()
     _raise_open_files_limit()
+    app = create_app(settings=settings)
+    app.on_startup.append(_freeze_heap)  # last: after the pools and caches are made
     web.run_app(
-        create_app(settings=settings),
+        app,
         host=settings.host,
         port=settings.port,
         access_log=None,
