@@ -1,10 +1,10 @@
 """Groups concurrent scans into one transaction (group commit).
 
 Scans queue up while the previous batch is in the database; the worker takes all that
-are waiting (up to a limit) and decides them together. One worker: two of them would
-read the same sites at once, and one of the two writes would be refused. At low load a batch is one
-scan and nothing waits; under load the batches grow, and the commit rate stops being
-the limit. A scan is answered only after its batch has committed.
+are waiting (up to a limit) and decides them together. At low load a batch is one scan
+and nothing waits; under load the batches grow, and the commit rate stops being the
+limit. A scan is answered only after its batch has committed. One worker: two would
+read the same sites at once, and one of their two writes would be refused.
 """
 
 from __future__ import annotations
