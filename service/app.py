@@ -28,6 +28,7 @@ from service.batcher import batcher_context
 from service.db import pool_context
 from service.errors import error_middleware
 from service.fanout import fanout_context
+from service.login_watch import login_watch_context
 from service.qr import executor_context
 from service.retention import retention_context
 from service.sessions import PostgresSessionStorage
@@ -46,6 +47,7 @@ def create_app(*, settings: Settings) -> web.Application:
     app[keys.KEYS_KEY] = keys.key_store_for(settings.data_dir)
     app.cleanup_ctx.append(pool_context(settings))
     app.cleanup_ctx.append(fanout_context(settings))
+    app.cleanup_ctx.append(login_watch_context)
     app.cleanup_ctx.append(batcher_context)
     app.cleanup_ctx.append(executor_context())
     app.cleanup_ctx.append(retention_context(settings))

@@ -48,6 +48,10 @@ WORDS: dict[str, tuple[str, str]] = {
         "Sai tên đăng nhập hoặc mật khẩu, hoặc tài khoản đang bị khoá tạm thời.",
         "Wrong username or password, or the account is locked for a while.",
     ),
+    "session_ended": (
+        "Phiên đăng nhập đã kết thúc; vui lòng đăng nhập lại.",
+        "Your session has ended; please log in again.",
+    ),
     "stale_form": (
         "Biểu mẫu đã cũ; vui lòng tải lại trang và đăng nhập lại.",
         "The form is stale; reload the page and log in again.",
@@ -103,12 +107,16 @@ def _login_page(
     request: web.Request, *, error: str | None = None, status: int = 200
 ) -> web.Response:
     lang = lang_of(request)
+    ended = "ended" in request.query  # sent here by the console when its session ended
     token = secrets.token_urlsafe(24)
     body = join(
         [
             tag("div", _lang_switch(lang, "/console/login"), class_="top"),
             tag("h1", t("title", lang)),
             tag("p", error, class_="summary", role="alert") if error else Markup(""),
+            tag("p", t("session_ended", lang), class_="notice", role="status")
+            if ended and not error
+            else Markup(""),
             tag(
                 "form",
                 join(

@@ -3,7 +3,8 @@
 On connect the console gets everything recorded at the site after `after_seq` (the
 last seq it saw; omit it for live events only), in order, then live events as they
 are recorded on any instance. Each event carries its `seq`, so a console that drops
-reconnects with the last one and misses nothing and sees nothing twice.
+reconnects with the last one and misses nothing and sees nothing twice. When the login
+behind the socket ends (service.login_watch), the socket is closed with code 4401.
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ from aiohttp import WSMsgType, web
 from service.auth import Role, require_site, requires
 from service.errors import ApiError
 from service.fanout import FANOUT_KEY, LiveEvent, Subscription
+from service.login_watch import CLOSE_CODE, LOGIN_WATCH_KEY, Watch
 from service.openapi import documented
+from service.tasks import cancel_and_wait
 
 SEND_TIMEOUT_S = 5.0
 # The kernel would let a socket's send buffer grow to megabytes (tcp_wmem), thousands of
@@ -45,26 +48,39 @@ async def events_stream(request: web.Request) -> web.WebSocketResponse:
     after_seq = _int_param(request, "after_seq", required=False)
     require_site(request, site_id)
     fanout = request.app[FANOUT_KEY]
-    try:
-        sub, replay = await fanout.subscribe(site_id, after_seq)
-    except LookupError:
-        raise ApiError(404, "site_not_found", f"No site with id {site_id}.") from None
-    ws = web.WebSocketResponse(heartbeat=20, max_msg_size=4096)
-    try:
-        await ws.prepare(request)
-        sock = request.transport.get_extra_info("socket") if request.transport else None
-        if sock is not None:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER_BYTES)
-        pump = asyncio.create_task(_pump(ws, sub, replay))
-        async for msg in ws:  # consoles only listen; reading notices a close
-            if msg.type == WSMsgType.ERROR:
-                break
-        pump.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await pump
-    finally:
-        fanout.unsubscribe(sub)
+    async with request.app[LOGIN_WATCH_KEY].watching(request) as watch:
+        try:
+            sub, replay = await fanout.subscribe(site_id, after_seq)
+        except LookupError:
+            raise ApiError(404, "site_not_found", f"No site with id {site_id}.") from None
+        ws = web.WebSocketResponse(heartbeat=20, max_msg_size=4096)
+        try:
+            await ws.prepare(request)
+            sock = request.transport.get_extra_info("socket") if request.transport else None
+            if sock is not None:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER_BYTES)
+            pump = asyncio.create_task(_pump(ws, sub, replay))
+            ender = asyncio.create_task(_close_when_login_ends(ws, pump, watch))
+            async for msg in ws:  # consoles only listen; reading notices a close
+                if msg.type == WSMsgType.ERROR:
+                    break
+            if watch.ended.is_set():
+                await ender  # it is closing the socket: let it finish the handshake
+            await cancel_and_wait([ender, pump])
+        finally:
+            fanout.unsubscribe(sub)
     return ws
+
+
+async def _close_when_login_ends(
+    ws: web.WebSocketResponse, pump: asyncio.Task[None], watch: Watch
+) -> None:
+    await watch.ended.wait()
+    await cancel_and_wait([pump])  # not one event more
+    # A console that reads nothing would hold the close up: its connection is cut instead.
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(SEND_TIMEOUT_S):
+            await ws.close(code=CLOSE_CODE, message=watch.reason.encode())
 
 
 async def _pump(ws: web.WebSocketResponse, sub: Subscription, replay: list[LiveEvent]) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 
 from aiohttp import web
 from aiohttp.web_exceptions import NotAppKeyWarning
-from aiohttp_session import AbstractStorage, Session
+from aiohttp_session import AbstractStorage, Session, get_session
 
 from service.db import DB_KEY
 
@@ -41,6 +41,14 @@ DELETE_EXPIRED_SQL = "DELETE FROM console_sessions WHERE expires_at < now()"
 
 def _key_hash(key: str) -> bytes:
     return hashlib.sha256(key.encode("utf-8")).digest()
+
+
+async def session_key_hash(request: web.Request) -> bytes:
+    """How the database knows the session of `request`, which has a stored one."""
+    key = (await get_session(request)).identity
+    if key is None:
+        raise RuntimeError("the request has no stored session")
+    return _key_hash(key)
 
 
 class PostgresSessionStorage(AbstractStorage):

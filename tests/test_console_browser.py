@@ -106,6 +106,22 @@ async def test_wrong_password_is_refused_then_the_console_opens(
     await expect(page.locator("[data-tab=live]")).to_have_text("Live")
 
 
+async def test_the_console_signs_out_when_its_session_ends(
+    client: Client, factory: Factory, browser: Browser
+) -> None:
+    door = await make_door(factory)
+    username, password = await factory.account(Role.GUARD, site_id=door.site_id)
+    base = base_url(client)
+    page = await open_console(browser, base, username, password)
+    # Only the feed may tell the page: its API calls would see a 401 and sign out too.
+    await page.route("**/api/v1/**", lambda route: route.abort())
+    resp = await client.post(f"/api/v1/accounts/{username}/disable", headers=bearer(door.admin))
+    assert resp.status == 200, await resp.text()
+    # The feed is closed with 4401: the page goes to the login, once, and says why.
+    await expect(page).to_have_url(f"{base}/console/login?ended=1")
+    await expect(page.locator(".notice")).to_contain_text("Phiên đăng nhập đã kết thúc")
+
+
 async def test_scan_alert_override_presence_and_history(
     client: Client, factory: Factory, browser: Browser, conn: asyncpg.Connection
 ) -> None:

@@ -20,6 +20,10 @@
   ]);
   const ALERT_RECENT_MS = 2 * 60 * 1000; // a replayed denial older than this raises no alert
   const KIOSK_POLL_MS = 5000;
+  // The feed is closed with this code when the login behind it ends (logout, account
+  // disabled, password changed, session expired): reconnecting cannot help.
+  const SESSION_ENDED = 4401;
+  const SIGNED_OUT_URL = "/console/login?ended=1";
   let lang = config.lang === "en" ? "en" : "vi";
 
   const WORDS = {
@@ -44,6 +48,7 @@
     live: ["Trực tiếp", "Live"],
     connecting: ["Đang kết nối…", "Connecting…"],
     down: ["Mất kết nối, đang thử lại…", "Disconnected, retrying…"],
+    signed_out: ["Đã hết phiên đăng nhập", "Signed out"],
     inside_now: ["Đang ở trong", "Inside now"],
     kiosks_online: ["Máy quét hoạt động", "Kiosks online"],
     kind: ["Loại", "Kind"],
@@ -161,7 +166,7 @@
       body: body === undefined ? undefined : JSON.stringify(body),
     });
     if (response.status === 401) {
-      location.assign("/console/login"); // the session ended
+      location.assign(SIGNED_OUT_URL);
       throw new ApiFailure(401, "unauthorized", "");
     }
     const data = await response.json().catch(() => ({}));
@@ -215,7 +220,12 @@
         onEvent(data);
       }
     });
-    socket.addEventListener("close", () => {
+    socket.addEventListener("close", (event) => {
+      if (event.code === SESSION_ENDED) {
+        setLink("signed_out");
+        location.assign(SIGNED_OUT_URL);
+        return;
+      }
       setLink("down");
       const delay = Math.min(10000, 500 * 2 ** retries++);
       setTimeout(async () => {
