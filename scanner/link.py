@@ -202,6 +202,11 @@ class Link:
             self._inflight.pop(event_id, None)
             if code == "invalid_message":  # the same bytes would fail again: park it
                 await self.outbox.reject(event_id, f"invalid_message: {error.get('message')}")
+            elif code == "service_unavailable":
+                # The scan waits in the outbox: later ones queue behind it, and go live
+                # again once the replay has caught up, so none overtakes it.
+                self.live = False
+                self.wake()
         self.on_error(error)
 
     async def _heartbeat_loop(self, ws: aiohttp.ClientWebSocketResponse) -> None:

@@ -163,6 +163,7 @@ class FakeService:
     offline_policy: str = "deny"
     delay: float = 0.0  # seconds before answering a scan
     unavailable: bool = False  # answer service_unavailable, record nothing
+    blips: int = 0  # answer the next this many live scans service_unavailable (a blip)
     recorded: dict[str, dict[str, Any]] = field(default_factory=dict)  # event_id -> scan
     order: list[str] = field(default_factory=list)  # event ids in the order recorded
     heartbeats: list[dict[str, Any]] = field(default_factory=list)
@@ -236,7 +237,8 @@ class FakeService:
             if data["type"] == "heartbeat":
                 self.heartbeats.append(data)
             elif data["type"] == "scan":
-                if self.unavailable:
+                if self.unavailable or self.blips > 0:
+                    self.blips = max(0, self.blips - 1)
                     await ws.send_json(
                         {
                             "type": "error",

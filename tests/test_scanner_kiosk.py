@@ -233,6 +233,29 @@ async def test_service_unavailable_keeps_the_scan_for_later(
     assert pending(tmp_path) == []
 
 
+async def test_scans_after_a_service_unavailable_wait_their_turn(
+    server_url: str, service: FakeService, tmp_path: Path
+) -> None:
+    # The first scan meets a database blip and is judged offline; the ones after it
+    # must not overtake it: the record keeps the order in which the door saw them.
+    service.blips = 1
+    passes = [make_pass(KEY) for _ in range(3)]
+    lines, _ = await run(config(server_url, tmp_path), shots(*passes))
+    assert [(v["reason"], v["offline"]) for v in lines] == [
+        ("offline_denied", True),
+        ("welcome", False),
+        ("welcome", False),
+    ]
+    assert service.order == [v["event_id"] for v in lines]
+    assert service.recorded[lines[0]["event_id"]]["offline"] == {
+        "verdict": "deny",
+        "reason": "offline_denied",
+    }
+    assert pending(tmp_path) == []
+    assert service.batches[0][0] == lines[0]["event_id"]  # it went first, replayed
+    assert service.heartbeats[-1]["offline_mode"] is False  # then the link went live again
+
+
 async def test_the_same_code_after_the_cooldown_is_a_new_scan(
     server_url: str, service: FakeService, tmp_path: Path
 ) -> None:
