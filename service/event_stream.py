@@ -10,7 +10,6 @@ behind the socket ends (service.login_watch), the socket is closed with code 440
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import socket
 
 from aiohttp import WSMsgType, web
@@ -18,7 +17,7 @@ from aiohttp import WSMsgType, web
 from service.auth import Role, require_site, requires
 from service.errors import ApiError
 from service.fanout import FANOUT_KEY, LiveEvent, Subscription
-from service.login_watch import CLOSE_CODE, LOGIN_WATCH_KEY, Watch
+from service.login_watch import LOGIN_WATCH_KEY, close_when_ended
 from service.openapi import documented
 from service.tasks import cancel_and_wait
 
@@ -60,7 +59,8 @@ async def events_stream(request: web.Request) -> web.WebSocketResponse:
             if sock is not None:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER_BYTES)
             pump = asyncio.create_task(_pump(ws, sub, replay))
-            ender = asyncio.create_task(_close_when_login_ends(ws, pump, watch))
+            # Not one event more once the login has ended: the pump stops first.
+            ender = asyncio.create_task(close_when_ended(ws, watch, stop_first=[pump]))
             async for msg in ws:  # consoles only listen; reading notices a close
                 if msg.type == WSMsgType.ERROR:
                     break
@@ -70,17 +70,6 @@ async def events_stream(request: web.Request) -> web.WebSocketResponse:
         finally:
             fanout.unsubscribe(sub)
     return ws
-
-
-async def _close_when_login_ends(
-    ws: web.WebSocketResponse, pump: asyncio.Task[None], watch: Watch
-) -> None:
-    await watch.ended.wait()
-    await cancel_and_wait([pump])  # not one event more
-    # A console that reads nothing would hold the close up: its connection is cut instead.
-    with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(SEND_TIMEOUT_S):
-            await ws.close(code=CLOSE_CODE, message=watch.reason.encode())
 
 
 async def _pump(ws: web.WebSocketResponse, sub: Subscription, replay: list[LiveEvent]) -> None:

@@ -23,8 +23,10 @@ from service.checkin import ScanIn, ScanItem
 from service.db import DB_KEY
 from service.errors import UNAVAILABLE_ERRORS, ApiError
 from service.field_errors import field_errors
+from service.login_watch import LOGIN_WATCH_KEY, close_when_ended
 from service.openapi import documented
 from service.settings import SETTINGS_KEY
+from service.tasks import cancel_and_wait
 from service.validation import read_json, validate
 
 logger = logging.getLogger(__name__)
@@ -135,22 +137,29 @@ async def kiosk_stream(request: web.Request) -> web.WebSocketResponse:
         in_flight.discard(task)
         room.release()
 
-    while True:
-        try:
-            async with asyncio.timeout(settings.kiosk_idle_timeout_s):
-                msg = await ws.receive()
-        except TimeoutError:
-            await ws.close(code=IDLE_CLOSE_CODE, message=b"idle: no message from the kiosk")
-            break
-        if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR):
-            break  # an ERROR (e.g. a message too big, 1009) has closed the socket already
-        if msg.type != WSMsgType.TEXT:
-            await _send(ws, _error("invalid_message", "Send JSON text messages."))
-            continue
-        await room.acquire()
-        task = asyncio.create_task(_handle(request, ws, msg.data))
-        in_flight.add(task)
-        task.add_done_callback(done)
+    # A kiosk whose token is revoked (taken off its gate, stolen) stops scanning within
+    # about a second, not at its next reconnect.
+    async with request.app[LOGIN_WATCH_KEY].watching(request) as watch:
+        ender = asyncio.create_task(close_when_ended(ws, watch))
+        while True:
+            try:
+                async with asyncio.timeout(settings.kiosk_idle_timeout_s):
+                    msg = await ws.receive()
+            except TimeoutError:
+                await ws.close(code=IDLE_CLOSE_CODE, message=b"idle: no message from the kiosk")
+                break
+            if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR):
+                break  # an ERROR (e.g. a message too big, 1009) has closed the socket already
+            if msg.type != WSMsgType.TEXT:
+                await _send(ws, _error("invalid_message", "Send JSON text messages."))
+                continue
+            await room.acquire()
+            task = asyncio.create_task(_handle(request, ws, msg.data))
+            in_flight.add(task)
+            task.add_done_callback(done)
+        if watch.ended.is_set():
+            await ender  # it is closing the socket: let it finish the handshake
+        await cancel_and_wait([ender])
     # Scans already received are still decided and recorded; the kiosk will learn
     # the decision as a duplicate when it replays them.
     if in_flight:

@@ -1,10 +1,10 @@
 """Live sockets end with the login behind them.
 
-A console's feed socket is authorised once, at the upgrade; the login behind it can
-end later: logout, a disabled account, a password change, the session's expiry, or a
-revoked bearer token. Each instance checks the logins behind its open sockets
-together, with one query every CHECK_INTERVAL_S, and closes the sockets whose login
-has ended with CLOSE_CODE.
+A console's feed socket, like a kiosk's, is authorised once, at the upgrade; the
+login behind it can end later: logout, a disabled account, a password change, the
+session's expiry, or a revoked bearer token (a kiosk taken off its gate). Each instance
+checks the logins behind its open sockets together, with one query every
+CHECK_INTERVAL_S, and closes the sockets whose login has ended with CLOSE_CODE.
 
 Why a poll and not a NOTIFY on session end: sessions end in several places (the
 service, the CLI in another process, plain expiry, which no statement announces), so
@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 
 from aiohttp import web
@@ -32,6 +32,7 @@ from service.tasks import cancel_and_wait
 logger = logging.getLogger(__name__)
 
 CHECK_INTERVAL_S = 1.0
+CLOSE_TIMEOUT_S = 5.0
 # 4xxx: the application's own range; 401 as in HTTP, "your credentials are no good".
 CLOSE_CODE = 4401
 SESSION_ENDED = "session ended"
@@ -116,6 +117,18 @@ class LoginWatch:
     async def stop(self) -> None:
         if self._task is not None:
             await cancel_and_wait([self._task])
+
+
+async def close_when_ended(
+    ws: web.WebSocketResponse, watch: Watch, *, stop_first: Sequence[asyncio.Task[None]] = ()
+) -> None:
+    """Close `ws` with CLOSE_CODE once the login behind it ends, after `stop_first`."""
+    await watch.ended.wait()
+    await cancel_and_wait(stop_first)
+    # A peer that reads nothing would hold the close up: its connection is cut instead.
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(CLOSE_TIMEOUT_S):
+            await ws.close(code=CLOSE_CODE, message=watch.reason.encode())
 
 
 LOGIN_WATCH_KEY = web.AppKey("login_watch", LoginWatch)

@@ -11,6 +11,8 @@ import asyncpg
 from aiohttp import WSMsgType
 from aiohttp.test_utils import TestClient
 
+from service.auth import revoke_token
+from service.login_watch import CHECK_INTERVAL_S, CLOSE_CODE, TOKEN_REVOKED
 from tests.checkin_helpers import Door, make_door, scan_body
 from tests.conftest import Factory, bearer
 
@@ -188,3 +190,29 @@ async def test_a_replay_that_says_the_door_did_otherwise_is_recorded_as_a_correc
     # Replaying again corrects nothing more.
     await client.post("/api/v1/scans/batch", json={"scans": [replay]}, headers=kiosk)
     assert await conn.fetchval("SELECT count(*) FROM events WHERE kind = 'door_correction'") == 1
+
+
+async def test_a_revoked_kiosk_token_closes_its_socket_and_only_it(
+    client: TestClient[Any, Any], factory: Factory, conn: asyncpg.Connection
+) -> None:
+    door: Door = await make_door(factory)
+    async with (
+        client.ws_connect(
+            "/api/v1/kiosk/stream", headers=bearer(door.kiosk[door.entrance])
+        ) as gone,
+        client.ws_connect("/api/v1/kiosk/stream", headers=bearer(door.kiosk[door.exit])) as kept,
+    ):
+        for ws in (gone, kept):
+            assert (await ws.receive_json())["type"] == "hello"
+        assert await revoke_token(conn, token=door.kiosk[door.entrance])
+        closing = await gone.receive(timeout=CHECK_INTERVAL_S + 2.0)
+        assert (closing.type, closing.data, closing.extra) == (
+            WSMsgType.CLOSE,
+            CLOSE_CODE,
+            TOKEN_REVOKED,
+        )
+        await kept.send_json({"type": "scan", **scan_body("junk")})
+        assert (await kept.receive_json())["reason"] == "malformed"  # still serving
+    # Reconnecting with it is refused.
+    resp = await client.get("/api/v1/kiosk/stream", headers=bearer(door.kiosk[door.entrance]))
+    assert resp.status == 401
