@@ -162,10 +162,18 @@ def load(
     rate: float | None = None,
 ) -> dict[str, Any]:
     plan = kiosk_plan(service.url, seeded, kiosks, seconds, transport, rate)
-    with watch([service.proc.pid], service.db_url) as peaks:
+    window = (plan["measure_from"], plan["end_at"])
+    with watch([service.proc.pid], service.db_url, window) as peaks:
         result = run_load("bench.kiosk_load", plan)
     result["service_open_files"] = peaks.open_files
     result["db_connections"] = peaks.db_connections
+    # CPU per decision: what one costs the service and the database server, in µs.
+    decisions = result["per_second"] * peaks.window_s
+    result["cpu_us"] = {
+        "service": round(peaks.service_cpu_s / decisions * 1e6) if decisions else None,
+        "postgres": round(peaks.db_cpu_s / decisions * 1e6) if decisions else None,
+    }
+    result["checkpoints"] = peaks.checkpoints
     return result
 
 
@@ -246,7 +254,9 @@ def summary(r: dict[str, Any]) -> str:
         f"{r['per_second']:,.0f} decisions/s, p50 {r['p50_ms']} ms, p99 {r['p99_ms']} ms, "
         f"all connected in {r['connected_s']} s (clock moved {r['start_shift_s']} s), "
         f"{r['errors']} errors, {r['kiosks_failed']} kiosks failed{failures}, service: "
-        f"{r['service_open_files']} open files, {r['db_connections']} db connections"
+        f"{r['service_open_files']} open files, {r['db_connections']} db connections; "
+        f"CPU per decision: service {r['cpu_us']['service']} µs, PostgreSQL "
+        f"{r['cpu_us']['postgres']} µs; {r['checkpoints']} checkpoint(s)"
     )
 
 
@@ -254,8 +264,9 @@ def to_markdown(result: dict[str, Any]) -> str:
     ceiling = result["ceilings"].get(THROUGHPUT_CEILING, {}).get("scans_per_s")
     lines = [
         "| scenario | decisions/s | p50 ms | p99 ms | ceiling (pgbench, 10 scans/tx) | ratio "
-        "| not decided | service: open files, db connections |",
-        "|---|---:|---:|---:|---:|---:|---:|---|",
+        "| not decided | service: open files, db connections "
+        "| CPU per decision, µs: service / PostgreSQL | checkpoints |",
+        "|---|---:|---:|---:|---:|---:|---:|---|---:|---:|",
     ]
     for s in result["scenarios"]:
         for key, label in (("peak", "closed loop"), ("half_rate", "at half rate")):
@@ -267,7 +278,8 @@ def to_markdown(result: dict[str, Any]) -> str:
             lines.append(
                 f"| {s['kiosks']:,} kiosks, {s['transport']}, {label} | {r['per_second']:,.0f} "
                 f"| {r['p50_ms']} | {r['p99_ms']} | {ceiling or 0:,} | {ratio} | {failed} "
-                f"| {r['service_open_files']:,}, {r['db_connections']} |"
+                f"| {r['service_open_files']:,}, {r['db_connections']} "
+                f"| {r['cpu_us']['service']} / {r['cpu_us']['postgres']} | {r['checkpoints']} |"
             )
     lines.append("")
     lines.append("| ceiling | pgbench | scans/s | p50 ms | p99 ms |")
