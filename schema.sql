@@ -347,15 +347,20 @@ BEGIN
                    LEFT JOIN declarations d
                           ON d.person_id = p.person_id AND d.site_id = p.site_id AND d.superseded_at IS NULL
                    WHERE p.id = ANY (pass_ids)),
-        'stays', (SELECT coalesce(jsonb_agg(jsonb_build_array(id, site_id, person_id)), '[]')
-                  FROM presence
-                  WHERE person_id = ANY (batch_people) AND site_id = ANY (batch_sites) AND exited_at IS NULL),
-        -- Counting is the costly part, and only a capacity needs it.
-        'occupancy', (SELECT coalesce(jsonb_object_agg(c.site_id, c.inside), '{}')
-                      FROM (SELECT pr.site_id, count(*) AS inside FROM presence pr
-                            JOIN sites s ON s.id = pr.site_id AND s.capacity IS NOT NULL
-                            WHERE pr.site_id = ANY (batch_sites) AND pr.exited_at IS NULL
-                            GROUP BY pr.site_id) AS c),
+        -- One probe of the open-stay key per site and person: as a filter on the
+        -- site's open stays instead, the cost grew with the number of people inside.
+        -- (LIMIT 1, which the key implies, keeps the planner to that probe.)
+        'stays', (SELECT coalesce(jsonb_agg(jsonb_build_array(pr.id, s.site_id, p.person_id)), '[]')
+                  FROM unnest(batch_sites) AS s (site_id)
+                  CROSS JOIN unnest(batch_people) AS p (person_id)
+                  CROSS JOIN LATERAL (SELECT o.id FROM presence o
+                                      WHERE o.site_id = s.site_id AND o.person_id = p.person_id
+                                        AND o.exited_at IS NULL LIMIT 1) AS pr),
+        -- Counting grows with the people inside, and only a capacity needs it: the
+        -- sites without one are left out before anything is counted.
+        'occupancy', (SELECT coalesce(jsonb_object_agg(s.id, (SELECT count(*) FROM presence pr
+                                                              WHERE pr.site_id = s.id AND pr.exited_at IS NULL)), '{}')
+                      FROM sites s WHERE s.id = ANY (batch_sites) AND s.capacity IS NOT NULL),
         -- The last allowed use of each pass (the shared-pass check).
         'recent', (SELECT coalesce(jsonb_agg(jsonb_build_array(pass_id, gate_id, direction, occurred_at)), '[]')
                    FROM (SELECT DISTINCT ON (pass_id) pass_id, gate_id, direction, occurred_at FROM events
