@@ -100,16 +100,22 @@ class LoginWatch:
                 w.end(TOKEN_REVOKED)
 
     async def _loop(self) -> None:
+        failing = False
         while True:
             await asyncio.sleep(CHECK_INTERVAL_S)
             if not self.watches:
                 continue
             try:
                 await self.check()
+                failing = False
             except Exception as e:
                 # Keep the sockets: while the database is away they get no events either,
-                # and a blip must not sign every guard out. The next check decides.
-                logger.warning("login check failed: %s", e)
+                # and a blip must not sign every guard out. The next check decides. Said
+                # once per outage, not every second of it.
+                logger.log(
+                    logging.DEBUG if failing else logging.WARNING, "login check failed: %s", e
+                )
+                failing = True
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._loop())
