@@ -114,7 +114,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             "## Check-in: decisions per second and latency",
             "",
             "Closed loop: every kiosk keeps one scan in flight. Half rate: open loop at half the",
-            "closed-loop rate, to read latency below saturation. HTTP kiosks open their",
+            "closed-loop rate, to read latency below saturation; run "
+            f"{checkin_bench.HALF_RATE_RUNS} times, the run with the median p99 is shown,",
+            "with the range of the p99s in brackets (the same code's p99 varies two- to",
+            "threefold between runs on two shared cores). HTTP kiosks open their",
             "keep-alive connection (a heartbeat) before the clock starts, as WebSocket kiosks",
             "connect first. Ceiling: pgbench making the service's two check-in calls",
             "(bench/ceilings.py) on the same database server. Not decided: answers",
