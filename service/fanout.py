@@ -2,7 +2,7 @@
 
 Writers never NOTIFY per scan (a NOTIFY takes a server-wide lock through commit and
 stops commits from grouping). Instead, after a batch commits, the writer pokes the
-fan-out, which sends at most one NOTIFY per few milliseconds on its own connection,
+fan-out, which sends at most one NOTIFY per few milliseconds on its LISTEN connection,
 carrying only "site -> newest seq". Every instance LISTENs; on a wake-up it reads the
 new rows by (site, seq) once per site and hands them to its subscribers. A slow poll
 catches anything a lost notification or a dropped LISTEN connection missed.
@@ -40,6 +40,7 @@ SELECT id, seq, kind, occurred_at, site_id, gate_id, person_id, pass_id, event_i
        direction, decision, reason, actor, detail
 FROM events WHERE chain_id = $1 AND seq > $2 ORDER BY seq LIMIT $3
 """
+NOTIFY_SQL = "SELECT pg_notify($1, $2)"
 HEADS_SQL = "SELECT chain_id, last_seq FROM event_chains WHERE chain_id = ANY($1::bigint[])"
 
 
@@ -112,6 +113,8 @@ class Fanout:
         self._wake_reader: dict[int, int] = {}
         self._reader_event = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        self._listener: asyncpg.Connection | None = None  # the LISTEN connection, when up
+        self._listener_busy = asyncio.Lock()  # one statement at a time on a connection
         self.notifies_sent = 0
 
     # --- writers -----------------------------------------------------------------
@@ -130,12 +133,23 @@ class Fanout:
             if pending:
                 payload = json.dumps({str(k): v for k, v in pending.items()})
                 try:
-                    async with self.db.connection() as conn:
-                        await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, payload)
+                    await self._send_notify(payload)
                     self.notifies_sent += 1
                 except Exception as e:  # the poll catches up; the loop must go on
                     logger.warning("notify failed: %s", e)
             await asyncio.sleep(NOTIFY_INTERVAL_S)
+
+    async def _send_notify(self, payload: str) -> None:
+        # On the LISTEN connection, which is there anyway: a pool connection costs a
+        # reset (a round trip, and work in PostgreSQL) each time it goes back, and under
+        # load there is a notification per batch.
+        listener = self._listener
+        if listener is not None:
+            async with self._listener_busy:
+                await listener.execute(NOTIFY_SQL, CHANNEL, payload)
+            return
+        async with self.db.connection() as conn:
+            await conn.execute(NOTIFY_SQL, CHANNEL, payload)
 
     # --- readers -----------------------------------------------------------------
     def _on_notify(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
@@ -201,16 +215,19 @@ class Fanout:
             try:
                 conn = await asyncpg.connect(self.database_url)
                 await conn.add_listener(CHANNEL, self._on_notify)
+                self._listener = conn
                 backoff = 0.2
                 self._wants({site: 2**62 for site in self.subscriptions})  # catch up
                 while not conn.is_closed():
                     await asyncio.sleep(1.0)
-                    await conn.execute("SELECT 1")  # notices a dead connection
+                    async with self._listener_busy:
+                        await conn.execute("SELECT 1")  # notices a dead connection
             except asyncio.CancelledError:
                 raise
             except Exception as e:  # reconnect whatever happened
                 logger.warning("LISTEN connection lost: %s; retrying", e)
             finally:
+                self._listener = None
                 if conn is not None:
                     conn.terminate()  # also on cancel: never leave it open
             await asyncio.sleep(backoff)
