@@ -31,6 +31,7 @@ logger = logging.getLogger(__name__)
 
 CHANNEL = "checkin_events"
 NOTIFY_INTERVAL_S = 0.005
+LISTENER_TIMEOUT_S = 5.0  # a statement on the LISTEN connection that takes longer: it is gone
 POLL_INTERVAL_S = 2.0
 PAGE = 500
 SUBSCRIBER_BUFFER = 1000
@@ -146,7 +147,7 @@ class Fanout:
         listener = self._listener
         if listener is not None:
             async with self._listener_busy:
-                await listener.execute(NOTIFY_SQL, CHANNEL, payload)
+                await listener.execute(NOTIFY_SQL, CHANNEL, payload, timeout=LISTENER_TIMEOUT_S)
             return
         async with self.db.connection() as conn:
             await conn.execute(NOTIFY_SQL, CHANNEL, payload)
@@ -221,7 +222,8 @@ class Fanout:
                 while not conn.is_closed():
                     await asyncio.sleep(1.0)
                     async with self._listener_busy:
-                        await conn.execute("SELECT 1")  # notices a dead connection
+                        # Notices a dead connection (or a silent one: the timeout).
+                        await conn.execute("SELECT 1", timeout=LISTENER_TIMEOUT_S)
             except asyncio.CancelledError:
                 raise
             except Exception as e:  # reconnect whatever happened
