@@ -6,10 +6,11 @@ and, in the same run, pgbench running the same check-in SQL as the ceiling.
 Scenarios: for each kiosk count, closed-loop kiosks over WebSockets (and over plain
 HTTP with --http): decisions per second, p50 and p99 latency; then the latency at half
 the measured rate (open loop), HALF_RATE_RUNS times: the run with the median p99 is
-reported, with the spread of the p99s beside it (on two cores shared with PostgreSQL
-and the load generator, the same code's p99 varies two- to threefold from one run to
-the next, so one run's p99 says little). Each run also records the service's peak open files and
-database connections, and every answer that was not a decision (503s, errors).
+reported, with the range of the p99s beside it (on two cores shared with PostgreSQL and
+the load generator, the same code's p99 at 200 kiosks went from 12 to 50 ms between
+runs, so one run's p99 says little). Each run also records the service's peak open
+files and database connections, and every answer that was not a decision (503s,
+errors).
 
 Ceilings: pgbench running the same check-in SQL on the same server (bench/ceilings.py):
 one site's chain lock, the database's commit rate over 1,000 sites, and one transaction
