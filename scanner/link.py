@@ -65,6 +65,9 @@ class Link:
         self.backoff_limit = backoff_limit
         self.request_timeout = request_timeout
         self.live = False  # connected, and the outbox backlog has been replayed
+        # A scan taken while another was in flight waits in the outbox for its answer,
+        # and newer ones queue behind it, until the replay has caught up: none overtakes.
+        self._held = False
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._inflight: dict[str, float] = {}  # event_id -> when it was sent
         self._wake = asyncio.Event()
@@ -82,7 +85,10 @@ class Link:
     async def send(self, scan: Scan) -> bool:
         """Send a live scan over the socket; False when it is not open (or not live)."""
         ws = self._ws
-        if ws is None or ws.closed or not self.live:
+        if ws is None or ws.closed or not self.live or self._held:
+            return False
+        if self._inflight:
+            self._held = True
             return False
         self._inflight[scan.event_id] = time.monotonic()
         try:
@@ -155,7 +161,7 @@ class Link:
                     if task is not stopper and not task.cancelled():
                         task.result()  # re-raise a failure
             finally:
-                self.live = False
+                self.live = self._held = False
                 self._ws = None
                 self._inflight.clear()
                 for task in [reader, stopper, *helpers]:
@@ -177,6 +183,8 @@ class Link:
             kind = data.get("type")
             if kind == "decision":
                 await self._decided(data)
+                if self._held:
+                    self.wake()  # the scans held behind it can go
             elif kind == "error":
                 await self._error(data)
             elif kind == "hello":
@@ -227,21 +235,23 @@ class Link:
             # A scan that found the link not live meanwhile rides with the next round:
             # going live now would let newer scans overtake it.
             if complete and not self._wake.is_set():
-                self.live = True
+                self.live, self._held = True, False
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.retry_s)
 
     async def replay(self) -> bool:
-        """Send the outbox's scans in order until none is left; False if it stopped early."""
+        """Send the outbox's scans in order until none is left; False if it stopped early
+        (at a scan still in flight on the socket: those after it must not overtake it)."""
         while True:
             now = time.monotonic()
-            scans = [
-                s
-                for s in await self.outbox.pending(BATCH_LIMIT)
-                if now - self._inflight.get(s.event_id, -1e9) >= self.retry_s
-            ]
+            pending = await self.outbox.pending(BATCH_LIMIT)
+            scans = []
+            for scan in pending:
+                if now - self._inflight.get(scan.event_id, -1e9) < self.retry_s:
+                    break
+                scans.append(scan)
             if not scans:
-                return True
+                return not pending
             if not await self._post_batch(scans):
                 return False
 
@@ -277,6 +287,7 @@ class Link:
                 if resp.status == 422:
                     why = (await resp.text())[:500]
                     logger.error("the service rejects scan %s for good: %s", scan.event_id, why)
+                    self._inflight.pop(scan.event_id, None)
                     await self.outbox.reject(scan.event_id, why)
                     continue
                 if resp.status != 200:

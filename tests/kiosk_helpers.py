@@ -161,7 +161,8 @@ class FakeService:
     trust: TrustList
     site_id: int = 1
     offline_policy: str = "deny"
-    delay: float = 0.0  # seconds before answering a scan
+    delay: float = 0.0  # seconds before answering a scan (a blip too)
+    delays: list[float] = field(default_factory=list)  # the next live scans', before delay
     unavailable: bool = False  # answer service_unavailable, record nothing
     blips: int = 0  # answer the next this many live scans service_unavailable (a blip)
     recorded: dict[str, dict[str, Any]] = field(default_factory=dict)  # event_id -> scan
@@ -237,6 +238,9 @@ class FakeService:
             if data["type"] == "heartbeat":
                 self.heartbeats.append(data)
             elif data["type"] == "scan":
+                wait = self.delays.pop(0) if self.delays else self.delay
+                if wait:
+                    await asyncio.sleep(wait)
                 if self.unavailable or self.blips > 0:
                     self.blips = max(0, self.blips - 1)
                     await ws.send_json(
@@ -248,8 +252,6 @@ class FakeService:
                         }
                     )
                     continue
-                if self.delay:
-                    await asyncio.sleep(self.delay)
                 await ws.send_json(self.decide(data))
                 answered += 1
                 if self.drop_after is not None and answered >= self.drop_after:

@@ -256,6 +256,24 @@ async def test_scans_after_a_service_unavailable_wait_their_turn(
     assert service.heartbeats[-1]["offline_mode"] is False  # then the link went live again
 
 
+async def test_a_scan_taken_while_another_is_in_flight_never_overtakes_it(
+    server_url: str, service: FakeService, tmp_path: Path
+) -> None:
+    # The first scan's answer is slow, and a blip: the service records nothing of it.
+    # The second, taken meanwhile, must wait for that answer rather than go ahead on
+    # the socket (answered at once) and be recorded before the first's replay.
+    service.blips, service.delays = 1, [0.4]
+    passes = [make_pass(KEY) for _ in range(2)]
+    lines, _ = await run(config(server_url, tmp_path, ack_timeout=2.0), shots(*passes))
+    assert [(v["reason"], v["offline"]) for v in lines] == [
+        ("offline_denied", True),
+        ("welcome", False),
+    ]
+    assert service.order == [v["event_id"] for v in lines]
+    assert service.batches == [service.order]  # the second rode behind the first's replay
+    assert pending(tmp_path) == []
+
+
 async def test_the_same_code_after_the_cooldown_is_a_new_scan(
     server_url: str, service: FakeService, tmp_path: Path
 ) -> None:
