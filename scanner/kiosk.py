@@ -260,6 +260,7 @@ class Kiosk:
                 now=datetime.now(UTC),
             )
             await self.outbox.set_offline(scan.event_id, verdict.decision, verdict.reason)
+            link.give_up(scan.event_id)
         self._show(scan, verdict, seen)
 
     def _show(self, scan: Scan, verdict: Verdict, seen: float) -> None:

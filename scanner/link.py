@@ -82,6 +82,12 @@ class Link:
         """Ask the replay loop to look at the outbox now."""
         self._wake.set()
 
+    def give_up(self, event_id: str) -> None:
+        """The kiosk stopped waiting for this scan's answer (and judged it offline):
+        replay it now, and the scans held behind it, rather than after retry_s."""
+        self._inflight.pop(event_id, None)
+        self.wake()
+
     async def send(self, scan: Scan) -> bool:
         """Send a live scan over the socket; False when it is not open (or not live)."""
         ws = self._ws
@@ -183,12 +189,12 @@ class Link:
             kind = data.get("type")
             if kind == "decision":
                 await self._decided(data)
-                if self._held:
-                    self.wake()  # the scans held behind it can go
             elif kind == "error":
                 await self._error(data)
             elif kind == "hello":
                 self.on_hello(data)
+            if self._held and not self._inflight:
+                self.wake()  # answered: the scans held behind it can go
         raise ConnectionError(f"socket closed ({ws.close_code})")
 
     async def _decided(self, decision: Message, *, sent_offline: bool = False) -> None:

@@ -274,6 +274,23 @@ async def test_a_scan_taken_while_another_is_in_flight_never_overtakes_it(
     assert pending(tmp_path) == []
 
 
+async def test_scans_held_behind_an_unanswered_one_go_once_it_is_judged_offline(
+    server_url: str, service: FakeService, tmp_path: Path
+) -> None:
+    # No answer to the first scan before the kiosk stops waiting: it is judged offline
+    # and replayed with that verdict, and the second, held behind it, goes right after
+    # (not after the link's retry interval, by when it too would be judged offline).
+    service.delays = [5.0]
+    passes = [make_pass(KEY) for _ in range(2)]
+    lines, _ = await run(config(server_url, tmp_path, ack_timeout=0.5), shots(*passes))
+    assert [(v["reason"], v["offline"]) for v in lines] == [
+        ("offline_denied", True),
+        ("welcome", False),
+    ]
+    assert service.order == [v["event_id"] for v in lines]
+    assert pending(tmp_path) == []
+
+
 async def test_the_same_code_after_the_cooldown_is_a_new_scan(
     server_url: str, service: FakeService, tmp_path: Path
 ) -> None:
