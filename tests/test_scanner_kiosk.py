@@ -256,6 +256,21 @@ async def test_scans_after_a_service_unavailable_wait_their_turn(
     assert service.heartbeats[-1]["offline_mode"] is False  # then the link went live again
 
 
+async def first_offline_then_welcome(
+    server_url: str, service: FakeService, tmp_path: Path, ack_timeout: float
+) -> None:
+    """Two passes in a row; the first judged offline (by the service's knobs), the
+    second answered: both recorded in the order they were taken, nothing left over."""
+    passes = [make_pass(KEY) for _ in range(2)]
+    lines, _ = await run(config(server_url, tmp_path, ack_timeout=ack_timeout), shots(*passes))
+    assert [(v["reason"], v["offline"]) for v in lines] == [
+        ("offline_denied", True),
+        ("welcome", False),
+    ]
+    assert service.order == [v["event_id"] for v in lines]
+    assert pending(tmp_path) == []
+
+
 async def test_a_scan_taken_while_another_is_in_flight_never_overtakes_it(
     server_url: str, service: FakeService, tmp_path: Path
 ) -> None:
@@ -263,15 +278,8 @@ async def test_a_scan_taken_while_another_is_in_flight_never_overtakes_it(
     # The second, taken meanwhile, must wait for that answer rather than go ahead on
     # the socket (answered at once) and be recorded before the first's replay.
     service.blips, service.delays = 1, [0.4]
-    passes = [make_pass(KEY) for _ in range(2)]
-    lines, _ = await run(config(server_url, tmp_path, ack_timeout=2.0), shots(*passes))
-    assert [(v["reason"], v["offline"]) for v in lines] == [
-        ("offline_denied", True),
-        ("welcome", False),
-    ]
-    assert service.order == [v["event_id"] for v in lines]
+    await first_offline_then_welcome(server_url, service, tmp_path, ack_timeout=2.0)
     assert service.batches == [service.order]  # the second rode behind the first's replay
-    assert pending(tmp_path) == []
 
 
 async def test_scans_held_behind_an_unanswered_one_go_once_it_is_judged_offline(
@@ -281,14 +289,7 @@ async def test_scans_held_behind_an_unanswered_one_go_once_it_is_judged_offline(
     # and replayed with that verdict, and the second, held behind it, goes right after
     # (not after the link's retry interval, by when it too would be judged offline).
     service.delays = [5.0]
-    passes = [make_pass(KEY) for _ in range(2)]
-    lines, _ = await run(config(server_url, tmp_path, ack_timeout=0.5), shots(*passes))
-    assert [(v["reason"], v["offline"]) for v in lines] == [
-        ("offline_denied", True),
-        ("welcome", False),
-    ]
-    assert service.order == [v["event_id"] for v in lines]
-    assert pending(tmp_path) == []
+    await first_offline_then_welcome(server_url, service, tmp_path, ack_timeout=0.5)
 
 
 async def test_the_same_code_after_the_cooldown_is_a_new_scan(
