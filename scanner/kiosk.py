@@ -41,6 +41,7 @@ from scanner.verdict import (
     judge_offline,
 )
 from scanner.worker import DecodeWorker
+from service.tasks import wait_for_event
 
 logger = logging.getLogger(__name__)
 
@@ -314,7 +315,8 @@ class Kiosk:
             logger.error("door hook %r failed to start: %s", command, e)
             return
         try:
-            code = await asyncio.wait_for(proc.wait(), self.config.hook_timeout)
+            async with asyncio.timeout(self.config.hook_timeout):
+                code = await proc.wait()
         except TimeoutError:
             proc.kill()
             await proc.wait()
@@ -379,8 +381,7 @@ class Kiosk:
                 logger.warning("cannot refresh the trust list: %s", e or type(e).__name__)
                 wait = min(interval, 30.0)
             await asyncio.sleep(TRUST_MIN_INTERVAL_S)  # whatever asks for a refresh
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._trust_wake.wait(), wait)
+            await wait_for_event(self._trust_wake, wait)
             self._trust_wake.clear()
 
     async def _watch_status(self) -> None:

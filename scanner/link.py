@@ -12,7 +12,6 @@ replayed with the verdict, so that the record says what the door did.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import time
@@ -22,6 +21,7 @@ from typing import Any
 import aiohttp
 
 from scanner.outbox import AsyncOutbox, Scan
+from service.tasks import wait_for_event
 
 logger = logging.getLogger(__name__)
 
@@ -83,8 +83,9 @@ class Link:
         self._wake.set()
 
     def give_up(self, event_id: str) -> None:
-        """The kiosk stopped waiting for this scan's answer (and judged it offline):
-        replay it now, and the scans held behind it, rather than after retry_s."""
+        """The kiosk has judged this scan offline (no answer in time, or an error) and
+        written its verdict: replay it now, and the scans held behind it, rather than
+        after retry_s."""
         self._inflight.pop(event_id, None)
         self.wake()
 
@@ -135,8 +136,7 @@ class Link:
                 return
             if time.monotonic() - started > 30:  # it was up a while: start over quickly
                 delay = self.backoff_first
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), delay)
+            await wait_for_event(stop, delay)
             delay = min(delay * 2, self.backoff_limit)
 
     async def _session_once(self, stop: asyncio.Event) -> None:
@@ -189,12 +189,12 @@ class Link:
             kind = data.get("type")
             if kind == "decision":
                 await self._decided(data)
+                if self._held and not self._inflight:
+                    self.wake()  # answered: the scans held behind it can go
             elif kind == "error":
                 await self._error(data)
             elif kind == "hello":
                 self.on_hello(data)
-            if self._held and not self._inflight:
-                self.wake()  # answered: the scans held behind it can go
         raise ConnectionError(f"socket closed ({ws.close_code})")
 
     async def _decided(self, decision: Message, *, sent_offline: bool = False) -> None:
@@ -218,9 +218,10 @@ class Link:
                 await self.outbox.reject(event_id, f"invalid_message: {error.get('message')}")
             elif code == "service_unavailable":
                 # The scan waits in the outbox: later ones queue behind it, and go live
-                # again once the replay has caught up, so none overtakes it.
+                # again once the replay has caught up, so none overtakes it. The replay
+                # starts when the kiosk has written its own verdict for it (give_up), so
+                # that the verdict goes with it.
                 self.live = False
-                self.wake()
         self.on_error(error)
 
     async def _heartbeat_loop(self, ws: aiohttp.ClientWebSocketResponse) -> None:
@@ -242,8 +243,7 @@ class Link:
             # going live now would let newer scans overtake it.
             if complete and not self._wake.is_set():
                 self.live, self._held = True, False
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.retry_s)
+            await wait_for_event(self._wake, self.retry_s)
 
     async def replay(self) -> bool:
         """Send the outbox's scans in order until none is left; False if it stopped early

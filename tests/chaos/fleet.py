@@ -135,6 +135,7 @@ class SimKiosk:
             self.door[scan.event_id] = "deny"
             self.offline.add(scan.event_id)
             await self.outbox.set_offline(scan.event_id, "deny", "offline_denied")
+            link.give_up(scan.event_id)
 
     async def judged(self) -> None:
         """Every scan made so far has had its verdict at the door."""
