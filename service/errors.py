@@ -43,6 +43,8 @@ class ApiError(Exception):
         self.code = code
         self.message = message
         self.details = details
+        # Extra response headers, e.g. Retry-After on a 429.
+        self.headers: dict[str, str] | None = None
 
 
 class ServiceUnavailable(ApiError):
@@ -72,8 +74,17 @@ def error_body(code: str, message: str, **details: Any) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, **details}}
 
 
-def error_response(status: int, code: str, message: str, **details: Any) -> web.Response:
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    *,
+    headers: dict[str, str] | None = None,
+    **details: Any,
+) -> web.Response:
+    headers = dict(headers or {})
+    if status == 401:
+        headers["WWW-Authenticate"] = "Bearer"
     return web.json_response(error_body(code, message, **details), status=status, headers=headers)
 
 
@@ -82,7 +93,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     try:
         return await handler(request)
     except ApiError as e:
-        return error_response(e.status, e.code, e.message, **e.details)
+        return error_response(e.status, e.code, e.message, headers=e.headers, **e.details)
     except web.HTTPException as e:
         if e.status < 400:
             raise

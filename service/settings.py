@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -38,6 +39,21 @@ class Settings:
     # A console login lasts one guard shift; set secure cookies when served over HTTPS.
     session_hours: int = 12
     secure_cookies: bool = False
+    # Abuse limits (per instance; see service/ratelimit.py and the README's security part).
+    # Console logins a minute per client address, and per username.
+    login_per_minute_per_address: int = 20
+    login_per_minute_per_username: int = 10
+    # Public requests (declarations, pass images and pages) a minute per client address.
+    public_per_minute_per_address: int = 120
+    # HTTP scan requests a second per kiosk token, and open sockets per kiosk token.
+    kiosk_http_scans_per_second: int = 20
+    kiosk_sockets_per_token: int = 2
+    # Password hashing runs in this many threads, with at most hash_queue waiting;
+    # past that a login is answered 503 at once instead of queueing.
+    hash_workers: int = 1
+    hash_queue: int = 8
+    # Addresses of reverse proxies whose X-Forwarded-For is believed (comma-separated).
+    trusted_proxies: frozenset[str] = frozenset()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -80,6 +96,44 @@ class Settings:
             ),
             secure_cookies=_choice(env, "CHECKIN_SECURE_COOKIES", "FALSE", ("TRUE", "FALSE"))
             == "TRUE",
+            login_per_minute_per_address=_int(
+                env,
+                "CHECKIN_LOGIN_PER_MINUTE_PER_ADDRESS",
+                defaults.login_per_minute_per_address,
+                low=1,
+                high=100_000,
+            ),
+            login_per_minute_per_username=_int(
+                env,
+                "CHECKIN_LOGIN_PER_MINUTE_PER_USERNAME",
+                defaults.login_per_minute_per_username,
+                low=1,
+                high=100_000,
+            ),
+            public_per_minute_per_address=_int(
+                env,
+                "CHECKIN_PUBLIC_PER_MINUTE_PER_ADDRESS",
+                defaults.public_per_minute_per_address,
+                low=1,
+                high=1_000_000,
+            ),
+            kiosk_http_scans_per_second=_int(
+                env,
+                "CHECKIN_KIOSK_HTTP_SCANS_PER_SECOND",
+                defaults.kiosk_http_scans_per_second,
+                low=1,
+                high=100_000,
+            ),
+            kiosk_sockets_per_token=_int(
+                env,
+                "CHECKIN_KIOSK_SOCKETS_PER_TOKEN",
+                defaults.kiosk_sockets_per_token,
+                low=1,
+                high=1000,
+            ),
+            hash_workers=_int(env, "CHECKIN_HASH_WORKERS", defaults.hash_workers, low=1, high=64),
+            hash_queue=_int(env, "CHECKIN_HASH_QUEUE", defaults.hash_queue, low=0, high=10_000),
+            trusted_proxies=_addresses(env, "CHECKIN_TRUSTED_PROXIES"),
         )
 
 
@@ -107,6 +161,17 @@ def _float(env: Mapping[str, str], name: str, default: float, *, low: float) -> 
     if not value >= low:
         raise SettingsError(f"{name} must be at least {low}, got {value}")
     return value
+
+
+def _addresses(env: Mapping[str, str], name: str) -> frozenset[str]:
+    found = set()
+    for raw in env.get(name, "").split(","):
+        if raw.strip():
+            try:
+                found.add(str(ipaddress.ip_address(raw.strip())))
+            except ValueError:
+                raise SettingsError(f"{name} must list IP addresses, got {raw.strip()!r}") from None
+    return frozenset(found)
 
 
 def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
