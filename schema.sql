@@ -100,9 +100,13 @@ CREATE INDEX people_name_idx ON people (lower(full_name));
 
 -- Every health declaration ever filed; the newest per person and site is current, the
 -- older ones have superseded_at set. Answers are kept as filed (JSON).
+-- A declaration that claims a known phone or national ID without proof has no person
+-- (person_id NULL) until an officer has checked the declarer's papers, and is never
+-- cleared as such. redeclare_key_hash: SHA-256 of the key its declarer was shown once;
+-- presenting it proves a later declaration comes from them.
 CREATE TABLE declarations (
     id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    person_id       bigint NOT NULL REFERENCES people (id),
+    person_id       bigint REFERENCES people (id),
     site_id         bigint NOT NULL REFERENCES sites (id),
     answers         jsonb NOT NULL,
     status          text NOT NULL CONSTRAINT declarations_status_valid
@@ -113,10 +117,15 @@ CREATE TABLE declarations (
     superseded_at   timestamptz,
     reviewed_by     text,
     reviewed_at     timestamptz,
-    CONSTRAINT declarations_valid_after_submit CHECK (valid_until > submitted_at)
+    redeclare_key_hash bytea CONSTRAINT declarations_redeclare_key_length
+                    CHECK (length(redeclare_key_hash) = 32),
+    CONSTRAINT declarations_valid_after_submit CHECK (valid_until > submitted_at),
+    CONSTRAINT declarations_claim_not_cleared CHECK (person_id IS NOT NULL OR status <> 'cleared')
 );
 CREATE UNIQUE INDEX declarations_current_key ON declarations (person_id, site_id)
     WHERE superseded_at IS NULL;
+CREATE UNIQUE INDEX declarations_redeclare_key ON declarations (redeclare_key_hash)
+    WHERE redeclare_key_hash IS NOT NULL;
 CREATE INDEX declarations_review_idx ON declarations (site_id, submitted_at)
     WHERE status = 'review' AND superseded_at IS NULL;
 

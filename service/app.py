@@ -29,6 +29,8 @@ from service.db import pool_context
 from service.errors import error_middleware
 from service.fanout import fanout_context
 from service.login_watch import login_watch_context
+from service.pass_links import PASS_LINKS_KEY, pass_links_for
+from service.public_limit import PUBLIC_LIMITER_KEY, public_limiter
 from service.qr import executor_context
 from service.retention import retention_context
 from service.sessions import PostgresSessionStorage
@@ -45,6 +47,8 @@ def create_app(*, settings: Settings) -> web.Application:
     )
     app[SETTINGS_KEY] = settings
     app[keys.KEYS_KEY] = keys.key_store_for(settings.data_dir)
+    app[PASS_LINKS_KEY] = pass_links_for(settings.data_dir)
+    app[PUBLIC_LIMITER_KEY] = public_limiter(settings)
     app.cleanup_ctx.append(pool_context(settings))
     app.cleanup_ctx.append(fanout_context(settings))
     app.cleanup_ctx.append(login_watch_context)

@@ -231,6 +231,11 @@ class Declaration(BaseModel):
     travel_areas: Annotated[list[Area], Field(max_length=TRAVEL_AREAS_MAX)]
     vaccination_doses: Annotated[int, Field(strict=True, ge=0, le=VACCINATION_DOSES_MAX)]
     last_test: LastTest | None = None
+    # The key behind the "Declare again" link of an earlier result: proof that this
+    # declaration comes from that person (service.identity). Never stored as answered.
+    redeclare_key: Annotated[str | None, BeforeValidator(_blank_to_none)] = Field(
+        default=None, strict=True, max_length=100, exclude=True
+    )
 
     @field_validator("national_id")
     @classmethod

@@ -1,10 +1,11 @@
 """Health declarations: filing, review, passes (issue, QR, revoke) and their SQL.
 
-Filing runs in one transaction: the person's row is locked (two declarations of one
-person are done one after the other), the previous declaration at the site is
-superseded and its pass revoked, the new one is evaluated by ``service.policy`` and,
-when cleared, gets a pass signed with the active key. Every revocation appends a
-``pass_revoked`` event in the same transaction.
+Filing runs in one transaction: ``service.identity`` decides whom the declaration is
+for (an existing person only with proof; otherwise a claim that waits for review) with
+their row locked (two declarations of one person are done one after the other), the
+previous declaration at the site is superseded and its pass revoked, the new one is
+evaluated by ``service.policy`` and, when cleared, gets a pass signed with the active
+key. Every revocation appends a ``pass_revoked`` event in the same transaction.
 """
 
 from __future__ import annotations
@@ -27,11 +28,14 @@ from service.declaration_model import Declaration, Purpose
 from service.errors import ApiError
 from service.events import NewEvent, append_event, append_events
 from service.field_errors import field_errors
+from service.identity import confirm_claim, new_redeclare_key, resolve_filer
 from service.keys import KEYS_KEY, KeyStore, active_signing_key
 from service.openapi import documented
+from service.pass_links import PASS_LINKS_KEY
 from service.passes import issue_pass
-from service.people import Person, find_person, person_for_declaration, person_json
-from service.policy import Evaluation, FlaggedArea, SiteRules, evaluate
+from service.people import person_json
+from service.policy import Evaluation, FlaggedArea, SiteRules, evaluate, reason
+from service.public_limit import limit_public
 from service.qr import render
 from service.validation import read_json, read_model
 
@@ -75,8 +79,9 @@ WHERE person_id = $1 AND site_id = $2 AND superseded_at IS NULL
 RETURNING id
 """
 INSERT_DECLARATION_SQL = """
-INSERT INTO declarations (person_id, site_id, answers, status, reasons, submitted_at, valid_until)
-VALUES ($1, $2, $3, $4, $5, $6, $7)
+INSERT INTO declarations (person_id, site_id, answers, status, reasons, submitted_at, valid_until,
+                          redeclare_key_hash)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
 RETURNING id
 """
 INSERT_PASS_SQL = """
@@ -93,13 +98,18 @@ WHERE p.id = $1
 """
 PASS_PAYLOAD_SQL = "SELECT payload FROM passes WHERE id = $1"
 DECLARATION_FOR_REVIEW_SQL = """
-SELECT id, person_id, site_id, status, reasons, valid_until, superseded_at
+SELECT id, person_id, site_id, answers, status, reasons, submitted_at, valid_until,
+       superseded_at
 FROM declarations WHERE id = $1 FOR NO KEY UPDATE
 """
+SET_DECLARATION_PERSON_SQL = "UPDATE declarations SET person_id = $2 WHERE id = $1"
+# A claim (no person yet) shows what was declared; the officer checks the papers.
 REVIEW_QUEUE_SQL = """
-SELECT d.id, d.person_id, p.full_name, p.kind, p.organisation, d.reasons, d.submitted_at,
-       d.valid_until
-FROM declarations d JOIN people p ON p.id = d.person_id
+SELECT d.id, d.person_id, coalesce(p.full_name, d.answers->>'full_name') AS full_name,
+       coalesce(p.kind, d.answers->>'kind') AS kind,
+       coalesce(p.organisation, d.answers->>'organisation') AS organisation, d.reasons,
+       d.submitted_at, d.valid_until, d.person_id IS NULL AS identity_check
+FROM declarations d LEFT JOIN people p ON p.id = d.person_id
 WHERE d.site_id = $1 AND d.status = 'review' AND d.superseded_at IS NULL AND d.valid_until > $2
 ORDER BY d.submitted_at
 """
@@ -154,7 +164,8 @@ class Outcome:
     """A filed declaration, as the API answers and the form shows it."""
 
     declaration_id: int
-    person: Person
+    person_id: int | None  # None: a claim, waiting for review (service.identity)
+    full_name: str  # as the person's record has it, or as declared for a claim
     site_id: int
     site_name: str
     site_timezone: str
@@ -162,6 +173,7 @@ class Outcome:
     reasons: list[dict[str, str]]
     valid_until: datetime
     pass_: IssuedPass | None
+    redeclare_key: str  # shown once: proof for the declarer's next declaration
 
 
 def _blank_to_none(value: Any) -> Any:
@@ -245,6 +257,17 @@ async def revoke(
     return [r["id"] for r in rows]
 
 
+async def supersede_current(
+    conn: asyncpg.Connection, person_id: int, site_id: int, *, actor: str, now: datetime
+) -> None:
+    """Supersede the person's current declaration at the site and revoke its passes."""
+    previous = [r["id"] for r in await conn.fetch(SUPERSEDE_SQL, person_id, site_id, now)]
+    if previous:
+        await revoke(
+            conn, REVOKE_DECLARATION_PASSES_SQL, previous, reason="superseded", actor=actor, now=now
+        )
+
+
 async def file_declaration(
     conn: asyncpg.Connection, store: KeyStore, decl: Declaration, *, now: datetime
 ) -> Outcome:
@@ -255,17 +278,10 @@ async def file_declaration(
         site = await conn.fetchrow(SITE_SQL, decl.site_id)
         if site is None:
             raise DeclarationFieldError("site_id", "site_not_found")
-        if decl.kind == "staff":
-            known = await find_person(conn, phone=decl.phone, national_id=decl.national_id)
-            if known is None or known.kind != "staff":
-                raise DeclarationFieldError("kind", "not_staff")
-        person, _ = await person_for_declaration(
-            conn,
-            full_name=decl.full_name,
-            phone=decl.phone,
-            national_id=decl.national_id,
-            organisation=decl.organisation,
-        )
+        filer = await resolve_filer(conn, decl, now=now)
+        if filer.refused_staff:
+            raise DeclarationFieldError("kind", "not_staff")
+        person = filer.person
         rules = SiteRules.model_validate(site["declaration_rules"])
         areas = [
             FlaggedArea.model_validate(dict(r))
@@ -275,35 +291,33 @@ async def file_declaration(
             decl,
             rules,
             flagged_areas=areas,
-            risk_level=person.risk_level if decl.kind == "staff" else None,
+            # A claim is judged without the record it claims (no staff risk level).
+            risk_level=person.risk_level if person and decl.kind == "staff" else None,
             now=now,
             site_timezone=site["timezone"],
         )
-        previous = [r["id"] for r in await conn.fetch(SUPERSEDE_SQL, person.id, site["id"], now)]
-        if previous:
-            await revoke(
-                conn,
-                REVOKE_DECLARATION_PASSES_SQL,
-                previous,
-                reason="superseded",
-                actor=SELF_DECLARED,
-                now=now,
-            )
-        reasons = [dataclasses.asdict(r) for r in result.reasons]
+        status, found = result.status, result.reasons
+        if person is None and status == "cleared":
+            status, found = "review", [reason("identity_check", "review")]
+        if person is not None:
+            await supersede_current(conn, person.id, site["id"], actor=SELF_DECLARED, now=now)
+        reasons = [dataclasses.asdict(r) for r in found]
         answers = decl.model_dump(mode="json")
         answers["symptoms"] = sorted(answers["symptoms"])
+        redeclare_key, redeclare_hash = new_redeclare_key()
         declaration_id = await conn.fetchval(
             INSERT_DECLARATION_SQL,
-            person.id,
+            person.id if person else None,
             site["id"],
             answers,
-            result.status,
+            status,
             reasons,
             now,
             result.valid_until,
+            redeclare_hash,
         )
         issued = None
-        if result.status == "cleared":
+        if status == "cleared" and person is not None:
             issued = await issue_pass_for(
                 conn,
                 store,
@@ -315,21 +329,29 @@ async def file_declaration(
             )
     return Outcome(
         declaration_id=declaration_id,
-        person=person,
+        person_id=person.id if person else None,
+        full_name=person.full_name if person else decl.full_name,
         site_id=site["id"],
         site_name=site["name"],
         site_timezone=site["timezone"],
-        status=result.status,
+        status=status,
         reasons=reasons,
         valid_until=result.valid_until,
         pass_=issued,
+        redeclare_key=redeclare_key,
     )
 
 
 def pass_urls(app: web.Application, pass_id: uuid.UUID) -> dict[str, str]:
+    """The pass's own links, each with its key (service.pass_links)."""
+    key = {"key": app[PASS_LINKS_KEY].key_for(pass_id)}
     return {
-        "qr_png_url": str(app.router["pass_qr_png"].url_for(pass_id=str(pass_id))),
-        "qr_svg_url": str(app.router["pass_qr_svg"].url_for(pass_id=str(pass_id))),
+        name: str(app.router[route].url_for(pass_id=str(pass_id)).with_query(key))
+        for name, route in (
+            ("qr_png_url", "pass_qr_png"),
+            ("qr_svg_url", "pass_qr_svg"),
+            ("print_url", "pass_print"),
+        )
     }
 
 
@@ -345,13 +367,14 @@ def pass_json(app: web.Application, issued: IssuedPass | None) -> dict[str, Any]
 
 
 def outcome_json(app: web.Application, outcome: Outcome) -> dict[str, Any]:
+    # No person id: a claim has none, and the answer must look the same either way.
     return {
         "declaration_id": outcome.declaration_id,
-        "person_id": outcome.person.id,
         "status": outcome.status,
         "reasons": outcome.reasons,
         "valid_until": outcome.valid_until.astimezone(UTC).isoformat(),
         "pass": pass_json(app, outcome.pass_),
+        "redeclare_key": outcome.redeclare_key,
     }
 
 
@@ -366,6 +389,7 @@ def _limit_body(request: web.Request, limit: int) -> None:
 @public
 @documented(body=Declaration)
 async def post_declaration(request: web.Request) -> web.Response:
+    limit_public(request)
     _limit_body(request, MAX_DECLARATION_BYTES)
     now = datetime.now(UTC)
     decl = parse_declaration(await read_json(request), now=now)
@@ -427,13 +451,20 @@ async def review_declaration(request: web.Request) -> web.Response:
         if body.decision == "approve" and row["valid_until"] <= now:
             raise ApiError(409, "declaration_expired", "The declaration is no longer valid.")
         status = "cleared" if body.decision == "approve" else "rejected"
+        person_id = row["person_id"]
+        if person_id is None and status == "cleared":
+            # A claim: the officer has checked the papers; now it is filed for the person.
+            decl = parse_declaration(row["answers"], now=row["submitted_at"])
+            person_id = (await confirm_claim(conn, decl)).id
+            await supersede_current(conn, person_id, row["site_id"], actor=who.actor, now=now)
+            await conn.execute(SET_DECLARATION_PERSON_SQL, declaration_id, person_id)
         await conn.execute(REVIEW_SQL, declaration_id, status, who.actor, now)
         issued = None
         if status == "cleared":
             issued = await issue_pass_for(
                 conn,
                 request.app[KEYS_KEY],
-                person_id=row["person_id"],
+                person_id=person_id,
                 site_id=row["site_id"],
                 declaration_id=declaration_id,
                 valid_until=row["valid_until"],
@@ -446,7 +477,7 @@ async def review_declaration(request: web.Request) -> web.Response:
                 actor=who.actor,
                 occurred_at=now,
                 site_id=row["site_id"],
-                person_id=row["person_id"],
+                person_id=person_id,
                 pass_id=issued.id if issued else None,
                 detail={
                     "declaration_id": declaration_id,
@@ -458,7 +489,7 @@ async def review_declaration(request: web.Request) -> web.Response:
     return web.json_response(
         {
             "declaration_id": declaration_id,
-            "person_id": row["person_id"],
+            "person_id": person_id,
             "status": status,
             "reasons": row["reasons"],
             "valid_until": row["valid_until"].astimezone(UTC).isoformat(),
@@ -589,9 +620,13 @@ async def get_person(request: web.Request) -> web.Response:
 
 
 async def _qr(request: web.Request, fmt: str, content_type: str) -> web.Response:
+    limit_public(request)
     pass_id = uuid.UUID(request.match_info["pass_id"])
-    async with request.app[DB_KEY].connection() as conn:
-        payload = await conn.fetchval(PASS_PAYLOAD_SQL, pass_id)
+    payload = None
+    # Without the link's key the pass is as unknown as one that does not exist.
+    if request.app[PASS_LINKS_KEY].valid(pass_id, request.query.get("key")):
+        async with request.app[DB_KEY].connection() as conn:
+            payload = await conn.fetchval(PASS_PAYLOAD_SQL, pass_id)
     if payload is None:
         raise ApiError(404, "pass_not_found", "No such pass.")
     body = await render(request.app, payload, fmt)

@@ -35,7 +35,8 @@ from service.declarations import (
 from service.errors import ApiError
 from service.keys import KEYS_KEY
 from service.pages import STATIC_DIR, Markup, esc, join, page, render, tag, void
-from service.people import IdentityConflict
+from service.pass_links import PASS_LINKS_KEY
+from service.public_limit import limit_public
 
 Lang = Literal["vi", "en"]
 SITES_SQL = "SELECT id, name FROM sites ORDER BY name, id LIMIT 500"
@@ -110,12 +111,6 @@ T: dict[str, tuple[str, str]] = {
     ),
     "submit": ("Gửi khai báo", "Submit"),
     "fix_errors": ("Vui lòng sửa các mục được đánh dấu.", "Please correct the marked fields."),
-    "identity_conflict": (
-        "Số điện thoại và số CMND/CCCD thuộc về hai người khác nhau. "
-        "Vui lòng kiểm tra lại hoặc liên hệ bảo vệ.",
-        "The phone number and the national ID belong to two different people. "
-        "Check them or ask the guard.",
-    ),
     "result_title": ("Kết quả khai báo", "Declaration result"),
     "cleared": ("Đủ điều kiện vào trụ sở", "Cleared to enter"),
     "review": ("Cần cán bộ y tế xem xét", "A health officer needs to review this"),
@@ -135,6 +130,12 @@ T: dict[str, tuple[str, str]] = {
     "download": ("Tải ảnh mã QR (PNG)", "Download QR (PNG)"),
     "print": ("Trang in", "Printable page"),
     "again": ("Khai báo lại", "Declare again"),
+    "again_hint": (
+        "Giữ liên kết này cho lần khai báo sau: chỉ người giữ nó mới khai báo lại thay cho "
+        "khai báo này được. Không chia sẻ liên kết này.",
+        "Keep this link for your next declaration: only its holder can declare again in "
+        "place of this one. Do not share it.",
+    ),
     "print_title": ("Thẻ ra vào", "Entry pass"),
     "print_hint": (
         "Xuất trình mã QR này tại cổng. Thẻ hết hiệu lực sau thời hạn trên.",
@@ -163,7 +164,7 @@ def lang_of(value: str | None) -> Lang:
 
 def _switch(lang: Lang, params: Mapping[str, str]) -> Markup:
     other = "en" if lang == "vi" else "vi"
-    query = urlencode({**{k: v for k, v in params.items() if k != "lang"}, "lang": other})
+    query = urlencode({**{k: v for k, v in params.items() if k != "lang" and v}, "lang": other})
     return tag("a", t("switch", lang), href=f"/declare?{query}", hreflang=other)
 
 
@@ -407,13 +408,29 @@ def form_html(
         render(
             "declare.html",
             heading=t("title", lang),
-            lang_switch=_switch(lang, {"site": _first(values.get("site_id"))}),
+            lang_switch=_switch(
+                lang,
+                {"site": _first(values.get("site_id")), "redeclare": _redeclare_key(values)},
+            ),
             lang=lang,
+            redeclare=_redeclare_input(values),
             summary=summary_html,
             **texts,
             **fields,
         )
     )
+
+
+def _redeclare_key(values: Values) -> str:
+    return _first(values.get("redeclare_key"))
+
+
+def _redeclare_input(values: Values) -> Markup:
+    """The re-declare key of the link the form was opened with, posted back with it."""
+    key = _redeclare_key(values)
+    if not key:
+        return Markup("")
+    return void("input", type="hidden", name="redeclare_key", value=key)
 
 
 def _symptoms(lang: Lang, values: Values) -> Markup:
@@ -447,6 +464,7 @@ _FORM_TEXT_FIELDS = (
     "organisation",
     "host_name",
     "purpose",
+    "redeclare_key",
 )
 _BOOLS = {"yes": True, "no": False}
 
@@ -524,12 +542,17 @@ async def _sites(request: web.Request) -> list[tuple[int, str]]:
 
 @public
 async def declare_form(request: web.Request) -> web.Response:
+    limit_public(request)
     lang = lang_of(request.query.get("lang"))
     sites = await _sites(request)
     site = request.query.get("site", "")
     if not site and len(sites) == 1:
         site = str(sites[0][0])
-    values: Values = {"site_id": site, "last_test_kind": "none"}
+    values: Values = {
+        "site_id": site,
+        "last_test_kind": "none",
+        "redeclare_key": request.query.get("redeclare", ""),
+    }
     body = form_html(lang, sites, values, {}, [])
     return page(lang=lang, title=t("title", lang), body=body)
 
@@ -559,6 +582,7 @@ async def _read_form(request: web.Request) -> list[tuple[str, str]]:
 
 @public
 async def declare_submit(request: web.Request) -> web.Response:
+    limit_public(request)
     pairs = await _read_form(request)
     values = form_values(pairs)
     lang = lang_of(_first(values.get("lang")) or request.query.get("lang"))
@@ -569,8 +593,6 @@ async def declare_submit(request: web.Request) -> web.Response:
             outcome = await file_declaration(conn, request.app[KEYS_KEY], decl, now=now)
     except DeclarationFieldError as e:
         return await _form_again(request, lang, values, errors_by_field([e.as_field(lang)]))
-    except IdentityConflict:
-        return await _form_again(request, lang, values, {}, [t("identity_conflict", lang)], 409)
     except ApiError as e:
         if e.code == "validation_failed":
             return await _form_again(request, lang, values, errors_by_field(e.details["fields"]))
@@ -581,16 +603,11 @@ async def declare_submit(request: web.Request) -> web.Response:
 
 
 async def _form_again(
-    request: web.Request,
-    lang: Lang,
-    values: Values,
-    errors: Errors,
-    summary: list[str] | None = None,
-    status: int = 422,
+    request: web.Request, lang: Lang, values: Values, errors: Errors
 ) -> web.Response:
     sites = await _sites(request)
-    body = form_html(lang, sites, values, errors, summary or [t("fix_errors", lang)])
-    return page(lang=lang, title=t("title", lang), body=body, status=status)
+    body = form_html(lang, sites, values, errors, [t("fix_errors", lang)])
+    return page(lang=lang, title=t("title", lang), body=body, status=422)
 
 
 def _local(value: datetime, zone: str) -> str:
@@ -619,7 +636,7 @@ def result_html(request: web.Request, lang: Lang, outcome: Outcome) -> Markup:
                 hint=t("pass_hint", lang),
                 download_name=f"pass-{outcome.pass_.id}.png",
                 download=t("download", lang),
-                print_url=_print_url(request, outcome.pass_.id, lang),
+                print_url=_with_lang(urls["print_url"], lang),
                 print=t("print", lang),
             )
         )
@@ -631,22 +648,25 @@ def result_html(request: web.Request, lang: Lang, outcome: Outcome) -> Markup:
             status=outcome.status,
             verdict=t(outcome.status, lang),
             label_name=t("label_name", lang),
-            full_name=outcome.person.full_name,
+            full_name=outcome.full_name,
             label_site=t("label_site", lang),
             site_name=outcome.site_name,
             label_valid_until=t("label_valid_until", lang),
             valid_until=_local(outcome.valid_until, outcome.site_timezone),
             reasons=reasons,
             pass_block=pass_block,
-            again_url=f"/declare?{urlencode({'site': outcome.site_id, 'lang': lang})}",
+            again_url="/declare?"
+            + urlencode(
+                {"site": outcome.site_id, "lang": lang, "redeclare": outcome.redeclare_key}
+            ),
             again=t("again", lang),
+            again_hint=t("again_hint", lang),
         )
     )
 
 
-def _print_url(request: web.Request, pass_id: uuid.UUID, lang: Lang) -> str:
-    url = request.app.router["pass_print"].url_for(pass_id=str(pass_id))
-    return str(url.with_query({"lang": lang}))
+def _with_lang(url: str, lang: Lang) -> str:
+    return f"{url}&{urlencode({'lang': lang})}"
 
 
 def _message(lang: Lang, message: str, *, status: int) -> web.Response:
@@ -664,10 +684,14 @@ def _message(lang: Lang, message: str, *, status: int) -> web.Response:
 
 @public
 async def print_pass(request: web.Request) -> web.Response:
+    limit_public(request)
     lang = lang_of(request.query.get("lang"))
     pass_id = uuid.UUID(request.match_info["pass_id"])
-    async with request.app[DB_KEY].connection() as conn:
-        row = await conn.fetchrow(PASS_SQL, pass_id)
+    row = None
+    # The pass id is in every photo of the QR: only the link's key shows the holder.
+    if request.app[PASS_LINKS_KEY].valid(pass_id, request.query.get("key")):
+        async with request.app[DB_KEY].connection() as conn:
+            row = await conn.fetchrow(PASS_SQL, pass_id)
     if row is None:
         return _message(lang, t("not_found", lang), status=404)
     state = pass_state(row, datetime.now(UTC))

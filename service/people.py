@@ -66,48 +66,62 @@ class Person:
         return cls(**{f: row[f] for f in cls.__dataclass_fields__})
 
 
+async def find_people(
+    conn: asyncpg.Connection, *, phone: str | None, national_id: str | None
+) -> list[Person]:
+    """Everyone with this phone or national ID (0, 1 or 2 people; rows locked when in a
+    transaction)."""
+    if phone is None and national_id is None:
+        return []
+    return [Person.from_row(r) for r in await conn.fetch(FIND_PEOPLE_SQL, phone, national_id)]
+
+
 async def find_person(
     conn: asyncpg.Connection, *, phone: str | None, national_id: str | None
 ) -> Person | None:
     """The one person with this phone or national ID (row locked when in a transaction),
     None if nobody; IdentityConflict if they point to two different people."""
-    if phone is None and national_id is None:
-        return None
-    rows = await conn.fetch(FIND_PEOPLE_SQL, phone, national_id)
-    if len(rows) > 1:
+    found = await find_people(conn, phone=phone, national_id=national_id)
+    if len(found) > 1:
         raise IdentityConflict()
-    return Person.from_row(rows[0]) if rows else None
+    return found[0] if found else None
 
 
-async def person_for_declaration(
+async def update_from_declaration(
+    conn: asyncpg.Connection,
+    person_id: int,
+    *,
+    full_name: str,
+    phone: str | None,
+    national_id: str | None,
+    organisation: str | None,
+) -> Person:
+    """Bring a person's record up to their own declaration (see the SQL for what changes);
+    only for a declaration shown to come from them (service.identity)."""
+    row = await conn.fetchrow(
+        UPDATE_FROM_DECLARATION_SQL, person_id, full_name, phone, national_id, organisation
+    )
+    return Person.from_row(row)
+
+
+async def create_visitor(
     conn: asyncpg.Connection,
     *,
     full_name: str,
     phone: str | None,
     national_id: str | None,
     organisation: str | None,
-) -> tuple[Person, bool]:
-    """Find or create (as a visitor) the person declaring; return it and whether it is new.
-
-    Call inside a transaction: the person's row stays locked until commit, so two
-    declarations of one person are done one after the other.
-    """
-    for _ in range(3):
-        found = await find_person(conn, phone=phone, national_id=national_id)
-        if found is not None:
+) -> Person | None:
+    """A new visitor; None when a racing declaration took the phone or ID first (the
+    caller decides again). Call inside a transaction: this is a savepoint."""
+    try:
+        async with conn.transaction():
             row = await conn.fetchrow(
-                UPDATE_FROM_DECLARATION_SQL, found.id, full_name, phone, national_id, organisation
+                INSERT_PERSON_SQL, full_name, phone, national_id, organisation
             )
-            return Person.from_row(row), False
-        try:
-            async with conn.transaction():  # a savepoint: a racing insert is retried
-                row = await conn.fetchrow(
-                    INSERT_PERSON_SQL, full_name, phone, national_id, organisation
-                )
-        except asyncpg.UniqueViolationError:
-            continue
-        return Person.from_row(row), True
-    raise ApiError(409, "conflict", "Someone else is declaring for this person; try again.")
+    except asyncpg.UniqueViolationError:
+        return None
+    return Person.from_row(row)
 
 
 def masked(value: str | None) -> str | None:

@@ -70,6 +70,12 @@ REASONS: dict[str, tuple[str, str]] = {
         "Kết quả xét nghiệm âm tính của bạn đã hết hạn; cần xét nghiệm lại {days_vi}",
         "Your negative test has expired; a new test {days_en} is required",
     ),
+    # Not a health rule: a declaration that could not be shown to come from the person
+    # it names (service.identity). Worded alike whichever identifier matched.
+    "identity_check": (
+        "Cần đối chiếu giấy tờ tùy thân của bạn tại trụ sở",
+        "Your identity papers need to be checked at the office",
+    ),
 }
 # What the configured action means for the person, appended after "; ".
 ACTION_MESSAGES: dict[Action, tuple[str, str]] = {

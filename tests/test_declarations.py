@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,14 @@ async def declare(client: Client, body: dict[str, Any], status: int = 201) -> di
     return result
 
 
+async def person_of(conn: asyncpg.Connection, result: dict[str, Any]) -> int | None:
+    """The person a declaration was filed for (the public answer does not say)."""
+    person: int | None = await conn.fetchval(
+        "SELECT person_id FROM declarations WHERE id = $1", result["declaration_id"]
+    )
+    return person
+
+
 async def trust(client: Client) -> TrustList:
     resp = await client.get("/api/v1/keys")
     assert resp.status == 200
@@ -44,8 +53,8 @@ async def test_cleared_declaration_gets_a_pass_that_verifies_offline(
     result = await declare(client, declaration(site_id))
     assert result["status"] == "cleared" and result["reasons"] == []
     issued = result["pass"]
-    assert issued["qr_png_url"] == f"/api/v1/passes/{issued['id']}/qr.png"
-    assert issued["qr_svg_url"] == f"/api/v1/passes/{issued['id']}/qr.svg"
+    for name, path in (("qr_png_url", "qr.png"), ("qr_svg_url", "qr.svg")):
+        assert re.fullmatch(rf"/api/v1/passes/{issued['id']}/{path}\?key=[\w-]{{22}}", issued[name])
     assert issued["not_after"] == result["valid_until"].replace(".", "+").split("+")[0] + "+00:00"
 
     png = await client.get(issued["qr_png_url"])
@@ -77,7 +86,14 @@ async def test_staff_risk_level_requires_a_test(
     client: Client, site_id: int, conn: asyncpg.Connection
 ) -> None:
     await staff(conn, phone="+84987654321", risk_level="very_high")
-    body = declaration(site_id, kind="staff", phone="0987654321", host_name=None, purpose=None)
+    body = declaration(
+        site_id,
+        kind="staff",
+        full_name="le van cuong",  # the roster's name, typed without diacritics
+        phone="0987654321",
+        host_name=None,
+        purpose=None,
+    )
     result = await declare(client, body)
     assert result["status"] == "rejected"
     assert [r["code"] for r in result["reasons"]] == ["test_required"]
@@ -86,16 +102,16 @@ async def test_staff_risk_level_requires_a_test(
     assert (await declare(client, body))["status"] == "cleared"
 
 
-async def test_staff_kind_needs_the_staff_list(client: Client, site_id: int) -> None:
+async def test_staff_kind_off_the_staff_list_goes_to_review(
+    client: Client, site_id: int, conn: asyncpg.Connection
+) -> None:
+    """Not a 422 naming the staff list (that would tell who is on it): a claim."""
     body = declaration(site_id, kind="staff", host_name=None, purpose=None)
-    error = (await declare(client, body, 422))["error"]
-    assert error["fields"] == [
-        {
-            "field": "kind",
-            "code": "not_staff",
-            "reason": "Not in the staff list with this phone or national ID; declare as a visitor",
-        }
-    ]
+    result = await declare(client, body)
+    assert result["status"] == "review" and result["pass"] is None
+    assert [r["code"] for r in result["reasons"]] == ["identity_check"]
+    assert await person_of(conn, result) is None
+    assert await conn.fetchval("SELECT count(*) FROM people") == 0
 
 
 async def test_bad_declarations_are_422_per_field(client: Client, site_id: int) -> None:
@@ -144,8 +160,10 @@ async def test_redeclaring_supersedes_and_revokes_the_old_pass(
     client: Client, site_id: int, conn: asyncpg.Connection
 ) -> None:
     first = await declare(client, declaration(site_id))
-    second = await declare(client, declaration(site_id, national_id="001099012345"))
-    assert second["person_id"] == first["person_id"]
+    body = declaration(site_id, national_id="001099012345", redeclare_key=first["redeclare_key"])
+    second = await declare(client, body)
+    person = await person_of(conn, first)
+    assert person is not None and await person_of(conn, second) == person
     assert second["pass"]["id"] != first["pass"]["id"]
     old = await conn.fetchrow(
         "SELECT superseded_at FROM declarations WHERE id = $1", first["declaration_id"]
@@ -161,39 +179,46 @@ async def test_redeclaring_supersedes_and_revokes_the_old_pass(
     assert [str(e["pass_id"]) for e in events] == [first["pass"]["id"]]
     assert (await verify_chain(conn, site_id)).broken is None
     # The national ID given the second time now finds the person too.
-    third = await declare(client, declaration(site_id, phone=None, national_id="001099012345"))
-    assert third["person_id"] == first["person_id"]
-    history = await conn.fetchval(
-        "SELECT count(*) FROM declarations WHERE person_id = $1", first["person_id"]
+    body = declaration(
+        site_id, phone=None, national_id="001099012345", redeclare_key=second["redeclare_key"]
     )
+    third = await declare(client, body)
+    assert await person_of(conn, third) == person
+    history = await conn.fetchval("SELECT count(*) FROM declarations WHERE person_id = $1", person)
     assert history == 3
 
 
-async def test_phone_and_id_of_two_people_is_409(client: Client, site_id: int) -> None:
+async def test_phone_and_id_of_two_people_is_a_claim_not_a_409(
+    client: Client, site_id: int, conn: asyncpg.Connection
+) -> None:
+    """It used to answer 409 identity_conflict, telling that both are on file."""
     await declare(client, declaration(site_id, phone="0911111111"))
     await declare(client, declaration(site_id, phone="0922222222", national_id="123456789"))
     body = declaration(site_id, phone="0911111111", national_id="123456789")
-    error = (await declare(client, body, 409))["error"]
-    assert error["code"] == "identity_conflict"
+    result = await declare(client, body)
+    assert result["status"] == "review" and result["pass"] is None
+    assert [r["code"] for r in result["reasons"]] == ["identity_check"]
+    assert await person_of(conn, result) is None
 
 
 async def test_admin_revokes_a_persons_passes_and_the_chain_verifies(
     client: Client, site_id: int, tokens: dict[Role, str], conn: asyncpg.Connection
 ) -> None:
     result = await declare(client, declaration(site_id))
+    person_id = await person_of(conn, result)
     admin = bearer(tokens[Role.ADMIN])
-    url = f"/api/v1/people/{result['person_id']}/revoke-passes"
+    url = f"/api/v1/people/{person_id}/revoke-passes"
     resp = await client.post(url, json={"reason": "F1 theo thông báo của CDC"}, headers=admin)
     assert resp.status == 200, await resp.text()
     assert (await resp.json())["revoked"] == [result["pass"]["id"]]
     event = await conn.fetchrow("SELECT * FROM events WHERE kind = 'pass_revoked'")
     assert str(event["pass_id"]) == result["pass"]["id"]
-    assert event["person_id"] == result["person_id"] and event["site_id"] == site_id
+    assert event["person_id"] == person_id and event["site_id"] == site_id
     assert event["detail"]["reason"] == "F1 theo thông báo của CDC"
     assert event["actor"].startswith("admin:")
     assert (await verify_chain(conn, site_id)).broken is None
 
-    person = await client.get(f"/api/v1/people/{result['person_id']}", headers=admin)
+    person = await client.get(f"/api/v1/people/{person_id}", headers=admin)
     body = await person.json()
     assert body["person"]["phone"] == "+84912345678"
     [current] = body["current_declarations"]
@@ -279,16 +304,20 @@ async def test_review_approve_issues_a_pass_and_reject_does_not(
 
 
 async def test_guard_sees_only_people_of_its_site(
-    client: Client, site_id: int, tokens: dict[Role, str], factory: Factory
+    client: Client,
+    site_id: int,
+    tokens: dict[Role, str],
+    factory: Factory,
+    conn: asyncpg.Connection,
 ) -> None:
     elsewhere = await factory.site()
-    here = await declare(client, declaration(site_id))
-    there = await declare(client, declaration(elsewhere, phone="0955555555"))
+    here = await person_of(conn, await declare(client, declaration(site_id)))
+    there = await person_of(conn, await declare(client, declaration(elsewhere, phone="0955555555")))
     guard = bearer(tokens[Role.GUARD])
-    assert (await client.get(f"/api/v1/people/{here['person_id']}", headers=guard)).status == 200
-    assert (await client.get(f"/api/v1/people/{there['person_id']}", headers=guard)).status == 404
+    assert (await client.get(f"/api/v1/people/{here}", headers=guard)).status == 200
+    assert (await client.get(f"/api/v1/people/{there}", headers=guard)).status == 404
     auditor = bearer(tokens[Role.AUDITOR])
-    assert (await client.get(f"/api/v1/people/{there['person_id']}", headers=auditor)).status == 200
+    assert (await client.get(f"/api/v1/people/{there}", headers=auditor)).status == 200
 
 
 async def test_missing_private_key_is_503_not_500(

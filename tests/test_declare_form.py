@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import re
 from typing import Any
 from urllib.parse import urlencode
@@ -80,18 +81,22 @@ async def test_success_page_shows_the_qr_and_escapes_the_name(client: Client, si
     assert "<script>" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt; An" in page
     assert "Đủ điều kiện vào trụ sở" in page
-    match = re.search(r'<img class="qr" src="(/api/v1/passes/([0-9a-f-]{36})/qr\.png)"', page)
+    match = re.search(
+        r'<img class="qr" src="(/api/v1/passes/([0-9a-f-]{36})/qr\.png\?key=[\w-]{22})"', page
+    )
     assert match, page
     png_url, pass_id = match.groups()
-    assert f'href="{png_url}" download="pass-{pass_id}.png"' in page
-    assert f'href="/passes/{pass_id}/print?lang=vi"' in page
+    png_url = html.unescape(png_url)
+    assert f'href="{match.group(1)}" download="pass-{pass_id}.png"' in page
+    printable = re.search(rf'href="(/passes/{pass_id}/print\?key=[\w-]{{22}})&amp;lang=vi"', page)
+    assert printable, page
     assert (await client.get(png_url)).status == 200
 
-    printed = await client.get(f"/passes/{pass_id}/print?lang=en")
+    printed = await client.get(printable.group(1) + "&lang=en")
     text = await printed.text()
     assert printed.status == 200 and "Entry pass" in text
     assert "&lt;script&gt;alert(1)&lt;/script&gt; An" in text and "<script>" not in text
-    assert f'src="/api/v1/passes/{pass_id}/qr.svg"' in text
+    assert re.search(rf'src="/api/v1/passes/{pass_id}/qr.svg\?key=[\w-]{{22}}"', text)
     missing = await client.get("/passes/00000000-0000-4000-8000-000000000000/print")
     assert missing.status == 404
 

@@ -96,7 +96,9 @@ async def test_flagged_areas_round_trip_and_effect(
     assert resp.status == 204
     resp = await client.delete(f"{url}/{area['id']}", headers=admin)
     assert resp.status == 404 and (await resp.json())["error"]["code"] == "flagged_area_not_found"
-    result = await (await client.post("/api/v1/declarations", json=decl)).json()
+    # Declared again from the first result's link: the same person, no longer in review.
+    again = decl | {"redeclare_key": result["redeclare_key"]}
+    result = await (await client.post("/api/v1/declarations", json=again)).json()
     assert result["status"] == "cleared"
 
 
