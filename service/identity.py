@@ -116,7 +116,8 @@ async def resolve_filer(conn: asyncpg.Connection, decl: Declaration, *, now: dat
         matched = await find_people(conn, phone=decl.phone, national_id=decl.national_id)
         if holder is not None and all(p.id == holder for p in matched):
             row = await conn.fetchrow(LOCK_PERSON_SQL, holder)
-            if row is None:  # purged meanwhile: no proof left
+            # Asked again with the row locked: a racing use of the same key has spent it.
+            if row is None or await key_holder(conn, decl.redeclare_key) != holder:
                 holder = None
                 continue
             if decl.kind == "staff" and row["kind"] != "staff":

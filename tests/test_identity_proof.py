@@ -5,6 +5,7 @@ of the victim's own result does; answers look alike whatever is on file."""
 
 from __future__ import annotations
 
+import asyncio
 import html
 import re
 import secrets
@@ -336,3 +337,15 @@ async def test_public_endpoints_are_rate_limited_per_client(
     kiosk = await factory.token(Role.KIOSK, gate_id=gate)
     answer = await scan(limited, kiosk, issued["payload"])
     assert answer["decision"] == "allow"
+
+
+async def test_one_key_used_twice_at_once_proves_only_one(
+    client: Client, conn: asyncpg.Connection, victim: Victim
+) -> None:
+    body = declaration(victim.site_id, **VICTIM, redeclare_key=victim.declared["redeclare_key"])
+    results = await asyncio.gather(*(declare(client, body) for _ in range(4)))
+    assert sorted(r["status"] for r in results) == ["cleared", "review", "review", "review"]
+    valid = await conn.fetchval(
+        "SELECT count(*) FROM passes WHERE person_id = $1 AND revoked_at IS NULL", victim.person_id
+    )
+    assert valid == 1
