@@ -92,8 +92,8 @@ def identical(decl: Declaration, person: Person) -> bool:
 
 async def key_holder(conn: asyncpg.Connection, key: str | None) -> int | None:
     """The person a re-declare key proves, or None (no key, or not a current one)."""
-    if key is None or len(key) > MAX_KEY_CHARS:
-        return None
+    if key is None or len(key) > MAX_KEY_CHARS or not key.isascii():
+        return None  # not one we made (and a lone surrogate would not even hash)
     person_id = await conn.fetchval(KEY_HOLDER_SQL, hash_token(key))
     return None if person_id is None else int(person_id)
 

@@ -89,6 +89,7 @@ TAKEOVERS = {
     # Everything right, but the victim holds a valid pass: that needs the key.
     "identical_without_key": dict(VICTIM),
     "forged_key": {**VICTIM, "redeclare_key": secrets.token_urlsafe(32)},
+    "odd_key": {**VICTIM, "redeclare_key": "khóa\x00"},
 }
 
 
