@@ -258,6 +258,7 @@ async def test_a_door_opened_offline_against_its_policy_raises_an_alert(
     await expect(alert).to_contain_text("Cửa đã mở khi ngoại tuyến trái chính sách")
     await expect(alert).to_contain_text("L. V. Cường")
     await expect(page.locator("#feed tr").first.locator(".badge.breach")).to_be_visible()
+    await shot(page, "offline-policy-alert")
     await page.click("#lang-switch")
     await expect(alert).to_contain_text("The door opened offline against its policy")
     await alert.locator(".dismiss").click()

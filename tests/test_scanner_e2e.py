@@ -194,6 +194,10 @@ async def test_video_through_the_kiosk_and_the_service(
     assert outbox_ids(tmp_path / "k") == []
     beat = await conn.fetchval("SELECT report FROM kiosk_health")
     assert beat["decode_attempts"] > 0 and beat["offline_mode"] is False
+    # The service was up from the start: "connecting", then "online", never "offline".
+    log = kiosk.log.read_text()
+    assert "offline mode" not in log
+    assert log.index("connecting") < log.index("online")
     latencies = [v["latency_ms"] for v in lines if v["source"] == "service"]
     print(
         f"\nscan-to-verdict at the kiosk, service answers: median "
