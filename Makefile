@@ -5,21 +5,28 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench chaos browser screenshots system-deps clean
+.PHONY: run test lint bench chaos browser xvfb screenshots system-deps clean
 
 run: $(STAMP)
 	$(BIN)/checkin-gateway serve --demo
 
-test: $(STAMP) lint browser
+test: $(STAMP) lint browser xvfb
 	$(BIN)/python -m pytest
 
 # The guard console's tests drive Debian's Chromium; installed here when missing.
 browser:
 	@PYTHON=$(PYTHON) scripts/system-deps.sh chromium
 
-# The console screens in docs/screenshots, from the browser tests.
-screenshots: $(STAMP) browser
-	CONSOLE_SCREENSHOTS=docs/screenshots $(BIN)/python -m pytest -q tests/test_console_browser.py
+# The kiosk window's test runs it on a bare X server (Xvfb); installed here when missing.
+xvfb:
+	@PYTHON=$(PYTHON) scripts/system-deps.sh xvfb
+
+# The console screens in docs/screenshots, from the browser tests; the kiosk's door
+# screens, rendered by its own code, and its window on a bare X server.
+screenshots: $(STAMP) browser xvfb
+	CONSOLE_SCREENSHOTS=docs/screenshots KIOSK_SCREENSHOTS=docs/screenshots \
+	  $(BIN)/python -m pytest -q tests/test_console_browser.py \
+	  tests/test_scanner_screen.py tests/test_scanner_xvfb.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check service scanner tests bench

@@ -15,6 +15,7 @@ from scanner.decode import DecoderUnavailable, make_decoder
 from scanner.kiosk import Kiosk, KioskConfig
 from scanner.screen import FontMissing, find_font
 from scanner.verdict import OFFLINE_POLICIES
+from scanner.window import Size, parse_size
 
 TOKEN_ENV = "CHECKIN_KIOSK_TOKEN"
 
@@ -31,6 +32,13 @@ def non_negative(text: str) -> float:
     if value < 0:
         raise argparse.ArgumentTypeError("must not be negative")
     return value
+
+
+def window_size(text: str) -> Size:
+    try:
+        return parse_size(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from e
 
 
 def _has_display() -> bool:
@@ -149,6 +157,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--font", help="TrueType font with Vietnamese diacritics (default: DejaVu Sans Bold)"
     )
+    screen = parser.add_mutually_exclusive_group()
+    screen.add_argument(
+        "--fullscreen",
+        dest="window",
+        action="store_const",
+        const=None,
+        help="fill the whole screen, with or without a window manager (the default)",
+    )
+    screen.add_argument(
+        "--window",
+        type=window_size,
+        metavar="WxH",
+        help="a window of this size instead, e.g. 960x600 (for development)",
+    )
     parser.add_argument(
         "--log-level",
         default="INFO",
@@ -197,6 +219,7 @@ def main(argv: list[str] | None = None) -> int:
         trust_refresh_s=args.trust_refresh,
         verdict_seconds=args.verdict_seconds,
         font=args.font,
+        window=args.window,
     )
 
     async def run() -> int:

@@ -40,6 +40,7 @@ from scanner.verdict import (
     certain_rejection,
     judge_offline,
 )
+from scanner.window import Size, door_screen_size
 from scanner.worker import DecodeWorker
 from service.tasks import wait_for_event
 
@@ -72,6 +73,7 @@ class KioskConfig:
     trust_refresh_s: float = 300.0
     verdict_seconds: float = 3.0
     font: str | None = None
+    window: Size | None = None  # None: full screen
     drain_timeout: float = 5.0
     startup_wait: float = 5.0
     hook_timeout: float = 30.0
@@ -101,7 +103,8 @@ class Kiosk:
         self._waiting: dict[str, asyncio.Future[Message]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._trust_wake = asyncio.Event()
-        self._was_live: bool | None = None
+        self._was_state: str | None = None
+        self._been_live = False
         self.verdicts = 0
 
     @property
@@ -118,11 +121,12 @@ class Kiosk:
         self.capture = Capture(cfg.source, loop=cfg.loop, fps=cfg.fps, opener=self._opener)
         self.display: Display | None = None
         if not cfg.headless:
-            renderer = Renderer(font=cfg.font)
+            renderer = Renderer(size=door_screen_size(cfg.window), font=cfg.font)
             self.display = Display(
                 renderer,
                 verdict_seconds=cfg.verdict_seconds,
                 on_quit=lambda: _call_soon(loop, self.stop.set),
+                fullscreen=cfg.window is None,
             )
         display = self.display
         self.worker = DecodeWorker(
@@ -384,19 +388,30 @@ class Kiosk:
             await wait_for_event(self._trust_wake, wait)
             self._trust_wake.clear()
 
+    def link_state(self) -> str:
+        """online; connecting (never online yet, and no connection attempt has failed:
+        the kiosk has only just started); else offline."""
+        if self.link.live:
+            self._been_live = True
+            return "online"
+        if not self._been_live and self.link.failed_attempts == 0:
+            return "connecting"
+        return "offline"
+
     async def _watch_status(self) -> None:
         while True:
-            live = self.link.live
-            if live != self._was_live:
-                if live:
-                    logger.info("online")
-                else:
+            state = self.link_state()
+            if state != self._was_state:
+                if state == "offline":
                     logger.warning("offline mode: policy %s", self.offline_policy)
-                self._was_live = live
+                else:
+                    logger.info("%s (%s)", state, self.config.server)
+                self._was_state = state
             if self.display is not None:
                 self.display.update_status(
                     Status(
-                        online=live,
+                        online=state == "online",
+                        connecting=state == "connecting",
                         offline_policy=self.offline_policy,
                         camera_up=self.capture.stats.camera_up,
                         gate_name=self.gate.gate_name if self.gate else "",

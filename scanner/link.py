@@ -29,6 +29,8 @@ STREAM_PATH = "/api/v1/kiosk/stream"
 BATCH_PATH = "/api/v1/scans/batch"
 SCAN_PATH = "/api/v1/scans"
 BATCH_LIMIT = 500
+RETRY_AFTER_LIMIT_S = 300.0  # a Retry-After longer than this is not believed
+POLICY_VIOLATION = 1008  # the socket was closed for a newer one of the same token
 
 Message = Mapping[str, Any]
 
@@ -71,12 +73,18 @@ class Link:
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._inflight: dict[str, float] = {}  # event_id -> when it was sent
         self._wake = asyncio.Event()
+        self._not_before = 0.0  # monotonic: no replay before (the service said 429)
         self.connects = 0
         self.failed_attempts = 0
 
     @property
     def connected(self) -> bool:
         return self._ws is not None and not self._ws.closed
+
+    @property
+    def paused_s(self) -> float:
+        """Seconds the replay still waits because the service said 429 (0: none)."""
+        return max(0.0, self._not_before - time.monotonic())
 
     def wake(self) -> None:
         """Ask the replay loop to look at the outbox now."""
@@ -195,6 +203,8 @@ class Link:
                 await self._error(data)
             elif kind == "hello":
                 self.on_hello(data)
+        if ws.close_code == POLICY_VIOLATION:  # see docs/protocol.md, "Limits"
+            logger.error("the service closed this socket: a newer one uses the same token")
         raise ConnectionError(f"socket closed ({ws.close_code})")
 
     async def _decided(self, decision: Message, *, sent_offline: bool = False) -> None:
@@ -243,12 +253,15 @@ class Link:
             # going live now would let newer scans overtake it.
             if complete and not self._wake.is_set():
                 self.live, self._held = True, False
-            await wait_for_event(self._wake, self.retry_s)
+            await wait_for_event(self._wake, self.paused_s or self.retry_s)
 
     async def replay(self) -> bool:
         """Send the outbox's scans in order until none is left; False if it stopped early
-        (at a scan still in flight on the socket: those after it must not overtake it)."""
+        (at a scan still in flight on the socket: those after it must not overtake it),
+        or while the service has asked us to wait (429)."""
         while True:
+            if time.monotonic() < self._not_before:
+                return False
             now = time.monotonic()
             pending = await self.outbox.pending(BATCH_LIMIT)
             scans = []
@@ -269,6 +282,8 @@ class Link:
             headers=self.headers,
             timeout=aiohttp.ClientTimeout(total=self.request_timeout),
         ) as resp:
+            if resp.status == 429:
+                return self._wait_as_told(resp)
             if resp.status == 422:
                 text = await resp.text()
                 logger.warning("the service refused a replay batch (%s); sending one by one", text)
@@ -296,8 +311,20 @@ class Link:
                     self._inflight.pop(scan.event_id, None)
                     await self.outbox.reject(scan.event_id, why)
                     continue
+                if resp.status == 429:
+                    return self._wait_as_told(resp)
                 if resp.status != 200:
                     return False
                 decision = await resp.json()
             await self._decided(decision, sent_offline=scan.offline is not None)
         return True
+
+    def _wait_as_told(self, resp: aiohttp.ClientResponse) -> bool:
+        """429: the scans stay in the outbox, and the replay resumes after Retry-After."""
+        try:
+            wait = min(max(float(resp.headers.get("Retry-After", "")), 0.1), RETRY_AFTER_LIMIT_S)
+        except ValueError:
+            wait = self.retry_s
+        logger.warning("the service asks the replay to wait %.0f s (HTTP 429)", wait)
+        self._not_before = time.monotonic() + wait
+        return False

@@ -4,7 +4,10 @@ Rendering (``Renderer.compose``: state in, BGR ndarray out) is separate from sho
 (``Display``: a thread with an OpenCV window), so tests check pixels without a display.
 Text is drawn with Pillow and a TrueType font that has the Vietnamese diacritics
 (DejaVu Sans): OpenCV's Hershey fonts have no "Ừ" or "Ố". Sizes are fractions of the
-screen height so the verdict is readable from two metres on any screen.
+screen height, so the verdict is readable from two metres on any screen (at 1280x800 the
+title's capitals are about 65 px tall), and every verdict has a shape as well as a
+colour (scanner/icons.py). The window fills the screen even with no window manager
+(scanner/window.py).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image, ImageDraw, ImageFont
 
+from scanner import icons
 from scanner.verdict import Verdict
 
 logger = logging.getLogger(__name__)
@@ -45,7 +49,8 @@ RED: Color = (200, 20, 30)
 WHITE: Color = (255, 255, 255)
 BAR: Color = (30, 30, 30)
 ONLINE: Color = (60, 200, 90)
-OFFLINE: Color = (255, 170, 0)
+OFFLINE: Color = icons.AMBER
+CONNECTING: Color = (170, 190, 210)
 OUTLINE_BGR = (0, 220, 255)
 
 ALLOW_TITLE = "MỜI VÀO / WELCOME"
@@ -83,6 +88,11 @@ class Status:
     offline_policy: str
     camera_up: bool = True
     gate_name: str = ""
+    connecting: bool = False  # not online yet, and no connection attempt has failed
+
+
+BANNER_SHARE = 0.6  # of the screen's height, below the status bar
+OFFLINE_NOTE = "Quyết định ngoại tuyến / Decided offline"
 
 
 class Renderer:
@@ -103,7 +113,7 @@ class Renderer:
     # --- parts --------------------------------------------------------------------
 
     def banner_height(self) -> int:
-        return int(self.height * 0.5)
+        return int(self.height * BANNER_SHARE)
 
     def banner(self, verdict: Verdict) -> Frame:
         return _banner(self.font_path, self.width, self.banner_height(), verdict)
@@ -154,71 +164,107 @@ def _to_bgr(image: Image.Image) -> Frame:
     return np.ascontiguousarray(np.asarray(image, np.uint8)[:, :, ::-1])
 
 
+def _title(verdict: Verdict) -> str:
+    return ALLOW_TITLE if verdict.decision == "allow" else DENY_TITLE
+
+
 @lru_cache(maxsize=32)
 def _banner(font_path: str, width: int, height: int, verdict: Verdict) -> Frame:
+    """The verdict: its shape on the left (tick or cross), its words on the right, the
+    title biggest; each line shrinks to fit, and all of them to fit the height."""
     allow = verdict.decision == "allow"
-    image = Image.new("RGB", (width, height), GREEN if allow else RED)
+    color = GREEN if allow else RED
+    image = Image.new("RGB", (width, height), color)
     draw = ImageDraw.Draw(image)
-    margin = width // 30
-    avail = width - 2 * margin
+    margin = max(6, min(width, height) // 14)
+    icon = min(int(height * 0.6), width // 4)
+    (icons.tick if allow else icons.cross)(draw, margin, (height - icon) // 2, icon, color)
+    left = 2 * margin + icon
+    avail_w, avail_h = width - left - margin, height - 2 * margin
 
-    def fit(text: str, size: int) -> ImageFont.FreeTypeFont:
-        size = max(10, size)
-        while size > 10 and _font(font_path, size).getlength(text) > avail:
-            size = int(size * 0.9)
-        return _font(font_path, size)
-
-    title = ALLOW_TITLE if allow else DENY_TITLE
-    lines: list[tuple[str, ImageFont.FreeTypeFont]] = [(title, fit(title, height // 4))]
+    # The title in one line if it fits big, else one line per language ("A / B").
+    title = _title(verdict)
+    parts = [p.strip() for p in title.split(" / ")] if " / " in title else [title]
+    wanted: list[tuple[str, float]] = [(title, 0.2)]
+    if len(parts) > 1 and _font(font_path, int(height * 0.2)).getlength(title) > avail_w:
+        wanted = [(part, 0.2) for part in parts]
     if verdict.name and allow:
-        lines.append((verdict.name, fit(verdict.name, height // 7)))
+        wanted.append((verdict.name, 0.12))
     if verdict.message_vi:
-        lines.append((verdict.message_vi, fit(verdict.message_vi, height // 7)))
+        wanted.append((verdict.message_vi, 0.1))
     if verdict.message_en:
-        lines.append((verdict.message_en, fit(verdict.message_en, height // 10)))
+        wanted.append((verdict.message_en, 0.08))
     if verdict.offline:
-        note = "Quyết định ngoại tuyến / Decided offline"
-        lines.append((note, fit(note, height // 14)))
-    total = sum(int(f.size * 1.25) for _, f in lines)
-    y = max(0, (height - total) // 2)
-    for text, font in lines:
-        x = (width - font.getlength(text)) / 2
-        draw.text((x, y), text, font=font, fill=WHITE)
-        y += int(font.size * 1.25)
+        wanted.append((OFFLINE_NOTE, 0.065))
+
+    def layout(scale: float) -> list[tuple[str, ImageFont.FreeTypeFont, int]]:
+        lines = []
+        for text, share in wanted:
+            note = text == OFFLINE_NOTE
+            size = max(10, int(height * share * scale))
+            room = avail_w - (int(size * 1.3) if note else 0)  # the warning shape first
+            while size > 10 and _font(font_path, size).getlength(text) > room:
+                size = int(size * 0.93)
+            lines.append((text, _font(font_path, size), int(size * 1.3) if note else 0))
+        return lines
+
+    lines = layout(1.0)
+    total = sum(int(f.size * 1.22) for _, f, _ in lines)
+    if total > avail_h:
+        lines = layout(avail_h / total)
+        total = sum(int(f.size * 1.22) for _, f, _ in lines)
+    y = margin + max(0, (avail_h - total) // 2)
+    for text, font, indent in lines:
+        if indent:
+            size = int(font.size)
+            icons.warning(draw, left, y + size // 10, size)
+        draw.text((left + indent, y), text, font=font, fill=WHITE)
+        y += int(font.size * 1.22)
     return _to_bgr(image)
 
 
 @lru_cache(maxsize=8)
 def _status_bar(font_path: str, width: int, height: int, status: Status) -> Frame:
+    """The link's state in words and a shape (a dot online, a ring while connecting, a
+    warning triangle offline), the offline policy, the camera and the gate."""
     image = Image.new("RGB", (width, height), BAR)
     draw = ImageDraw.Draw(image)
     pad = height // 5
     vi, en = POLICY_WORDS.get(status.offline_policy, (status.offline_policy, status.offline_policy))
     if status.online:
-        mode, color = "TRỰC TUYẾN / ONLINE", ONLINE
+        mode, color, shape = "TRỰC TUYẾN / ONLINE", ONLINE, icons.dot
+    elif status.connecting:
+        mode, color, shape = "ĐANG KẾT NỐI / CONNECTING", CONNECTING, icons.ring
     else:
-        mode, color = "NGOẠI TUYẾN / OFFLINE", OFFLINE
+        mode, color, shape = "NGOẠI TUYẾN / OFFLINE", OFFLINE, _warning
     parts = [mode, f"Khi mất mạng: {vi} / Offline: {en}"]
     if not status.camera_up:
         parts.append("Mất camera / No camera")
     if status.gate_name:
         parts.append(status.gate_name)
     text = "   ".join(parts)
-    dot = height // 2
+    mark = int(height * 0.6)
     size = int(height * 0.6)
-    while size > 8 and _font(font_path, size).getlength(text) > width - 3 * pad - dot:
+    while size > 8 and _font(font_path, size).getlength(text) > width - 3 * pad - mark:
         size -= 1
     font = _font(font_path, size)
-    draw.ellipse((pad, (height - dot) // 2, pad + dot, (height + dot) // 2), fill=color)
-    draw.text((2 * pad + dot, (height - size) // 2 - 1), text, font=font, fill=color)
+    shape(draw, pad, (height - mark) // 2, mark, color)
+    draw.text((2 * pad + mark, (height - size) // 2 - 1), text, font=font, fill=color)
     return _to_bgr(image)
 
 
+def _warning(draw: ImageDraw.ImageDraw, x: int, y: int, size: int, color: Color) -> None:
+    icons.warning(draw, x, y, size, color)
+
+
 class Display:
-    """Shows the composed screen in a full-screen OpenCV window from its own thread.
+    """Shows the composed screen in an OpenCV window from its own thread.
 
     The kiosk only hands over state (``update_*``); rendering and showing never run
-    on its event loop.
+    on its event loop. The window is the renderer's size; ``fullscreen`` also puts it
+    at the top left and asks the window manager for full screen, so it fills the
+    screen with a window manager or without one (the renderer has the screen's size,
+    scanner/window.py). No toolbar or status line: it is a door, not an image viewer.
     """
 
     WINDOW = "checkin-scanner"
@@ -241,7 +287,7 @@ class Display:
         self._polygons_until = 0.0
         self._verdict: Verdict | None = None
         self._verdict_until = 0.0
-        self._status = Status(online=False, offline_policy="deny")
+        self._status = Status(online=False, offline_policy="deny", connecting=True)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="display", daemon=True)
 
@@ -277,8 +323,10 @@ class Display:
 
     def _run(self) -> None:
         try:
-            cv2.namedWindow(self.WINDOW, cv2.WINDOW_NORMAL | cv2.WINDOW_KEEPRATIO)
+            cv2.namedWindow(self.WINDOW, cv2.WINDOW_NORMAL | cv2.WINDOW_GUI_NORMAL)
+            cv2.resizeWindow(self.WINDOW, self.renderer.width, self.renderer.height)
             if self._fullscreen:
+                cv2.moveWindow(self.WINDOW, 0, 0)
                 cv2.setWindowProperty(self.WINDOW, cv2.WND_PROP_FULLSCREEN, cv2.WINDOW_FULLSCREEN)
             while not self._stop.is_set():
                 cv2.imshow(self.WINDOW, self.renderer.compose(*self._state()))

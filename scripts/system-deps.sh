@@ -18,6 +18,12 @@ have_lib 'libglib-2\.0\.so\.0' || missing+=(libglib2.0-0)
 for extra in "$@"; do
   case "$extra" in
     chromium) command -v chromium >/dev/null || missing+=(chromium) ;;
+    # The kiosk window's test on a bare X server: Xvfb, xwininfo (x11-utils), xwd (x11-apps).
+    xvfb)
+      command -v Xvfb >/dev/null || missing+=(xvfb)
+      command -v xwininfo >/dev/null || missing+=(x11-utils)
+      command -v xwd >/dev/null || missing+=(x11-apps)
+      ;;
     *) echo "unknown extra: $extra" >&2; exit 2 ;;
   esac
 done

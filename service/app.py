@@ -28,6 +28,7 @@ from service.batcher import batcher_context
 from service.db import pool_context
 from service.errors import error_middleware
 from service.fanout import fanout_context
+from service.kiosk_limits import KIOSK_LIMITS_KEY, KioskLimits
 from service.login_watch import login_watch_context
 from service.pass_links import PASS_LINKS_KEY, pass_links_for
 from service.public_limit import PUBLIC_LIMITER_KEY, public_limiter
@@ -49,6 +50,7 @@ def create_app(*, settings: Settings) -> web.Application:
     app[keys.KEYS_KEY] = keys.key_store_for(settings.data_dir)
     app[PASS_LINKS_KEY] = pass_links_for(settings.data_dir)
     app[PUBLIC_LIMITER_KEY] = public_limiter(settings)
+    app[KIOSK_LIMITS_KEY] = KioskLimits(settings)
     app.cleanup_ctx.append(pool_context(settings))
     app.cleanup_ctx.append(fanout_context(settings))
     app.cleanup_ctx.append(login_watch_context)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -34,9 +35,12 @@ from service.decision import (
     resolve_direction,
 )
 from service.events import Heads, NewEvent, chain
+from service.offline_breach import PASS_ERRORS, against_policy, offline_policies
 from service.passes import PassClaims, PassError, check_claims
 from service.reasons import REASONS, message, short_name
 from service.trust import PassAuthenticator
+
+logger = logging.getLogger(__name__)
 
 MAX_PAYLOAD_CHARS = 65536  # longer is refused as a bad message; shorter is always recorded
 PAYLOAD_KEPT_CHARS = 256  # what the event keeps of a payload, for the guard to see
@@ -210,6 +214,14 @@ class _Plan:
     opened_by: dict[int, int] = field(default_factory=dict)  # entry event id -> stay id
     closed_by: dict[int, int] = field(default_factory=dict)  # exit event id -> stay id
     reopened: list[int] = field(default_factory=list)  # stays whose exit the door refused
+    policies: dict[int, str] = field(default_factory=dict)  # gate id -> offline policy
+    breaches: list[dict[str, str]] = field(default_factory=list)  # logged once committed
+
+
+def _flag_breach(plan: _Plan, detail: dict[str, Any], breach: str | None, event_id: UUID) -> None:
+    if breach is not None:
+        detail["offline_against_policy"] = breach
+        plan.breaches.append({"event_id": str(event_id), "why": breach})
 
 
 async def decide_batch(
@@ -284,6 +296,7 @@ async def decide_batch(
                 plan.opened_by[r["entry_event"]] = r["id"]
                 if r["reopenable"] and r["exit_event"] is not None:
                     plan.closed_by[r["exit_event"]] = r["id"]
+        plan.policies = await offline_policies(conn, items)
 
         decisions: list[Decision | None] = []
         first_of: dict[UUID, int] = {}
@@ -318,6 +331,8 @@ async def decide_batch(
             )
 
         await _write(conn, plan, heads)
+    for breach in plan.breaches:
+        logger.warning("the door opened offline against its policy", extra=breach)
 
     by_event = {d.event_id: d for d in decisions if d is not None and not d.duplicate}
     final: list[Decision] = []
@@ -396,6 +411,9 @@ def _decide_one(
             "verdict": scan.offline.verdict,
             "reason": storable(scan.offline.reason),
         }
+        if scan.offline.verdict == "allow":
+            breach = against_policy(plan.policies.get(gate.id), error)
+            _flag_breach(plan, detail, breach, scan.event_id)
         reason = scan.offline.reason
         if REASONS.get(reason, ("",))[0] != scan.offline.verdict:
             reason = "offline_allowed" if scan.offline.verdict == "allow" else "offline_denied"
@@ -478,6 +496,16 @@ def _plan_correction(
     gate = gates[prior["gate_id"]]
     person_id = prior["person_id"]
     index = len(plan.events)
+    detail = {
+        "corrects": str(item.scan.event_id),
+        "recorded": {"decision": prior["decision"], "reason": prior["reason"]},
+        "name": prior["detail"].get("name"),
+    }
+    if offline.verdict == "allow":
+        # The live answer's reason says whether the code was a valid pass here.
+        error = prior["reason"] if prior["reason"] in PASS_ERRORS else None
+        breach = against_policy(plan.policies.get(gate.id), error)
+        _flag_breach(plan, detail, breach, item.scan.event_id)
     plan.events.append(
         NewEvent(
             kind="door_correction",
@@ -491,11 +519,7 @@ def _plan_correction(
             direction=prior["direction"],
             decision=offline.verdict,
             reason=offline.reason if offline.reason in REASONS else None,
-            detail={
-                "corrects": str(item.scan.event_id),
-                "recorded": {"decision": prior["decision"], "reason": prior["reason"]},
-                "name": prior["detail"].get("name"),
-            },
+            detail=detail,
         )
     )
     if person_id is None:

@@ -66,6 +66,8 @@ def event_json(row: asyncpg.Record) -> dict[str, Any]:
     }
     if row["reason"] in REASONS:
         out["message_vi"], out["message_en"] = message(row["reason"])
+    if "offline_against_policy" in detail:  # the consoles raise an alert for it
+        out["offline_against_policy"] = detail["offline_against_policy"]
     if row["kind"] != "scan":
         out["detail"] = {k: v for k, v in detail.items() if k not in ("payload_head",)}
     return out

@@ -23,6 +23,7 @@ from service.checkin import ScanIn, ScanItem
 from service.db import DB_KEY
 from service.errors import UNAVAILABLE_ERRORS, ApiError
 from service.field_errors import field_errors
+from service.kiosk_limits import KIOSK_LIMITS_KEY, MAX_BATCH, read_scans
 from service.login_watch import LOGIN_WATCH_KEY, close_when_ended
 from service.openapi import documented
 from service.settings import SETTINGS_KEY
@@ -31,7 +32,6 @@ from service.validation import read_json, validate
 
 logger = logging.getLogger(__name__)
 
-MAX_BATCH = 500
 # Messages of one socket being decided at once; beyond it we stop reading the socket
 # (TCP pushes back on the kiosk), so one kiosk's flood cannot fill the scan queue or
 # take the connection pool from the others. A kiosk has one scan out at a time.
@@ -86,14 +86,14 @@ async def _decide(request: web.Request, scans: list[ScanIn]) -> list[dict[str, A
 @requires(Role.KIOSK)
 @documented(body=ScanIn)
 async def post_scan(request: web.Request) -> web.Response:
-    scan = validate(ScanIn, await read_json(request))
+    scan = await read_scans(request, ScanIn)
     return web.json_response((await _decide(request, [scan]))[0])
 
 
 @requires(Role.KIOSK)
 @documented(body=ScanBatch)
 async def post_scan_batch(request: web.Request) -> web.Response:
-    batch = validate(ScanBatch, await read_json(request))
+    batch = await read_scans(request, ScanBatch, lambda b: len(b.scans))
     return web.json_response({"decisions": await _decide(request, batch.scans)})
 
 
@@ -139,7 +139,10 @@ async def kiosk_stream(request: web.Request) -> web.WebSocketResponse:
 
     # A kiosk whose token is revoked (taken off its gate, stolen) stops scanning within
     # about a second, not at its next reconnect.
-    async with request.app[LOGIN_WATCH_KEY].watching(request) as watch:
+    async with (
+        request.app[KIOSK_LIMITS_KEY].socket(kiosk, ws),
+        request.app[LOGIN_WATCH_KEY].watching(request) as watch,
+    ):
         ender = asyncio.create_task(close_when_ended(ws, watch))
         while True:
             try:

@@ -129,7 +129,7 @@ class Settings:
                 "CHECKIN_KIOSK_SOCKETS_PER_TOKEN",
                 defaults.kiosk_sockets_per_token,
                 low=1,
-                high=1000,
+                high=1_000_000,
             ),
             hash_workers=_int(env, "CHECKIN_HASH_WORKERS", defaults.hash_workers, low=1, high=64),
             hash_queue=_int(env, "CHECKIN_HASH_QUEUE", defaults.hash_queue, low=0, high=10_000),

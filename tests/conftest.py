@@ -103,8 +103,15 @@ async def conn(db_url: str) -> AsyncIterator[asyncpg.Connection]:
 
 
 @pytest.fixture
-def settings(db_url: str, tmp_path: Path) -> Settings:
-    return Settings(database_url=db_url, data_dir=tmp_path, db_acquire_timeout_s=2.0)
+def settings(db_url: str, tmp_path: Path, request: pytest.FixtureRequest) -> Settings:
+    """The service's settings; a test marked `limits(field=value, ...)` changes those."""
+    marker = request.node.get_closest_marker("limits")
+    return Settings(
+        database_url=db_url,
+        data_dir=tmp_path,
+        db_acquire_timeout_s=2.0,
+        **(marker.kwargs if marker else {}),
+    )
 
 
 @pytest.fixture

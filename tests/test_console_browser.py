@@ -22,7 +22,7 @@ from playwright.async_api import Browser, Page, async_playwright, expect
 
 from service.auth import Role
 from tests.chaos.cable import Cable
-from tests.checkin_helpers import Door, make_door, scan
+from tests.checkin_helpers import Door, make_door, scan, scan_body
 from tests.conftest import Factory, bearer
 
 Client = TestClient[Any, Any]
@@ -236,6 +236,33 @@ async def test_a_kiosk_going_silent_raises_an_alert(
     await conn.execute("UPDATE kiosk_health SET reported_at = now() - interval '5 minutes'")
     await expect(page.locator(".alert.kiosk-alert")).to_contain_text("mất tín hiệu")
     await expect(page.locator("#kiosks tr.offline")).to_have_count(3)
+
+
+async def test_a_door_opened_offline_against_its_policy_raises_an_alert(
+    client: Client, factory: Factory, browser: Browser
+) -> None:
+    door = await make_door(factory)  # its gates deny everyone while offline
+    username, password = await factory.account(Role.GUARD, site_id=door.site_id)
+    page = await open_console(browser, base_url(client), username, password)
+    _, payload = await person_with_pass(factory, door, "Lê Văn Cường")
+    # The kiosk's replay after an outage, hours later: the door had let the person in.
+    seen = (datetime.now(ZoneInfo("UTC")) - timedelta(hours=2)).isoformat()
+    body = scan_body(
+        payload, seen_at=seen, offline={"verdict": "allow", "reason": "offline_allowed"}
+    )
+    resp = await client.post(
+        "/api/v1/scans/batch", json={"scans": [body]}, headers=bearer(door.kiosk[door.entrance])
+    )
+    assert resp.status == 200, await resp.text()
+    alert = page.locator(".alert.policy-alert")
+    await expect(alert).to_contain_text("Cửa đã mở khi ngoại tuyến trái chính sách")
+    await expect(alert).to_contain_text("L. V. Cường")
+    await expect(page.locator("#feed tr").first.locator(".badge.breach")).to_be_visible()
+    await shot(page, "offline-policy-alert")
+    await page.click("#lang-switch")
+    await expect(alert).to_contain_text("The door opened offline against its policy")
+    await alert.locator(".dismiss").click()
+    await expect(page.locator(".alert")).to_have_count(0)
 
 
 async def test_the_server_refuses_what_the_page_does_not_offer(

@@ -194,6 +194,10 @@ async def test_video_through_the_kiosk_and_the_service(
     assert outbox_ids(tmp_path / "k") == []
     beat = await conn.fetchval("SELECT report FROM kiosk_health")
     assert beat["decode_attempts"] > 0 and beat["offline_mode"] is False
+    # The service was up from the start: "connecting", then "online", never "offline".
+    log = kiosk.log.read_text()
+    assert "offline mode" not in log
+    assert log.index("connecting") < log.index("online")
     latencies = [v["latency_ms"] for v in lines if v["source"] == "service"]
     print(
         f"\nscan-to-verdict at the kiosk, service answers: median "
@@ -345,4 +349,28 @@ async def test_verify_offline_gate_lets_valid_passes_in_and_the_record_says_so(
         (lines[1]["event_id"], "deny"),
     ]
     assert _detail(events[0])["offline"] == {"verdict": "allow", "reason": "offline_allowed"}
+    assert "offline_against_policy" not in _detail(events[0])  # as the gate's policy says
+    assert outbox_ids(data) == []
+
+
+async def test_a_kiosk_opening_a_deny_gate_offline_is_flagged_when_it_replays(
+    service: str, gate: Gate, factory: Factory, conn: asyncpg.Connection, tmp_path: Path
+) -> None:
+    """The gate says deny offline; its kiosk was started with verify-offline anyway."""
+    _, good = await factory.issued_pass(gate.key, gate.site_id)
+    data = tmp_path / "k"
+    blank = write_video(tmp_path / "blank.avi", [Shot(None, 0.5)], fps=FPS)
+    await (await KioskProcess.start(service, gate.token, blank, data)).finish()  # learn it all
+
+    video = write_video(tmp_path / "outage.avi", [Shot(good, 0.6), Shot(None, 0.3)], fps=FPS)
+    unreachable = f"http://127.0.0.1:{free_port()}"
+    override = ("--offline-policy", "verify-offline")
+    kiosk = await KioskProcess.start(unreachable, gate.token, video, data, *override)
+    lines = await kiosk.finish()
+    assert [(v["decision"], v["offline"]) for v in lines] == [("allow", True)]
+
+    assert await (await KioskProcess.start(service, gate.token, blank, data)).finish() == []
+    (event,) = await scan_events(conn)
+    assert (str(event["event_id"]), event["decision"]) == (lines[0]["event_id"], "allow")
+    assert _detail(event)["offline_against_policy"] == "gate_policy_deny"
     assert outbox_ids(data) == []

@@ -64,6 +64,9 @@
     reason_ph: ["Lý do (bắt buộc)", "Reason (required)"],
     reason_needed: ["Cần nhập lý do, ít nhất 3 ký tự.", "A reason of 3 characters or more is needed."],
     nobody: ["Không xác định được người", "Nobody identified"],
+    policy_breach: ["Cửa đã mở khi ngoại tuyến trái chính sách", "The door opened offline against its policy"],
+    gate_policy_deny: ["cổng này không cho ai vào khi mất mạng", "this gate lets nobody in while offline"],
+    not_a_valid_pass: ["mã này không phải thẻ hợp lệ ở đây", "the code is no valid pass here"],
     search: ["Tìm", "Search"],
     search_ph: ["Họ tên, số điện thoại hoặc CCCD", "Name, phone or ID number"],
     search_short: ["Nhập ít nhất 2 ký tự.", "Type at least 2 characters."],
@@ -254,6 +257,8 @@
     ) {
       raiseAlert(event);
     }
+    // Replayed when the kiosk is back, however late: the door opened when it must not have.
+    if (event.offline_against_policy) raisePolicyAlert(event);
     if (["scan", "override", "manual_exit", "door_correction"].includes(event.kind)) {
       if (event.kind === "override") dropAlert(event.detail && event.detail.overrides);
       refreshSoon();
@@ -266,6 +271,9 @@
       event.kind === "scan"
         ? reasonText(event.reason, event.message_vi, event.message_en)
         : `${t(event.kind)}${event.detail && event.detail.reason ? `: ${event.detail.reason}` : ""}`;
+    const breach = event.offline_against_policy
+      ? el("span", { class: "badge breach" }, `⚠ ${t("policy_breach")} (${t(event.offline_against_policy)})`)
+      : null;
     return el(
       "tr",
       { class: `kind-${event.kind} ${verdict ? `verdict-${verdict}` : ""}`, "data-seq": event.seq },
@@ -273,7 +281,7 @@
       el("td", {}, gateName(event.gate_id)),
       el("td", {}, event.name || "—"),
       el("td", {}, verdict ? el("span", { class: `badge ${verdict}` }, t(verdict)) : ""),
-      el("td", { class: "reason" }, label),
+      el("td", { class: "reason" }, label, breach ? " " : "", breach),
     );
   }
 
@@ -605,6 +613,32 @@
       wasOnline.set(kiosk.token_id, kiosk.online);
     }
     renderKiosks();
+  }
+
+  function raisePolicyAlert(event) {
+    const key = `policy-${event.event_id}`;
+    raise(key, () =>
+      el(
+        "div",
+        { class: "alert policy-alert", "data-event-id": event.event_id, role: "alert" },
+        el(
+          "div",
+          { class: "alert-head" },
+          el("strong", {}, `⚠ ${t("policy_breach")}: ${event.name || t("nobody")}`),
+          el("span", {}, ` · ${gateName(event.gate_id)} · ${clock(event.occurred_at)}`),
+        ),
+        el("div", { class: "alert-reason" }, t(event.offline_against_policy)),
+        el(
+          "div",
+          { class: "alert-actions" },
+          el(
+            "button",
+            { type: "button", class: "dismiss ghost", onclick: () => dropAlert(key) },
+            t("dismiss"),
+          ),
+        ),
+      ),
+    );
   }
 
   function raiseKioskAlert(kiosk) {
