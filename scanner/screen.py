@@ -48,8 +48,6 @@ ONLINE: Color = (60, 200, 90)
 OFFLINE: Color = (255, 170, 0)
 OUTLINE_BGR = (0, 220, 255)
 
-ALLOW_TITLE = "MỜI VÀO / WELCOME"
-DENY_TITLE = "TỪ CHỐI / DENIED"
 POLICY_WORDS = {
     "deny": ("từ chối tất cả", "deny all"),
     "verify-offline": ("kiểm tra chữ ký", "verify signature"),
@@ -168,7 +166,7 @@ def _banner(font_path: str, width: int, height: int, verdict: Verdict) -> Frame:
             size = int(size * 0.9)
         return _font(font_path, size)
 
-    title = ALLOW_TITLE if allow else DENY_TITLE
+    title = verdict.headline  # its words fit the way the person goes
     lines: list[tuple[str, ImageFont.FreeTypeFont]] = [(title, fit(title, height // 4))]
     if verdict.name and allow:
         lines.append((verdict.name, fit(verdict.name, height // 7)))

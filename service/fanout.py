@@ -65,7 +65,7 @@ def event_json(row: asyncpg.Record) -> dict[str, Any]:
         "warnings": detail.get("warnings", []),
     }
     if row["reason"] in REASONS:
-        out["message_vi"], out["message_en"] = message(row["reason"])
+        out["message_vi"], out["message_en"] = message(row["reason"], row["direction"])
     if row["kind"] != "scan":
         out["detail"] = {k: v for k, v in detail.items() if k not in ("payload_head",)}
     return out

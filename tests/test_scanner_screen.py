@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+
+import cv2
 import numpy as np
 import pytest
 
 from scanner.screen import GREEN, RED, Renderer, Status
-from scanner.verdict import Verdict
+from scanner.verdict import GateInfo, Verdict, judge_offline
+from service.passes import SigningKey, TrustList
+from tests.kiosk_helpers import make_pass
 
 WELCOME = Verdict("allow", "welcome", "Mời vào", "Welcome", "N. V. An")
 DENIED = Verdict.of_reason("expired", "service")
@@ -86,3 +94,84 @@ def test_preview_fits_the_frame_and_outlines_the_code(renderer: Renderer) -> Non
 def test_no_banner_without_a_verdict(renderer: Renderer) -> None:
     screen = renderer.compose(None, status=Status(online=True, offline_policy="deny"))
     assert (screen[-renderer.banner_height() :] == 0).all()
+
+
+# What the service sends for a scan at an exit gate (Decision.as_json).
+LEAVING = {
+    "type": "decision",
+    "event_id": "x",
+    "decision": "allow",
+    "reason": "goodbye",
+    "headline_vi": "TẠM BIỆT",
+    "headline_en": "GOODBYE",
+    "message_vi": "Tạm biệt, hẹn gặp lại",
+    "message_en": "Goodbye, see you again",
+    "name": "N. V. An",
+    "direction": "out",
+    "duplicate": False,
+}
+
+
+def saved(screen: np.ndarray, path: Path) -> np.ndarray:
+    """The screen as a PNG file, read back: what a camera of the door would see."""
+    assert cv2.imwrite(str(path), screen)
+    image = cv2.imread(str(path))
+    assert image is not None
+    return np.asarray(image, np.uint8)
+
+
+def test_the_exit_screen_says_goodbye_not_welcome(renderer: Renderer, tmp_path: Path) -> None:
+    leaving = Verdict.from_decision(LEAVING)
+    assert leaving.headline == "TẠM BIỆT / GOODBYE"
+    status = Status(online=True, offline_policy="deny", gate_name="Cổng ra")
+    preview = np.full((360, 480, 3), 90, np.uint8)
+    screen = saved(renderer.compose(preview, verdict=leaving, status=status), tmp_path / "exit.png")
+    if shots := os.environ.get("CONSOLE_SCREENSHOTS"):  # make screenshots
+        saved(
+            Renderer(size=(1280, 720)).compose(preview, verdict=leaving, status=status),
+            Path(shots) / "kiosk-exit.png",
+        )
+    banner = screen[-renderer.banner_height() :]
+    assert list(banner[-5, 5]) == bgr(GREEN)
+    # The same verdict with the entrance's headline: only the headline's band differs,
+    # so what is drawn there is the exit's words, and the rest (name, reason) is shared.
+    welcomed = renderer.banner(
+        dataclasses.replace(leaving, direction="in", headline_vi="", headline_en="")
+    )
+    assert Verdict.from_decision(
+        {**LEAVING, "direction": "in", "headline_vi": ""}
+    ).headline.startswith("MỜI VÀO")
+    differs = np.flatnonzero((banner != welcomed).any(axis=(1, 2)))
+    assert differs.size > 0
+    half = banner.shape[0] // 2
+    assert (banner[half:] == welcomed[half:]).all()
+
+
+def test_an_offline_exit_verdict_says_goodbye(renderer: Renderer) -> None:
+    key = SigningKey.generate()
+    gate = GateInfo(3, "Cổng ra", "exit", "verify-offline", 1, "Trụ sở")
+    verdict = judge_offline(
+        make_pass(key, site_id=1),
+        policy="verify-offline",
+        trust=TrustList([key.trusted_key()]),
+        site_id=1,
+        now=datetime.now(UTC),
+        direction=gate.way,
+    )
+    assert (verdict.decision, verdict.reason, verdict.offline) == ("allow", "offline_allowed", True)
+    assert verdict.headline == "TẠM BIỆT / GOODBYE"
+    assert verdict.message_en == "Goodbye (checked offline)"
+    at_entrance = dataclasses.replace(
+        verdict, direction="in", message_en="Welcome (checked offline)"
+    )
+    assert not np.array_equal(renderer.banner(verdict), renderer.banner(at_entrance))
+    refused = judge_offline(
+        "garbage",
+        policy="deny",
+        trust=TrustList([]),
+        site_id=1,
+        now=datetime.now(UTC),
+        direction=gate.way,
+    )
+    assert refused.headline == "TỪ CHỐI / DENIED"
+    assert refused.message_en == "Server unreachable; the guard will let you out"

@@ -43,8 +43,6 @@
     name: ["Họ tên", "Name"],
     verdict: ["Kết quả", "Verdict"],
     reason: ["Lý do", "Reason"],
-    allow: ["CHO VÀO", "ALLOWED"],
-    deny: ["TỪ CHỐI", "DENIED"],
     live: ["Trực tiếp", "Live"],
     connecting: ["Đang kết nối…", "Connecting…"],
     down: ["Mất kết nối, đang thử lại…", "Disconnected, retrying…"],
@@ -60,6 +58,7 @@
     record_exit: ["Ghi nhận ra", "Record exit"],
     denied_at: ["Bị từ chối", "Denied"],
     allow_once: ["Cho vào một lần", "Allow once"],
+    let_out_once: ["Cho ra một lần", "Let out once"],
     dismiss: ["Bỏ qua", "Dismiss"],
     reason_ph: ["Lý do (bắt buộc)", "Reason (required)"],
     reason_needed: ["Cần nhập lý do, ít nhất 3 ký tự.", "A reason of 3 characters or more is needed."],
@@ -93,7 +92,6 @@
     kiosk_silent: ["Máy quét mất tín hiệu", "Kiosk went silent"],
     entries_15: ["Lượt vào mỗi 15 phút", "Entries per 15 minutes"],
     people_inside: ["Số người ở trong", "People inside"],
-    override: ["Bảo vệ cho vào", "Let in by a guard"],
     manual_exit: ["Ghi ra thủ công", "Exit recorded by hand"],
     door_correction: ["Hiệu chỉnh", "Correction"],
     deny_list_add: ["Thêm vào danh sách cấm", "Added to the deny list"],
@@ -110,12 +108,21 @@
     not_yet_valid: ["Chưa hiệu lực", "Not yet valid"],
     error: ["Lỗi", "Error"],
   };
-  const t = (key) => (WORDS[key] ? WORDS[key][lang === "vi" ? 0 : 1] : key);
+  const pick = (pair) => pair[lang === "vi" ? 0 : 1];
+  const t = (key) => (WORDS[key] ? pick(WORDS[key]) : key);
+  const fill = (text, values) => text.replace(/\{(\w+)\}/g, (_, name) => String(values[name] ?? ""));
+  // The words for a verdict come from the server (service/reasons.py), and fit the way
+  // the person went: an event carries its own; config has every code's, by direction.
+  const way = (direction) => (direction === "in" || direction === "out" ? direction : "");
   const reasonText = (code, vi, en) => {
+    const given = lang === "vi" ? vi : en;
+    if (given) return given;
     const known = config.reasons[code];
-    if (known) return known[lang === "vi" ? 0 : 1];
-    return (lang === "vi" ? vi : en) || code || "";
+    return known ? pick(known[""]) : code || "";
   };
+  const verdictLabel = (verdict, direction) => pick(config.labels[verdict][way(direction)]);
+  const warningText = (codes) =>
+    (codes || []).map((code) => (config.warnings[code] ? pick(config.warnings[code]) : code)).join(", ");
 
   // --- small DOM helpers -----------------------------------------------------------
   const $ = (id) => document.getElementById(id);
@@ -262,17 +269,23 @@
 
   function feedRow(event) {
     const verdict = event.decision || (event.kind === "override" ? "allow" : null);
-    const label =
-      event.kind === "scan"
-        ? reasonText(event.reason, event.message_vi, event.message_en)
-        : `${t(event.kind)}${event.detail && event.detail.reason ? `: ${event.detail.reason}` : ""}`;
+    const said = reasonText(event.reason, event.message_vi, event.message_en);
+    const warned = warningText(event.warnings);
+    const why = event.detail && event.detail.reason ? `: ${event.detail.reason}` : "";
+    let label = `${t(event.kind)}${why}`;
+    if (event.kind === "scan") label = warned ? `${said} (${warned})` : said;
+    else if (event.kind === "override") label = `${said}${why}`; // "let in" or "let out"
     return el(
       "tr",
       { class: `kind-${event.kind} ${verdict ? `verdict-${verdict}` : ""}`, "data-seq": event.seq },
       el("td", {}, clock(event.occurred_at)),
       el("td", {}, gateName(event.gate_id)),
       el("td", {}, event.name || "—"),
-      el("td", {}, verdict ? el("span", { class: `badge ${verdict}` }, t(verdict)) : ""),
+      el(
+        "td",
+        {},
+        verdict ? el("span", { class: `badge ${verdict}` }, verdictLabel(verdict, event.direction)) : "",
+      ),
       el("td", { class: "reason" }, label),
     );
   }
@@ -351,7 +364,11 @@
         { class: "alert-actions" },
         event.person_id ? reasonInput : null,
         event.person_id
-          ? el("button", { type: "button", class: "allow-once", onclick: allow }, t("allow_once"))
+          ? el(
+              "button",
+              { type: "button", class: "allow-once", onclick: allow },
+              t(event.direction === "out" ? "let_out_once" : "allow_once"),
+            )
           : null,
         el(
           "button",
