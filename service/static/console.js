@@ -105,6 +105,25 @@
     none: ["Chưa có", "None"],
     valid: ["Còn hiệu lực", "Valid"],
     revoked: ["Đã thu hồi", "Revoked"],
+    superseded: ["Đã thay bằng mã mới", "Replaced by a newer pass"],
+    cancel: ["Huỷ", "Cancel"],
+    confirm_reason: ["Lý do", "Reason"],
+    confirm_revoke: ["Thu hồi mọi mã QR của {name}?", "Revoke every pass of {name}?"],
+    confirm_revoke_body: [
+      "Mã QR còn hiệu lực của người này sẽ bị từ chối ở mọi cổng cho đến khi họ khai báo lại và được cấp mã mới.",
+      "Their valid passes will be refused at every gate until they declare again and get a new one.",
+    ],
+    confirm_revoke_ok: ["Thu hồi", "Revoke"],
+    confirm_deny: ["Đưa {name} vào danh sách cấm?", "Add {name} to the deny list?"],
+    confirm_deny_body: [
+      "Người này sẽ bị từ chối ở mọi cổng của {site}, dù mã QR còn hiệu lực, cho đến khi quản trị viên gỡ khỏi danh sách.",
+      "They will be refused at every gate of {site}, whatever their pass says, until an admin removes them.",
+    ],
+    confirm_deny_ok: ["Đưa vào danh sách cấm", "Add to deny list"],
+    cancelled: ["Đã huỷ; không có gì thay đổi.", "Cancelled; nothing changed."],
+    revoked_some: ["Đã thu hồi {n} mã QR.", "Passes revoked: {n}."],
+    revoked_none: ["Không có mã QR nào còn hiệu lực để thu hồi.", "There was no valid pass to revoke."],
+    deny_added: ["Đã đưa vào danh sách cấm.", "Added to the deny list."],
     not_yet_valid: ["Chưa hiệu lực", "Not yet valid"],
     error: ["Lỗi", "Error"],
   };
@@ -254,6 +273,7 @@
     shown.unshift(event);
     if (shown.length > FEED_ROWS) shown.pop();
     renderFeed();
+    personChanged(event.person_id);
     if (
       event.kind === "scan" &&
       event.decision === "deny" &&
@@ -448,16 +468,47 @@
   $("rollcall-link").href = `/console/rollcall?site_id=${site.id}`;
 
   // --- person search -----------------------------------------------------------------
-  $("search-form").addEventListener("submit", async (submit) => {
+  let lastQuery = "";
+  let shownPerson = null; // the id of the person open under the results
+  const listed = new Set(); // the ids of the people in the results
+  let searchTimer = null;
+
+  $("search-form").addEventListener("submit", (submit) => {
     submit.preventDefault();
     const q = $("search-q").value.trim();
     $("person").hidden = true;
-    if (q.length < 2) {
+    shownPerson = null;
+    lastQuery = q.length < 2 ? "" : q;
+    if (!lastQuery) {
       $("search-message").textContent = t("search_short");
       return;
     }
+    runSearch();
+  });
+
+  // A pass revoked or a declaration reviewed (here, in another console or from the
+  // command line), a scan, a deny-list change: what the search shows of that person is
+  // out of date, so it is asked for again.
+  function personChanged(personId) {
+    if (!personId || !(listed.has(personId) || personId === shownPerson)) return;
+    clearTimeout(searchTimer);
+    searchTimer = setTimeout(refreshSearch, 300);
+  }
+  function refreshSearch() {
+    if (lastQuery) runSearch();
+    if (shownPerson !== null) showPerson(shownPerson).catch(() => {});
+  }
+
+  // A pass revoked because a newer declaration replaced it is not a revocation to a guard.
+  const passWord = (state, revokedReason) =>
+    state === "revoked" && revokedReason === "superseded" ? "superseded" : state;
+  const statusTag = (what, status) => el("span", { class: `status ${status}` }, `${t(what)}: ${t(status)}`);
+
+  async function runSearch() {
     try {
-      const found = await api(`/api/v1/people?site_id=${site.id}&q=${encodeURIComponent(q)}`);
+      const found = await api(`/api/v1/people?site_id=${site.id}&q=${encodeURIComponent(lastQuery)}`);
+      listed.clear();
+      for (const person of found.people) listed.add(person.id);
       $("search-message").textContent = found.people.length ? "" : t("no_results");
       $("search-results").replaceChildren(
         ...found.people.map((person) =>
@@ -479,7 +530,10 @@
                 ` · ${t(person.kind)}${person.organisation ? ` · ${person.organisation}` : ""}${person.phone_masked ? ` · ${person.phone_masked}` : ""}`,
               ),
               statusTag("declaration", person.declaration ? person.declaration.status : "none"),
-              statusTag("pass", person.pass ? person.pass.status : "none"),
+              statusTag(
+                "pass",
+                person.pass ? passWord(person.pass.status, person.pass.revoked_reason) : "none",
+              ),
               person.inside ? el("span", { class: "status inside" }, t("is_inside")) : null,
             ),
           ),
@@ -488,20 +542,41 @@
     } catch (failure) {
       $("search-message").textContent = `${t("error")}: ${failure.message}`;
     }
-  });
+  }
 
-  const statusTag = (what, status) => el("span", { class: `status ${status}` }, `${t(what)}: ${t(status)}`);
+  // --- the confirmation step before revoking or deny-listing ---------------------------
+  function confirmStep({ title, body, reason, action }) {
+    const dialog = $("confirm");
+    $("confirm-title").textContent = title;
+    $("confirm-body").textContent = body;
+    $("confirm-reason").textContent = `${t("confirm_reason")}: ${reason}`;
+    $("confirm-ok").textContent = action;
+    $("confirm-cancel").textContent = t("cancel");
+    dialog.returnValue = "";
+    dialog.showModal();
+    $("confirm-cancel").focus(); // the safe answer is the default one
+    return new Promise((resolve) => {
+      dialog.addEventListener("close", () => resolve(dialog.returnValue === "ok"), { once: true });
+    });
+  }
+  $("confirm-ok").addEventListener("click", () => $("confirm").close("ok"));
+  $("confirm-cancel").addEventListener("click", () => $("confirm").close("cancel"));
 
-  async function showPerson(personId) {
+  async function showPerson(personId, note = "") {
     const box = $("person");
+    const again = personId === shownPerson && !box.hidden;
+    const typed = again && box.querySelector(".admin-reason") ? box.querySelector(".admin-reason").value : "";
+    const said = again && !note && box.querySelector(".admin-actions .row-message");
     const [detail, history] = await Promise.all([
       api(`/api/v1/people/${personId}`),
       api(`/api/v1/people/${personId}/movements`),
     ]);
+    shownPerson = personId;
     const person = detail.person;
     const here = detail.current_declarations.filter((d) => d.site_id === site.id);
     const declaration = here[0];
-    const adminMessage = el("p", { class: "row-message", role: "status" });
+    const declarationState = (d) => (Date.parse(d.valid_until) <= Date.now() ? "expired" : d.status);
+    const adminMessage = el("p", { class: "row-message", role: "status" }, note || (said ? said.textContent : ""));
     const adminReason = el("input", {
       type: "text",
       class: "admin-reason",
@@ -509,18 +584,48 @@
       maxlength: 500,
       "aria-label": t("reason_ph"),
     });
-    const adminAction = (path, body) => async () => {
+    adminReason.value = typed;
+    const adminAction = (revoke) => async () => {
       const reason = adminReason.value.trim();
       if (reason.length < 3) {
         adminMessage.textContent = t("reason_needed");
+        adminReason.focus();
         return;
       }
+      const names = { name: person.full_name, site: site.name };
+      const confirmed = await confirmStep({
+        title: fill(t(revoke ? "confirm_revoke" : "confirm_deny"), names),
+        body: fill(t(revoke ? "confirm_revoke_body" : "confirm_deny_body"), names),
+        reason,
+        action: t(revoke ? "confirm_revoke_ok" : "confirm_deny_ok"),
+      });
+      if (!confirmed) {
+        adminMessage.textContent = t("cancelled");
+        return;
+      }
+      let done;
       try {
-        await api(path, { method: "POST", body: { ...body, reason } });
-        adminMessage.textContent = t("done");
+        if (revoke) {
+          const answer = await api(`/api/v1/people/${personId}/revoke-passes`, {
+            method: "POST",
+            body: { reason },
+          });
+          const n = answer.revoked.length;
+          done = n ? fill(t("revoked_some"), { n }) : t("revoked_none");
+        } else {
+          await api("/api/v1/deny-list", {
+            method: "POST",
+            body: { person_id: personId, site_id: site.id, reason },
+          });
+          done = t("deny_added");
+        }
       } catch (failure) {
         adminMessage.textContent = `${t("error")}: ${failure.message}`;
+        return;
       }
+      adminReason.value = "";
+      await showPerson(personId, done); // the pass as it is now, not as it was
+      if (lastQuery) runSearch();
     };
     box.replaceChildren(
       el("h2", {}, person.full_name),
@@ -535,13 +640,17 @@
         el(
           "dd",
           { class: "declaration-status" },
-          declaration ? `${t(declaration.status)} (${dateTime(declaration.submitted_at)})` : t("none"),
+          declaration
+            ? `${t(declarationState(declaration))} (${dateTime(declaration.submitted_at)})`
+            : t("none"),
         ),
         el("dt", {}, t("pass")),
         el(
           "dd",
           { class: "pass-status" },
-          declaration && declaration.pass ? t(declaration.pass.state) : t("none"),
+          declaration && declaration.pass
+            ? t(passWord(declaration.pass.state, declaration.pass.revoked_reason))
+            : t("none"),
         ),
       ),
       el("h3", {}, t("movements")),
@@ -577,6 +686,7 @@
       ),
       ...(isAdmin ? [adminActions()] : []),
     );
+    box.dataset.personId = personId;
     box.hidden = false;
 
     function adminActions() {
@@ -584,24 +694,8 @@
         "div",
         { class: "admin-actions" },
         adminReason,
-        el(
-          "button",
-          {
-            type: "button",
-            class: "danger revoke",
-            onclick: adminAction(`/api/v1/people/${personId}/revoke-passes`, {}),
-          },
-          t("revoke"),
-        ),
-        el(
-          "button",
-          {
-            type: "button",
-            class: "danger deny-add",
-            onclick: adminAction("/api/v1/deny-list", { person_id: personId, site_id: site.id }),
-          },
-          t("deny_add"),
-        ),
+        el("button", { type: "button", class: "danger revoke", onclick: adminAction(true) }, t("revoke")),
+        el("button", { type: "button", class: "danger deny-add", onclick: adminAction(false) }, t("deny_add")),
         adminMessage,
       );
     }
@@ -791,6 +885,7 @@
     renderInside();
     renderKiosks();
     renderChart();
+    if (lastQuery) refreshSearch();
     for (const entry of alerts.values()) {
       const fresh = entry.build();
       entry.node.replaceWith(fresh);
