@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import asyncpg
 from aiohttp.test_utils import TestClient
 from playwright.async_api import Browser, Page, expect
 
@@ -153,3 +154,49 @@ async def test_a_revoke_or_review_elsewhere_shows_live(
     await page.click("[data-tab=live]")
     await expect(page.locator("#feed tr.kind-declaration_reviewed")).to_contain_text("V. V. Khánh")
     await expect(page.locator("#feed tr.kind-pass_revoked")).to_contain_text("L. T. Hoa")
+
+
+CHART_GEOMETRY = """svg => {
+    const zero = svg.querySelector("line.grid[data-value='0']");
+    const grids = [...svg.querySelectorAll("line.grid")].map(l => Number(l.getAttribute("y1")));
+    const line = svg.querySelector("polyline.inside-line");
+    const ys = line.getAttribute("points").trim().split(/\\s+/).map(p => Number(p.split(",")[1]));
+    const capacity = svg.querySelector("line.capacity-line");
+    return {
+        base: Number(zero.getAttribute("y1")),
+        top: Math.min(...grids),
+        peak: Math.min(...ys),
+        capacity: capacity ? Number(capacity.getAttribute("y1")) : null,
+    };
+}"""
+
+
+async def test_the_chart_is_scaled_to_the_day_with_capacity_as_a_line(
+    client: Client, factory: Factory, browser: Browser, conn: asyncpg.Connection
+) -> None:
+    door = await make_door(factory, capacity=500)
+    for name in ("Khách Một", "Khách Hai"):
+        _, payload = await person_with_pass(factory, door, name)
+        await scan(client, door.kiosk[door.entrance], payload)
+    username, password = await factory.account(Role.GUARD, site_id=door.site_id)
+    page = await open_console(browser, base_url(client), username, password)
+    await page.click("[data-tab=chart]")
+    chart = page.locator("#chart svg")
+    await expect(chart.locator("polyline.inside-line")).to_have_count(1)
+    geometry = await chart.evaluate(CHART_GEOMETRY)
+    # Two people inside reach well up the chart, not 2/500 of it.
+    height = (geometry["base"] - geometry["peak"]) / (geometry["base"] - geometry["top"])
+    assert height >= 0.5, geometry
+    # The capacity far above: said at the top, not drawn off the scale.
+    assert geometry["capacity"] is None
+    await expect(chart.locator(".capacity-note")).to_have_text("▲ Sức chứa 500, cao hơn thang đo")
+    await expect(page.locator("#chart .legend")).to_contain_text("Sức chứa: 500")
+
+    # A capacity on the day's scale is a line at its height, above the two inside.
+    await conn.execute("UPDATE sites SET capacity = 3 WHERE id = $1", door.site_id)
+    await page.reload()
+    await page.click("[data-tab=chart]")
+    await expect(chart.locator("line.capacity-line")).to_have_count(1)
+    geometry = await chart.evaluate(CHART_GEOMETRY)
+    assert geometry["top"] <= geometry["capacity"] < geometry["peak"] < geometry["base"]
+    await expect(chart.locator(".capacity-label")).to_have_text("Sức chứa 3")

@@ -92,6 +92,8 @@
     kiosk_silent: ["Máy quét mất tín hiệu", "Kiosk went silent"],
     entries_15: ["Lượt vào mỗi 15 phút", "Entries per 15 minutes"],
     people_inside: ["Số người ở trong", "People inside"],
+    capacity: ["Sức chứa", "Capacity"],
+    capacity_above: ["▲ Sức chứa {n}, cao hơn thang đo", "▲ Capacity {n}, above this scale"],
     manual_exit: ["Ghi ra thủ công", "Exit recorded by hand"],
     door_correction: ["Hiệu chỉnh", "Correction"],
     deny_list_add: ["Thêm vào danh sách cấm", "Added to the deny list"],
@@ -806,17 +808,15 @@
       top = 12;
     const plotH = height - bottom - top,
       step = (width - left) / buckets.length;
-    const top1 = Math.max(
-      1,
-      ...buckets.map((b) => b.entries),
-      ...buckets.map((b) => b.inside ?? 0),
-      occupancy.capacity || 0,
+    // Scaled to the day's own figures, so two people inside show as clearly as two
+    // hundred; the capacity is a line when it is on that scale, else a note at the top.
+    const { top: top1, step: tick } = chartScale(
+      Math.max(0, ...buckets.map((b) => b.entries), ...buckets.map((b) => b.inside ?? 0)),
     );
     const y = (v) => top + plotH - (plotH * v) / top1;
     const parts = [];
-    for (const fraction of [0, 0.5, 1]) {
-      const v = Math.round(top1 * fraction);
-      parts.push(svg("line", { x1: left, x2: width, y1: y(v), y2: y(v), class: "grid" }));
+    for (let v = 0; v <= top1; v += tick) {
+      parts.push(svg("line", { x1: left, x2: width, y1: y(v), y2: y(v), class: "grid", "data-value": v }));
       parts.push(svg("text", { x: left - 6, y: y(v) + 4, "text-anchor": "end", class: "axis" }, v));
     }
     buckets.forEach((b, i) => {
@@ -844,18 +844,31 @@
       )
       .filter(Boolean);
     if (points.length) parts.push(svg("polyline", { points: points.join(" "), class: "inside-line" }));
-    if (occupancy.capacity)
+    const capacity = occupancy.capacity;
+    if (capacity && capacity <= top1) {
       parts.push(
-        svg("line", {
-          x1: left,
-          x2: width,
-          y1: y(occupancy.capacity),
-          y2: y(occupancy.capacity),
-          class: "capacity-line",
-        }),
+        svg("line", { x1: left, x2: width, y1: y(capacity), y2: y(capacity), class: "capacity-line" }),
+        svg(
+          "text",
+          { x: width - 4, y: y(capacity) - 5, "text-anchor": "end", class: "capacity-label" },
+          `${t("capacity")} ${capacity}`,
+        ),
       );
+    } else if (capacity) {
+      parts.push(
+        svg(
+          "text",
+          { x: width - 4, y: top + 12, "text-anchor": "end", class: "capacity-note" },
+          fill(t("capacity_above"), { n: capacity }),
+        ),
+      );
+    }
     $("chart").replaceChildren(
-      svg("svg", { viewBox: `0 0 ${width} ${height}`, role: "img", "aria-label": t("tab_chart") }, ...parts),
+      svg(
+        "svg",
+        { viewBox: `0 0 ${width} ${height}`, role: "img", "aria-label": t("tab_chart"), "data-top": top1 },
+        ...parts,
+      ),
       el(
         "p",
         { class: "legend" },
@@ -863,8 +876,20 @@
         ` ${t("entries_15")}   `,
         el("span", { class: "key inside-line" }),
         ` ${t("people_inside")}`,
+        capacity ? el("span", { class: "key capacity-line" }) : null,
+        capacity ? ` ${t("capacity")}: ${capacity}` : null,
       ),
     );
+  }
+
+  // A round top just above the highest value, in at most five steps of 1, 2 or 5 × 10ⁿ.
+  function chartScale(highest) {
+    const wanted = Math.max(1, highest * 1.1);
+    for (let power = 1; ; power *= 10) {
+      for (const step of [power, 2 * power, 5 * power]) {
+        if (Math.ceil(wanted / step) <= 5) return { top: Math.ceil(wanted / step) * step, step };
+      }
+    }
   }
 
   // --- tabs, header and start ----------------------------------------------------------
