@@ -17,9 +17,9 @@ test: $(STAMP) lint browser
 browser:
 	@PYTHON=$(PYTHON) scripts/system-deps.sh chromium
 
-# The console screens in docs/screenshots, from the browser tests.
+# The console screens and the kiosk exit screen in docs/screenshots, from the tests.
 screenshots: $(STAMP) browser
-	CONSOLE_SCREENSHOTS=docs/screenshots $(BIN)/python -m pytest -q tests/test_console_browser.py
+	CONSOLE_SCREENSHOTS=docs/screenshots $(BIN)/python -m pytest -q tests/test_console_browser.py tests/test_scanner_screen.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check service scanner tests bench
