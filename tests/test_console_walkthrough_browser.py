@@ -152,7 +152,9 @@ async def test_a_revoke_or_review_elsewhere_shows_live(
     )
     assert resp.status == 200, await resp.text()
     await page.click("[data-tab=live]")
-    await expect(page.locator("#feed tr.kind-declaration_reviewed")).to_contain_text("V. V. Khánh")
+    reviewed = page.locator("#feed tr.kind-declaration_reviewed")
+    await expect(reviewed).to_contain_text("V. V. Khánh")
+    await expect(reviewed.locator(".reason")).to_have_text("Duyệt khai báo: Không đạt")
     await expect(page.locator("#feed tr.kind-pass_revoked")).to_contain_text("L. T. Hoa")
 
 

@@ -293,10 +293,13 @@
     const verdict = event.decision || (event.kind === "override" ? "allow" : null);
     const said = reasonText(event.reason, event.message_vi, event.message_en);
     const warned = warningText(event.warnings);
-    const why = event.detail && event.detail.reason ? `: ${event.detail.reason}` : "";
+    const detail = event.detail || {};
+    const why = detail.reason ? `: ${detail.reason === "superseded" ? t("superseded") : detail.reason}` : "";
     let label = `${t(event.kind)}${why}`;
     if (event.kind === "scan") label = warned ? `${said} (${warned})` : said;
     else if (event.kind === "override") label = `${said}${why}`; // "let in" or "let out"
+    else if (event.kind === "declaration_reviewed")
+      label = `${t(event.kind)}: ${t(detail.decision === "approve" ? "cleared" : "rejected")}${detail.note ? ` (${detail.note})` : ""}`;
     return el(
       "tr",
       { class: `kind-${event.kind} ${verdict ? `verdict-${verdict}` : ""}`, "data-seq": event.seq },
