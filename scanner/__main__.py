@@ -51,8 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="checkin-scanner",
         description=(
             "The check-in kiosk: reads QR passes from a camera, checks them, asks the "
-            "service and shows the verdict (MỜI VÀO / TỪ CHỐI). The gate comes from the "
-            "kiosk token. Scans are kept in a local outbox until the service has them."
+            "service and shows the verdict (MỜI VÀO, TẠM BIỆT or TỪ CHỐI). The gate comes from "
+            "the kiosk token. Scans are kept in a local outbox until the service has them."
         ),
         epilog=(
             "examples:\n"

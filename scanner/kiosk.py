@@ -228,7 +228,8 @@ class Kiosk:
         rejected = certain_rejection(scan.payload, self.trust.trust)
         if rejected is not None:
             # No answer can open the door for this: say so now; the service still hears it.
-            self._show(scan, Verdict.of_reason(rejected, "local"), seen)
+            way = self.gate.way if self.gate else None
+            self._show(scan, Verdict.of_reason(rejected, "local", way), seen)
             if not await link.send(scan):
                 if link.connected:
                     link.wake()
@@ -263,6 +264,7 @@ class Kiosk:
                 trust=self.trust.trust,
                 site_id=self.gate.site_id if self.gate else None,
                 now=datetime.now(UTC),
+                direction=self.gate.way if self.gate else None,
             )
             await self.outbox.set_offline(scan.event_id, verdict.decision, verdict.reason)
             link.give_up(scan.event_id)

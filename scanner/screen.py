@@ -53,8 +53,6 @@ OFFLINE: Color = icons.AMBER
 CONNECTING: Color = (170, 190, 210)
 OUTLINE_BGR = (0, 220, 255)
 
-ALLOW_TITLE = "MỜI VÀO / WELCOME"
-DENY_TITLE = "TỪ CHỐI / DENIED"
 POLICY_WORDS = {
     "deny": ("từ chối tất cả", "deny all"),
     "verify-offline": ("kiểm tra chữ ký", "verify signature"),
@@ -164,10 +162,6 @@ def _to_bgr(image: Image.Image) -> Frame:
     return np.ascontiguousarray(np.asarray(image, np.uint8)[:, :, ::-1])
 
 
-def _title(verdict: Verdict) -> str:
-    return ALLOW_TITLE if verdict.decision == "allow" else DENY_TITLE
-
-
 @lru_cache(maxsize=32)
 def _banner(font_path: str, width: int, height: int, verdict: Verdict) -> Frame:
     """The verdict: its shape on the left (tick or cross), its words on the right, the
@@ -183,7 +177,7 @@ def _banner(font_path: str, width: int, height: int, verdict: Verdict) -> Frame:
     avail_w, avail_h = width - left - margin, height - 2 * margin
 
     # The title in one line if it fits big, else one line per language ("A / B").
-    title = _title(verdict)
+    title = verdict.headline  # its words fit the way the person goes
     parts = [p.strip() for p in title.split(" / ")] if " / " in title else [title]
     wanted: list[tuple[str, float]] = [(title, 0.2)]
     if len(parts) > 1 and _font(font_path, int(height * 0.2)).getlength(title) > avail_w:

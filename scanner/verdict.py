@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from service.passes import PassError, PassErrorReason, TrustList, authenticate_pass, verify_pass
-from service.reasons import REASONS, message
+from service.reasons import REASONS, headline, message
 
 OfflinePolicy = Literal["deny", "verify-offline"]
 OFFLINE_POLICIES: tuple[OfflinePolicy, ...] = ("deny", "verify-offline")
@@ -55,6 +55,11 @@ class GateInfo:
             raise ValueError(f"unknown offline policy {info.offline_policy!r}")
         return info
 
+    @property
+    def way(self) -> str | None:
+        """The way people go through this gate: "in", "out", or None for both ways."""
+        return {"entrance": "in", "exit": "out"}.get(self.direction)
+
     def to_hello(self) -> dict[str, Any]:
         return {
             "gate": {
@@ -76,22 +81,39 @@ class Verdict:
     name: str | None = None
     source: Source = "service"
     duplicate: bool = False
+    direction: str | None = None  # "in", "out", or None when the kiosk cannot tell
+    headline_vi: str = ""  # the service's words; else service.reasons' for the verdict
+    headline_en: str = ""
 
     @property
     def offline(self) -> bool:
         return self.source == "offline"
 
+    @property
+    def headline(self) -> str:
+        """The screen's headline: MỜI VÀO / WELCOME in, TẠM BIỆT / GOODBYE out, ..."""
+        vi, en = headline(self.decision, self.direction)
+        return f"{self.headline_vi or vi} / {self.headline_en or en}"
+
     @classmethod
-    def of_reason(cls, reason: str, source: Source) -> Verdict:
+    def of_reason(cls, reason: str, source: Source, direction: str | None = None) -> Verdict:
         decision = REASONS[reason][0] if reason in REASONS else "deny"
-        vi, en = message(reason) if reason in REASONS else ("Từ chối", "Denied")
-        return cls(decision=decision, reason=reason, message_vi=vi, message_en=en, source=source)
+        vi, en = message(reason, direction) if reason in REASONS else ("Từ chối", "Denied")
+        return cls(
+            decision=decision,
+            reason=reason,
+            message_vi=vi,
+            message_en=en,
+            source=source,
+            direction=direction,
+        )
 
     @classmethod
     def from_decision(cls, msg: Mapping[str, Any]) -> Verdict:
         """The service's decision message; anything but an explicit allow is a deny."""
         reason = str(msg.get("reason") or "")
-        vi, en = message(reason) if reason in REASONS else ("", "")
+        direction = msg.get("direction") if msg.get("direction") in ("in", "out") else None
+        vi, en = message(reason, direction) if reason in REASONS else ("", "")
         name = msg.get("name")
         return cls(
             decision="allow" if msg.get("decision") == "allow" else "deny",
@@ -101,6 +123,9 @@ class Verdict:
             name=name if isinstance(name, str) else None,
             source="service",
             duplicate=bool(msg.get("duplicate", False)),
+            direction=direction,
+            headline_vi=str(msg.get("headline_vi") or ""),
+            headline_en=str(msg.get("headline_en") or ""),
         )
 
 
@@ -125,12 +150,14 @@ def judge_offline(
     trust: TrustList,
     site_id: int | None,
     now: datetime,
+    direction: str | None = None,
 ) -> Verdict:
-    """The kiosk's verdict while the service cannot be reached."""
+    """The kiosk's verdict while the service cannot be reached; ``direction`` is the
+    gate's way (``GateInfo.way``), for the words."""
     if policy != "verify-offline" or site_id is None or len(trust) == 0:
-        return Verdict.of_reason("offline_denied", "offline")
+        return Verdict.of_reason("offline_denied", "offline", direction)
     try:
         verify_pass(payload, trust, now=now, site_id=site_id)
     except PassError as e:
-        return Verdict.of_reason(str(e.reason), "offline")
-    return Verdict.of_reason("offline_allowed", "offline")
+        return Verdict.of_reason(str(e.reason), "offline", direction)
+    return Verdict.of_reason("offline_allowed", "offline", direction)

@@ -37,7 +37,7 @@ from service.decision import (
 from service.events import Heads, NewEvent, chain
 from service.offline_breach import PASS_ERRORS, against_policy, offline_policies
 from service.passes import PassClaims, PassError, check_claims
-from service.reasons import REASONS, message, short_name
+from service.reasons import REASONS, headline, message, short_name
 from service.trust import PassAuthenticator
 
 logger = logging.getLogger(__name__)
@@ -83,12 +83,19 @@ class Decision:
     seq: int | None = None
 
     def as_json(self) -> dict[str, Any]:
-        vi, en = message(self.reason) if self.reason in REASONS else (self.reason, self.reason)
+        vi, en = (
+            message(self.reason, self.direction)
+            if self.reason in REASONS
+            else (self.reason, self.reason)
+        )
+        head_vi, head_en = headline(self.decision, self.direction)
         out: dict[str, Any] = {
             "type": "decision",
             "event_id": str(self.event_id),
             "decision": self.decision,
             "reason": self.reason,
+            "headline_vi": head_vi,
+            "headline_en": head_en,
             "message_vi": vi,
             "message_en": en,
             "name": self.name,

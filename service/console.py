@@ -26,7 +26,7 @@ from service.auth import Role, principal, public, require_site, requires, same_o
 from service.db import DB_KEY
 from service.errors import ApiError
 from service.pages import STATIC_DIR, Markup, join, page, render, tag, void
-from service.reasons import REASONS
+from service.reasons import words_by_direction
 from service.settings import SETTINGS_KEY
 
 Lang = Literal["vi", "en"]
@@ -268,7 +268,7 @@ async def console_page(request: web.Request) -> web.Response:
         "after_seq": max(0, head - RECENT_EVENTS),
         "user": {"username": caller.label, "role": caller.role.value},
         "csrf": session["csrf"],
-        "reasons": {code: [vi, en] for code, (_verdict, vi, en) in REASONS.items()},
+        **words_by_direction(),  # reasons, labels, warnings: one source for every screen
     }
     text = render(
         "console.html",

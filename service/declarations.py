@@ -366,13 +366,23 @@ def pass_json(app: web.Application, issued: IssuedPass | None) -> dict[str, Any]
     }
 
 
+def validity_json(status: str, valid_until: datetime) -> dict[str, str | None]:
+    """Only a cleared result is valid until a time; one in review can be approved until
+    then, and a rejected one is valid for nothing."""
+    at = valid_until.astimezone(UTC).isoformat()
+    return {
+        "valid_until": at if status == "cleared" else None,
+        "review_until": at if status == "review" else None,
+    }
+
+
 def outcome_json(app: web.Application, outcome: Outcome) -> dict[str, Any]:
     # No person id: a claim has none, and the answer must look the same either way.
     return {
         "declaration_id": outcome.declaration_id,
         "status": outcome.status,
         "reasons": outcome.reasons,
-        "valid_until": outcome.valid_until.astimezone(UTC).isoformat(),
+        **validity_json(outcome.status, outcome.valid_until),
         "pass": pass_json(app, outcome.pass_),
         "redeclare_key": outcome.redeclare_key,
     }
@@ -492,7 +502,7 @@ async def review_declaration(request: web.Request) -> web.Response:
             "person_id": person_id,
             "status": status,
             "reasons": row["reasons"],
-            "valid_until": row["valid_until"].astimezone(UTC).isoformat(),
+            **validity_json(status, row["valid_until"]),
             "pass": pass_json(request.app, issued),
         }
     )

@@ -118,6 +118,17 @@ T: dict[str, tuple[str, str]] = {
     "label_name": ("Họ và tên", "Name"),
     "label_site": ("Trụ sở", "Office"),
     "label_valid_until": ("Có giá trị đến", "Valid until"),
+    "label_review_until": ("Chờ duyệt đến", "Awaiting review until"),
+    "no_pass_review": (
+        "Chưa có mã QR: bạn chưa được vào cho đến khi cán bộ y tế duyệt khai báo này. "
+        "Nếu chưa được duyệt trước thời hạn trên, vui lòng khai báo lại.",
+        "No pass yet: you may not enter until a health officer approves this declaration. "
+        "If it is not approved by the time above, please declare again.",
+    ),
+    "no_pass_rejected": (
+        "Không có mã QR ra vào. Vui lòng liên hệ bảo vệ hoặc cán bộ y tế.",
+        "No entry pass was issued. Please see the guard or a health officer.",
+    ),
     "label_valid_from": ("Có giá trị từ", "Valid from"),
     "label_pass_id": ("Mã thẻ", "Pass ID"),
     "reasons": ("Lý do", "Reasons"),
@@ -640,6 +651,7 @@ def result_html(request: web.Request, lang: Lang, outcome: Outcome) -> Markup:
                 print=t("print", lang),
             )
         )
+    validity, no_pass = _validity_html(lang, outcome)
     return Markup(
         render(
             "result.html",
@@ -651,8 +663,8 @@ def result_html(request: web.Request, lang: Lang, outcome: Outcome) -> Markup:
             full_name=outcome.full_name,
             label_site=t("label_site", lang),
             site_name=outcome.site_name,
-            label_valid_until=t("label_valid_until", lang),
-            valid_until=_local(outcome.valid_until, outcome.site_timezone),
+            validity=validity,
+            no_pass=no_pass,
             reasons=reasons,
             pass_block=pass_block,
             again_url="/declare?"
@@ -667,6 +679,23 @@ def result_html(request: web.Request, lang: Lang, outcome: Outcome) -> Markup:
 
 def _with_lang(url: str, lang: Lang) -> str:
     return f"{url}&{urlencode({'lang': lang})}"
+
+
+def _validity_html(lang: Lang, outcome: Outcome) -> tuple[Markup, Markup]:
+    """What the time on a result means, and why there is no pass: only a cleared result
+    is valid until a time; one in review may be approved until then; a rejected one has
+    no time at all."""
+    until = _local(outcome.valid_until, outcome.site_timezone)
+    if outcome.status == "cleared":
+        term = join([tag("dt", t("label_valid_until", lang)), tag("dd", until, class_="valid")])
+        return term, Markup("")
+    note = tag("p", t(f"no_pass_{outcome.status}", lang), class_="no-pass")
+    if outcome.status == "review":
+        term = join(
+            [tag("dt", t("label_review_until", lang)), tag("dd", until, class_="review-until")]
+        )
+        return term, note
+    return Markup(""), note
 
 
 def _message(lang: Lang, message: str, *, status: int) -> web.Response:

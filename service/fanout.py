@@ -23,7 +23,7 @@ from aiohttp import web
 
 from service.db import DB_KEY, Database
 from service.errors import UNAVAILABLE_ERRORS
-from service.reasons import REASONS, message
+from service.reasons import REASONS, message, short_name
 from service.settings import Settings
 from service.tasks import cancel_and_wait
 
@@ -36,10 +36,13 @@ POLL_INTERVAL_S = 2.0
 PAGE = 500
 SUBSCRIBER_BUFFER = 1000
 
+# The person's name for events that do not carry one (revocations, reviews, the deny
+# list); a purged event has no person left to join.
 EVENTS_AFTER_SQL = """
-SELECT id, seq, kind, occurred_at, site_id, gate_id, person_id, pass_id, event_id,
-       direction, decision, reason, actor, detail
-FROM events WHERE chain_id = $1 AND seq > $2 ORDER BY seq LIMIT $3
+SELECT e.id, e.seq, e.kind, e.occurred_at, e.site_id, e.gate_id, e.person_id, e.pass_id,
+       e.event_id, e.direction, e.decision, e.reason, e.actor, e.detail, p.full_name
+FROM events e LEFT JOIN people p ON p.id = e.person_id
+WHERE e.chain_id = $1 AND e.seq > $2 ORDER BY e.seq LIMIT $3
 """
 NOTIFY_SQL = "SELECT pg_notify($1, $2)"
 HEADS_SQL = "SELECT chain_id, last_seq FROM event_chains WHERE chain_id = ANY($1::bigint[])"
@@ -60,12 +63,12 @@ def event_json(row: asyncpg.Record) -> dict[str, Any]:
         "direction": row["direction"],
         "decision": row["decision"],
         "reason": row["reason"],
-        "name": detail.get("name"),
+        "name": detail.get("name") or short_name(row["full_name"]),
         "actor": row["actor"],
         "warnings": detail.get("warnings", []),
     }
     if row["reason"] in REASONS:
-        out["message_vi"], out["message_en"] = message(row["reason"])
+        out["message_vi"], out["message_en"] = message(row["reason"], row["direction"])
     if "offline_against_policy" in detail:  # the consoles raise an alert for it
         out["offline_against_policy"] = detail["offline_against_policy"]
     if row["kind"] != "scan":

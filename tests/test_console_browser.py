@@ -290,7 +290,10 @@ async def test_the_server_refuses_what_the_page_does_not_offer(
     await admin_page.locator("#search-results .result").click()
     await admin_page.locator(".admin-reason").fill("Vi phạm nội quy")
     await admin_page.locator(".deny-add").click()
-    await expect(admin_page.locator(".admin-actions .row-message")).to_have_text("Đã ghi nhận.")
+    await admin_page.locator("#confirm-ok").click()
+    await expect(admin_page.locator(".admin-actions .row-message")).to_have_text(
+        "Đã đưa vào danh sách cấm."
+    )
     listed = await (await client.get("/api/v1/deny-list", headers=bearer(door.admin))).json()
     assert [e["person_id"] for e in listed["entries"]] == [person]
 

@@ -80,6 +80,32 @@ async def test_review_and_rejected_declarations_get_no_pass(client: Client, site
     rejected = await declare(client, declaration(site_id, contact_f0=True))
     assert rejected["status"] == "rejected" and rejected["pass"] is None
     assert rejected["reasons"][0]["code"] == "contact_f0"
+    # Neither is valid until anything: a review can be approved until a time, a
+    # rejection not at all; only a cleared result has a valid_until.
+    assert review["valid_until"] is None
+    assert datetime.fromisoformat(review["review_until"]) > datetime.now(UTC)
+    assert rejected["valid_until"] is None and rejected["review_until"] is None
+    cleared = await declare(client, declaration(site_id))
+    assert cleared["valid_until"] is not None and cleared["review_until"] is None
+
+
+async def test_a_review_answer_is_only_valid_when_approved(
+    client: Client, factory: Factory, site_id: int
+) -> None:
+    guard = await factory.token(Role.GUARD, site_id=site_id)
+    answers = {}
+    for decision, phone in (("reject", "0912 000 001"), ("approve", "0912 000 002")):
+        filed = await declare(client, declaration(site_id, symptoms=["cough"], phone=phone))
+        resp = await client.post(
+            f"/api/v1/declarations/{filed['declaration_id']}/review",
+            json={"decision": decision},
+            headers=bearer(guard),
+        )
+        assert resp.status == 200, await resp.text()
+        answers[decision] = await resp.json()
+    assert answers["reject"]["status"] == "rejected"
+    assert answers["reject"]["valid_until"] is None and answers["reject"]["pass"] is None
+    assert answers["approve"]["status"] == "cleared" and answers["approve"]["valid_until"]
 
 
 async def test_staff_risk_level_requires_a_test(

@@ -107,6 +107,24 @@ async def test_review_result_has_reasons_and_no_qr(client: Client, site_id: int)
     assert status == 200
     assert "A health officer needs to review this" in page
     assert "You reported symptoms" in page and 'class="qr"' not in page
+    # Not valid until anything: awaiting review until a time, and no pass yet.
+    assert "Valid until" not in page and 'class="valid"' not in page
+    assert "<dt>Awaiting review until</dt>" in page and "No pass yet" in page
+
+
+async def test_rejected_and_review_results_never_look_valid(client: Client, site_id: int) -> None:
+    status, rejected = await post(client, form(site_id, contact_f0="yes"))
+    assert status == 200 and "Chưa thể vào trụ sở" in rejected
+    assert "Có giá trị đến" not in rejected and "Chờ duyệt đến" not in rejected
+    assert "Không có mã QR ra vào" in rejected and 'class="qr"' not in rejected
+    pairs = [p for p in form(site_id) if p[0] != "symptoms"] + [("symptoms", "cough")]
+    status, review = await post(client, pairs)
+    assert status == 200 and "Có giá trị đến" not in review
+    assert re.search(r'<dt>Chờ duyệt đến</dt>\s*<dd class="review-until">\d\d:\d\d ', review)
+    # Only a cleared result says how long it is valid.
+    status, cleared = await post(client, form(site_id, phone="0912345679"))
+    assert status == 200
+    assert re.search(r'<dt>Có giá trị đến</dt>\s*<dd class="valid">\d\d:\d\d ', cleared)
 
 
 async def test_broken_bytes_and_odd_forms_are_not_500(client: Client, site_id: int) -> None:

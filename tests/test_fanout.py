@@ -119,3 +119,32 @@ async def test_a_slow_console_is_cut_off_and_others_keep_up(
         events = await reader
     assert [e["seq"] for e in events] == list(range(1, total + 1))
     assert slow.overflowed and slow.last_seq == SUBSCRIBER_BUFFER
+
+
+async def test_revocations_and_reviews_name_the_person(
+    client: TestClient[Any, Any], factory: Factory
+) -> None:
+    door = await make_door(factory)
+    person = await factory.person(full_name="Phạm Thị Dung")
+    await factory.issued_pass(door.key, door.site_id, person_id=person)
+    waiting = await factory.declaration(
+        await factory.person(full_name="Hoàng Văn Em"), door.site_id, status="review"
+    )
+    url = f"/api/v1/events/stream?site_id={door.site_id}&after_seq=0"
+    async with client.ws_connect(url, headers=bearer(door.guard)) as console:
+        assert (await console.receive_json())["type"] == "hello"
+        resp = await client.post(
+            f"/api/v1/people/{person}/revoke-passes",
+            json={"reason": "Kết quả xét nghiệm dương tính"},
+            headers=bearer(door.admin),
+        )
+        assert resp.status == 200, await resp.text()
+        resp = await client.post(
+            f"/api/v1/declarations/{waiting}/review",
+            json={"decision": "reject"},
+            headers=bearer(door.guard),
+        )
+        assert resp.status == 200, await resp.text()
+        revoked, reviewed = await receive_events(console, 2)
+    assert (revoked["kind"], revoked["name"]) == ("pass_revoked", "P. T. Dung")
+    assert (reviewed["kind"], reviewed["name"]) == ("declaration_reviewed", "H. V. Em")

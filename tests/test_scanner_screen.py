@@ -5,7 +5,9 @@ Set KIOSK_SCREENSHOTS=docs/screenshots (`make screenshots`) to save the door scr
 
 from __future__ import annotations
 
+import dataclasses
 import os
+from datetime import UTC, datetime
 from pathlib import Path
 
 import cv2
@@ -16,9 +18,11 @@ import pytest
 from scanner.__main__ import build_parser
 from scanner.screen import BAR, GREEN, ONLINE, RED, Renderer, Status
 from scanner.screen import OFFLINE as OFFLINE_COLOR
-from scanner.verdict import Verdict
+from scanner.verdict import GateInfo, Verdict, judge_offline
 from scanner.window import parse_size
+from service.passes import SigningKey, TrustList
 from service.reasons import message
+from tests.kiosk_helpers import make_pass
 
 WELCOME = Verdict("allow", "welcome", "Mời vào", "Welcome", "N. V. An")
 DENIED = Verdict.of_reason("expired", "service")
@@ -242,3 +246,75 @@ def test_the_kiosk_is_full_screen_unless_a_window_is_asked_for() -> None:
         parser.parse_args([*base, "--window", "big"])
     with pytest.raises(SystemExit):
         parser.parse_args([*base, "--window", "960x600", "--fullscreen"])
+
+
+# What the service sends for a scan at an exit gate (Decision.as_json).
+LEAVING = {
+    "type": "decision",
+    "event_id": "x",
+    "decision": "allow",
+    "reason": "goodbye",
+    "headline_vi": "TẠM BIỆT",
+    "headline_en": "GOODBYE",
+    "message_vi": "Tạm biệt, hẹn gặp lại",
+    "message_en": "Goodbye, see you again",
+    "name": "N. V. An",
+    "direction": "out",
+    "duplicate": False,
+}
+
+
+def saved(screen: np.ndarray, path: Path) -> np.ndarray:
+    """The screen as a PNG file, read back: what a camera of the door would see."""
+    assert cv2.imwrite(str(path), screen)
+    image = cv2.imread(str(path))
+    assert image is not None
+    return np.asarray(image, np.uint8)
+
+
+def test_the_exit_screen_says_goodbye_not_welcome(renderer: Renderer, tmp_path: Path) -> None:
+    leaving = Verdict.from_decision(LEAVING)
+    assert leaving.headline == "TẠM BIỆT / GOODBYE"
+    status = Status(online=True, offline_policy="deny", gate_name="Cổng ra")
+    preview = np.full((360, 480, 3), 90, np.uint8)
+    screen = saved(renderer.compose(preview, verdict=leaving, status=status), tmp_path / "exit.png")
+    banner = screen[-renderer.banner_height() :]
+    assert list(banner[-5, 5]) == bgr(GREEN)
+    # What is drawn is the headline the verdict carries: the same verdict with the
+    # entrance's headline looks different, and one given the exit's words explicitly at an
+    # entrance looks the same as the exit's.
+    welcomed = dataclasses.replace(leaving, direction="in", headline_vi="", headline_en="")
+    assert welcomed.headline.startswith("MỜI VÀO")
+    assert not np.array_equal(banner, renderer.banner(welcomed))
+    told = dataclasses.replace(welcomed, headline_vi="TẠM BIỆT", headline_en="GOODBYE")
+    assert np.array_equal(banner, renderer.banner(told))
+
+
+def test_an_offline_exit_verdict_says_goodbye(renderer: Renderer) -> None:
+    key = SigningKey.generate()
+    gate = GateInfo(3, "Cổng ra", "exit", "verify-offline", 1, "Trụ sở")
+    verdict = judge_offline(
+        make_pass(key, site_id=1),
+        policy="verify-offline",
+        trust=TrustList([key.trusted_key()]),
+        site_id=1,
+        now=datetime.now(UTC),
+        direction=gate.way,
+    )
+    assert (verdict.decision, verdict.reason, verdict.offline) == ("allow", "offline_allowed", True)
+    assert verdict.headline == "TẠM BIỆT / GOODBYE"
+    assert verdict.message_en == "Goodbye (checked offline)"
+    at_entrance = dataclasses.replace(
+        verdict, direction="in", message_en="Welcome (checked offline)"
+    )
+    assert not np.array_equal(renderer.banner(verdict), renderer.banner(at_entrance))
+    refused = judge_offline(
+        "garbage",
+        policy="deny",
+        trust=TrustList([]),
+        site_id=1,
+        now=datetime.now(UTC),
+        direction=gate.way,
+    )
+    assert refused.headline == "TỪ CHỐI / DENIED"
+    assert refused.message_en == "Server unreachable; the guard will let you out"

@@ -43,8 +43,6 @@
     name: ["Họ tên", "Name"],
     verdict: ["Kết quả", "Verdict"],
     reason: ["Lý do", "Reason"],
-    allow: ["CHO VÀO", "ALLOWED"],
-    deny: ["TỪ CHỐI", "DENIED"],
     live: ["Trực tiếp", "Live"],
     connecting: ["Đang kết nối…", "Connecting…"],
     down: ["Mất kết nối, đang thử lại…", "Disconnected, retrying…"],
@@ -60,6 +58,7 @@
     record_exit: ["Ghi nhận ra", "Record exit"],
     denied_at: ["Bị từ chối", "Denied"],
     allow_once: ["Cho vào một lần", "Allow once"],
+    let_out_once: ["Cho ra một lần", "Let out once"],
     dismiss: ["Bỏ qua", "Dismiss"],
     reason_ph: ["Lý do (bắt buộc)", "Reason (required)"],
     reason_needed: ["Cần nhập lý do, ít nhất 3 ký tự.", "A reason of 3 characters or more is needed."],
@@ -96,7 +95,8 @@
     kiosk_silent: ["Máy quét mất tín hiệu", "Kiosk went silent"],
     entries_15: ["Lượt vào mỗi 15 phút", "Entries per 15 minutes"],
     people_inside: ["Số người ở trong", "People inside"],
-    override: ["Bảo vệ cho vào", "Let in by a guard"],
+    capacity: ["Sức chứa", "Capacity"],
+    capacity_above: ["▲ Sức chứa {n}, cao hơn thang đo", "▲ Capacity {n}, above this scale"],
     manual_exit: ["Ghi ra thủ công", "Exit recorded by hand"],
     door_correction: ["Hiệu chỉnh", "Correction"],
     deny_list_add: ["Thêm vào danh sách cấm", "Added to the deny list"],
@@ -110,15 +110,43 @@
     none: ["Chưa có", "None"],
     valid: ["Còn hiệu lực", "Valid"],
     revoked: ["Đã thu hồi", "Revoked"],
+    superseded: ["Đã thay bằng mã mới", "Replaced by a newer pass"],
+    cancel: ["Huỷ", "Cancel"],
+    confirm_reason: ["Lý do", "Reason"],
+    confirm_revoke: ["Thu hồi mọi mã QR của {name}?", "Revoke every pass of {name}?"],
+    confirm_revoke_body: [
+      "Mã QR còn hiệu lực của người này sẽ bị từ chối ở mọi cổng cho đến khi họ khai báo lại và được cấp mã mới.",
+      "Their valid passes will be refused at every gate until they declare again and get a new one.",
+    ],
+    confirm_revoke_ok: ["Thu hồi", "Revoke"],
+    confirm_deny: ["Đưa {name} vào danh sách cấm?", "Add {name} to the deny list?"],
+    confirm_deny_body: [
+      "Người này sẽ bị từ chối ở mọi cổng của {site}, dù mã QR còn hiệu lực, cho đến khi quản trị viên gỡ khỏi danh sách.",
+      "They will be refused at every gate of {site}, whatever their pass says, until an admin removes them.",
+    ],
+    confirm_deny_ok: ["Đưa vào danh sách cấm", "Add to deny list"],
+    cancelled: ["Đã huỷ; không có gì thay đổi.", "Cancelled; nothing changed."],
+    revoked_some: ["Đã thu hồi {n} mã QR.", "Passes revoked: {n}."],
+    revoked_none: ["Không có mã QR nào còn hiệu lực để thu hồi.", "There was no valid pass to revoke."],
+    deny_added: ["Đã đưa vào danh sách cấm.", "Added to the deny list."],
     not_yet_valid: ["Chưa hiệu lực", "Not yet valid"],
     error: ["Lỗi", "Error"],
   };
-  const t = (key) => (WORDS[key] ? WORDS[key][lang === "vi" ? 0 : 1] : key);
+  const pick = (pair) => pair[lang === "vi" ? 0 : 1];
+  const t = (key) => (WORDS[key] ? pick(WORDS[key]) : key);
+  const fill = (text, values) => text.replace(/\{(\w+)\}/g, (_, name) => String(values[name] ?? ""));
+  // The words for a verdict come from the server (service/reasons.py), and fit the way
+  // the person went: an event carries its own; config has every code's, by direction.
+  const way = (direction) => (direction === "in" || direction === "out" ? direction : "");
   const reasonText = (code, vi, en) => {
+    const given = lang === "vi" ? vi : en;
+    if (given) return given;
     const known = config.reasons[code];
-    if (known) return known[lang === "vi" ? 0 : 1];
-    return (lang === "vi" ? vi : en) || code || "";
+    return known ? pick(known[""]) : code || "";
   };
+  const verdictLabel = (verdict, direction) => pick(config.labels[verdict][way(direction)]);
+  const warningText = (codes) =>
+    (codes || []).map((code) => (config.warnings[code] ? pick(config.warnings[code]) : code)).join(", ");
 
   // --- small DOM helpers -----------------------------------------------------------
   const $ = (id) => document.getElementById(id);
@@ -250,6 +278,7 @@
     shown.unshift(event);
     if (shown.length > FEED_ROWS) shown.pop();
     renderFeed();
+    personChanged(event.person_id);
     if (
       event.kind === "scan" &&
       event.decision === "deny" &&
@@ -267,10 +296,15 @@
 
   function feedRow(event) {
     const verdict = event.decision || (event.kind === "override" ? "allow" : null);
-    const label =
-      event.kind === "scan"
-        ? reasonText(event.reason, event.message_vi, event.message_en)
-        : `${t(event.kind)}${event.detail && event.detail.reason ? `: ${event.detail.reason}` : ""}`;
+    const said = reasonText(event.reason, event.message_vi, event.message_en);
+    const warned = warningText(event.warnings);
+    const detail = event.detail || {};
+    const why = detail.reason ? `: ${detail.reason === "superseded" ? t("superseded") : detail.reason}` : "";
+    let label = `${t(event.kind)}${why}`;
+    if (event.kind === "scan") label = warned ? `${said} (${warned})` : said;
+    else if (event.kind === "override") label = `${said}${why}`; // "let in" or "let out"
+    else if (event.kind === "declaration_reviewed")
+      label = `${t(event.kind)}: ${t(detail.decision === "approve" ? "cleared" : "rejected")}${detail.note ? ` (${detail.note})` : ""}`;
     const breach = event.offline_against_policy
       ? el("span", { class: "badge breach" }, `⚠ ${t("policy_breach")} (${t(event.offline_against_policy)})`)
       : null;
@@ -280,7 +314,11 @@
       el("td", {}, clock(event.occurred_at)),
       el("td", {}, gateName(event.gate_id)),
       el("td", {}, event.name || "—"),
-      el("td", {}, verdict ? el("span", { class: `badge ${verdict}` }, t(verdict)) : ""),
+      el(
+        "td",
+        {},
+        verdict ? el("span", { class: `badge ${verdict}` }, verdictLabel(verdict, event.direction)) : "",
+      ),
       el("td", { class: "reason" }, label, breach ? " " : "", breach),
     );
   }
@@ -359,7 +397,11 @@
         { class: "alert-actions" },
         event.person_id ? reasonInput : null,
         event.person_id
-          ? el("button", { type: "button", class: "allow-once", onclick: allow }, t("allow_once"))
+          ? el(
+              "button",
+              { type: "button", class: "allow-once", onclick: allow },
+              t(event.direction === "out" ? "let_out_once" : "allow_once"),
+            )
           : null,
         el(
           "button",
@@ -439,16 +481,47 @@
   $("rollcall-link").href = `/console/rollcall?site_id=${site.id}`;
 
   // --- person search -----------------------------------------------------------------
-  $("search-form").addEventListener("submit", async (submit) => {
+  let lastQuery = "";
+  let shownPerson = null; // the id of the person open under the results
+  const listed = new Set(); // the ids of the people in the results
+  let searchTimer = null;
+
+  $("search-form").addEventListener("submit", (submit) => {
     submit.preventDefault();
     const q = $("search-q").value.trim();
     $("person").hidden = true;
-    if (q.length < 2) {
+    shownPerson = null;
+    lastQuery = q.length < 2 ? "" : q;
+    if (!lastQuery) {
       $("search-message").textContent = t("search_short");
       return;
     }
+    runSearch();
+  });
+
+  // A pass revoked or a declaration reviewed (here, in another console or from the
+  // command line), a scan, a deny-list change: what the search shows of that person is
+  // out of date, so it is asked for again.
+  function personChanged(personId) {
+    if (!personId || !(listed.has(personId) || personId === shownPerson)) return;
+    clearTimeout(searchTimer);
+    searchTimer = setTimeout(refreshSearch, 300);
+  }
+  function refreshSearch() {
+    if (lastQuery) runSearch();
+    if (shownPerson !== null) showPerson(shownPerson).catch(() => {});
+  }
+
+  // A pass revoked because a newer declaration replaced it is not a revocation to a guard.
+  const passWord = (state, revokedReason) =>
+    state === "revoked" && revokedReason === "superseded" ? "superseded" : state;
+  const statusTag = (what, status) => el("span", { class: `status ${status}` }, `${t(what)}: ${t(status)}`);
+
+  async function runSearch() {
     try {
-      const found = await api(`/api/v1/people?site_id=${site.id}&q=${encodeURIComponent(q)}`);
+      const found = await api(`/api/v1/people?site_id=${site.id}&q=${encodeURIComponent(lastQuery)}`);
+      listed.clear();
+      for (const person of found.people) listed.add(person.id);
       $("search-message").textContent = found.people.length ? "" : t("no_results");
       $("search-results").replaceChildren(
         ...found.people.map((person) =>
@@ -470,7 +543,10 @@
                 ` · ${t(person.kind)}${person.organisation ? ` · ${person.organisation}` : ""}${person.phone_masked ? ` · ${person.phone_masked}` : ""}`,
               ),
               statusTag("declaration", person.declaration ? person.declaration.status : "none"),
-              statusTag("pass", person.pass ? person.pass.status : "none"),
+              statusTag(
+                "pass",
+                person.pass ? passWord(person.pass.status, person.pass.revoked_reason) : "none",
+              ),
               person.inside ? el("span", { class: "status inside" }, t("is_inside")) : null,
             ),
           ),
@@ -479,20 +555,41 @@
     } catch (failure) {
       $("search-message").textContent = `${t("error")}: ${failure.message}`;
     }
-  });
+  }
 
-  const statusTag = (what, status) => el("span", { class: `status ${status}` }, `${t(what)}: ${t(status)}`);
+  // --- the confirmation step before revoking or deny-listing ---------------------------
+  function confirmStep({ title, body, reason, action }) {
+    const dialog = $("confirm");
+    $("confirm-title").textContent = title;
+    $("confirm-body").textContent = body;
+    $("confirm-reason").textContent = `${t("confirm_reason")}: ${reason}`;
+    $("confirm-ok").textContent = action;
+    $("confirm-cancel").textContent = t("cancel");
+    dialog.returnValue = "";
+    dialog.showModal();
+    $("confirm-cancel").focus(); // the safe answer is the default one
+    return new Promise((resolve) => {
+      dialog.addEventListener("close", () => resolve(dialog.returnValue === "ok"), { once: true });
+    });
+  }
+  $("confirm-ok").addEventListener("click", () => $("confirm").close("ok"));
+  $("confirm-cancel").addEventListener("click", () => $("confirm").close("cancel"));
 
-  async function showPerson(personId) {
+  async function showPerson(personId, note = "") {
     const box = $("person");
+    const again = personId === shownPerson && !box.hidden;
+    const typed = again && box.querySelector(".admin-reason") ? box.querySelector(".admin-reason").value : "";
+    const said = again && !note && box.querySelector(".admin-actions .row-message");
     const [detail, history] = await Promise.all([
       api(`/api/v1/people/${personId}`),
       api(`/api/v1/people/${personId}/movements`),
     ]);
+    shownPerson = personId;
     const person = detail.person;
     const here = detail.current_declarations.filter((d) => d.site_id === site.id);
     const declaration = here[0];
-    const adminMessage = el("p", { class: "row-message", role: "status" });
+    const declarationState = (d) => (Date.parse(d.valid_until) <= Date.now() ? "expired" : d.status);
+    const adminMessage = el("p", { class: "row-message", role: "status" }, note || (said ? said.textContent : ""));
     const adminReason = el("input", {
       type: "text",
       class: "admin-reason",
@@ -500,18 +597,48 @@
       maxlength: 500,
       "aria-label": t("reason_ph"),
     });
-    const adminAction = (path, body) => async () => {
+    adminReason.value = typed;
+    const adminAction = (revoke) => async () => {
       const reason = adminReason.value.trim();
       if (reason.length < 3) {
         adminMessage.textContent = t("reason_needed");
+        adminReason.focus();
         return;
       }
+      const names = { name: person.full_name, site: site.name };
+      const confirmed = await confirmStep({
+        title: fill(t(revoke ? "confirm_revoke" : "confirm_deny"), names),
+        body: fill(t(revoke ? "confirm_revoke_body" : "confirm_deny_body"), names),
+        reason,
+        action: t(revoke ? "confirm_revoke_ok" : "confirm_deny_ok"),
+      });
+      if (!confirmed) {
+        adminMessage.textContent = t("cancelled");
+        return;
+      }
+      let done;
       try {
-        await api(path, { method: "POST", body: { ...body, reason } });
-        adminMessage.textContent = t("done");
+        if (revoke) {
+          const answer = await api(`/api/v1/people/${personId}/revoke-passes`, {
+            method: "POST",
+            body: { reason },
+          });
+          const n = answer.revoked.length;
+          done = n ? fill(t("revoked_some"), { n }) : t("revoked_none");
+        } else {
+          await api("/api/v1/deny-list", {
+            method: "POST",
+            body: { person_id: personId, site_id: site.id, reason },
+          });
+          done = t("deny_added");
+        }
       } catch (failure) {
         adminMessage.textContent = `${t("error")}: ${failure.message}`;
+        return;
       }
+      adminReason.value = "";
+      await showPerson(personId, done); // the pass as it is now, not as it was
+      if (lastQuery) runSearch();
     };
     box.replaceChildren(
       el("h2", {}, person.full_name),
@@ -526,13 +653,17 @@
         el(
           "dd",
           { class: "declaration-status" },
-          declaration ? `${t(declaration.status)} (${dateTime(declaration.submitted_at)})` : t("none"),
+          declaration
+            ? `${t(declarationState(declaration))} (${dateTime(declaration.submitted_at)})`
+            : t("none"),
         ),
         el("dt", {}, t("pass")),
         el(
           "dd",
           { class: "pass-status" },
-          declaration && declaration.pass ? t(declaration.pass.state) : t("none"),
+          declaration && declaration.pass
+            ? t(passWord(declaration.pass.state, declaration.pass.revoked_reason))
+            : t("none"),
         ),
       ),
       el("h3", {}, t("movements")),
@@ -568,6 +699,7 @@
       ),
       ...(isAdmin ? [adminActions()] : []),
     );
+    box.dataset.personId = personId;
     box.hidden = false;
 
     function adminActions() {
@@ -575,24 +707,8 @@
         "div",
         { class: "admin-actions" },
         adminReason,
-        el(
-          "button",
-          {
-            type: "button",
-            class: "danger revoke",
-            onclick: adminAction(`/api/v1/people/${personId}/revoke-passes`, {}),
-          },
-          t("revoke"),
-        ),
-        el(
-          "button",
-          {
-            type: "button",
-            class: "danger deny-add",
-            onclick: adminAction("/api/v1/deny-list", { person_id: personId, site_id: site.id }),
-          },
-          t("deny_add"),
-        ),
+        el("button", { type: "button", class: "danger revoke", onclick: adminAction(true) }, t("revoke")),
+        el("button", { type: "button", class: "danger deny-add", onclick: adminAction(false) }, t("deny_add")),
         adminMessage,
       );
     }
@@ -729,17 +845,15 @@
       top = 12;
     const plotH = height - bottom - top,
       step = (width - left) / buckets.length;
-    const top1 = Math.max(
-      1,
-      ...buckets.map((b) => b.entries),
-      ...buckets.map((b) => b.inside ?? 0),
-      occupancy.capacity || 0,
+    // Scaled to the day's own figures, so two people inside show as clearly as two
+    // hundred; the capacity is a line when it is on that scale, else a note at the top.
+    const { top: top1, step: tick } = chartScale(
+      Math.max(0, ...buckets.map((b) => b.entries), ...buckets.map((b) => b.inside ?? 0)),
     );
     const y = (v) => top + plotH - (plotH * v) / top1;
     const parts = [];
-    for (const fraction of [0, 0.5, 1]) {
-      const v = Math.round(top1 * fraction);
-      parts.push(svg("line", { x1: left, x2: width, y1: y(v), y2: y(v), class: "grid" }));
+    for (let v = 0; v <= top1; v += tick) {
+      parts.push(svg("line", { x1: left, x2: width, y1: y(v), y2: y(v), class: "grid", "data-value": v }));
       parts.push(svg("text", { x: left - 6, y: y(v) + 4, "text-anchor": "end", class: "axis" }, v));
     }
     buckets.forEach((b, i) => {
@@ -767,18 +881,31 @@
       )
       .filter(Boolean);
     if (points.length) parts.push(svg("polyline", { points: points.join(" "), class: "inside-line" }));
-    if (occupancy.capacity)
+    const capacity = occupancy.capacity;
+    if (capacity && capacity <= top1) {
       parts.push(
-        svg("line", {
-          x1: left,
-          x2: width,
-          y1: y(occupancy.capacity),
-          y2: y(occupancy.capacity),
-          class: "capacity-line",
-        }),
+        svg("line", { x1: left, x2: width, y1: y(capacity), y2: y(capacity), class: "capacity-line" }),
+        svg(
+          "text",
+          { x: width - 4, y: y(capacity) - 5, "text-anchor": "end", class: "capacity-label" },
+          `${t("capacity")} ${capacity}`,
+        ),
       );
+    } else if (capacity) {
+      parts.push(
+        svg(
+          "text",
+          { x: width - 4, y: top + 12, "text-anchor": "end", class: "capacity-note" },
+          fill(t("capacity_above"), { n: capacity }),
+        ),
+      );
+    }
     $("chart").replaceChildren(
-      svg("svg", { viewBox: `0 0 ${width} ${height}`, role: "img", "aria-label": t("tab_chart") }, ...parts),
+      svg(
+        "svg",
+        { viewBox: `0 0 ${width} ${height}`, role: "img", "aria-label": t("tab_chart"), "data-top": top1 },
+        ...parts,
+      ),
       el(
         "p",
         { class: "legend" },
@@ -786,8 +913,20 @@
         ` ${t("entries_15")}   `,
         el("span", { class: "key inside-line" }),
         ` ${t("people_inside")}`,
+        capacity ? el("span", { class: "key capacity-line" }) : null,
+        capacity ? ` ${t("capacity")}: ${capacity}` : null,
       ),
     );
+  }
+
+  // A round top just above the highest value, in at most five steps of 1, 2 or 5 × 10ⁿ.
+  function chartScale(highest) {
+    const wanted = Math.max(1, highest * 1.1);
+    for (let power = 1; ; power *= 10) {
+      for (const step of [power, 2 * power, 5 * power]) {
+        if (Math.ceil(wanted / step) <= 5) return { top: Math.ceil(wanted / step) * step, step };
+      }
+    }
   }
 
   // --- tabs, header and start ----------------------------------------------------------
@@ -808,6 +947,7 @@
     renderInside();
     renderKiosks();
     renderChart();
+    if (lastQuery) refreshSearch();
     for (const entry of alerts.values()) {
       const fresh = entry.build();
       entry.node.replaceWith(fresh);
