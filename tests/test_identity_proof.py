@@ -28,7 +28,7 @@ from tests.test_declare_form import form, post
 Client = TestClient[Any, Any]
 VICTIM = {"full_name": "Nguyễn Văn An", "phone": "0912345678", "national_id": "001099012345"}
 # What differs between any two answers whoever they are for.
-PER_DECLARATION = {"declaration_id", "redeclare_key", "valid_until"}
+PER_DECLARATION = {"declaration_id", "redeclare_key", "valid_until", "review_until"}
 
 
 @dataclass
