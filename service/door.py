@@ -11,13 +11,15 @@ import asyncpg
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from service.auth import Role, principal, require_site, requires
+from service.auth import Principal, Role, principal, require_site, requires
+from service.checkin_rules import CheckinRules
 from service.db import DB_KEY
 from service.errors import ApiError
 from service.events import NewEvent, append_events, lock_chains
 from service.fanout import FANOUT_KEY
 from service.openapi import documented
-from service.reasons import short_name
+from service.person_scope import is_visible, person_not_found, visible_to_sql
+from service.reasons import ADMIN_ONLY_OVERRIDES, short_name
 from service.validation import read_model
 
 Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=500)]
@@ -47,9 +49,17 @@ class DenyListIn(BaseModel):
 
 
 DENIED_SCAN_SQL = """
-SELECT site_id, gate_id, person_id, pass_id, direction, decision, reason, detail
+SELECT site_id, seq, occurred_at, gate_id, person_id, pass_id, direction, decision, reason,
+       detail
 FROM events WHERE event_id = $1 AND kind = 'scan'
 """
+# The person went through the same way after the denial: it is over.
+SUPERSEDED_SQL = """
+SELECT EXISTS (SELECT 1 FROM events
+               WHERE chain_id = $1 AND seq > $2 AND person_id = $3 AND direction = $4
+                 AND decision = 'allow' AND kind IN ('scan', 'override'))
+"""
+SITE_RULES_SQL = "SELECT checkin_rules FROM sites WHERE id = $1"
 ALREADY_OVERRIDDEN_SQL = """
 SELECT 1 FROM events
 WHERE kind = 'override' AND chain_id = $1 AND person_id = $2 AND detail->>'overrides' = $3
@@ -86,14 +96,22 @@ RETURNING id, added_at
 """
 REMOVE_DENY_SQL = """
 UPDATE deny_list SET removed_at = now(), removed_by = $2, removed_reason = $3
-WHERE id = $1 AND removed_at IS NULL RETURNING person_id, site_id
+WHERE id = $1 AND removed_at IS NULL AND ($4::bigint IS NULL OR site_id = $4)
+RETURNING person_id, site_id
 """
-LIST_DENY_SQL = """
+# A caller limited to a site: its own entries, and the entries for every site of the
+# people known there (not the names of everyone else the list holds).
+LIST_DENY_SQL = (
+    """
 SELECT d.id, d.person_id, p.full_name, d.site_id, d.reason, d.added_by, d.added_at
 FROM deny_list d JOIN people p ON p.id = d.person_id
-WHERE d.removed_at IS NULL AND ($1::bigint IS NULL OR d.site_id IS NULL OR d.site_id = $1)
+WHERE d.removed_at IS NULL AND ($1::bigint IS NULL OR d.site_id = $1
+                               OR (d.site_id IS NULL AND """
+    + visible_to_sql("d.person_id", "$1")
+    + """))
 ORDER BY d.added_at DESC
 """
+)
 
 
 def _site_id(request: web.Request) -> int:
@@ -104,10 +122,48 @@ def _announce(request: web.Request, heads: dict[int, tuple[int, bytes]]) -> None
     request.app[FANOUT_KEY].poke({site: head[0] for site, head in heads.items()})
 
 
+def _refused(status: int, code: str, vi: str, en: str) -> ApiError:
+    """An override refused, in the words the guard console shows."""
+    return ApiError(status, code, en, message_vi=vi, message_en=en)
+
+
+def denied_for(scan: asyncpg.Record) -> set[str]:
+    """The reasons behind a denial: the door's, and the server's own verdict when the
+    door judged offline (an offline deny may hide a revoked pass)."""
+    server = (scan["detail"] or {}).get("server_verdict") or {}
+    return {r for r in (scan["reason"], server.get("reason")) if r}
+
+
+def check_override_allowed(
+    caller: Principal, scan: asyncpg.Record, window_s: int, now: datetime
+) -> None:
+    """Who may override this denial, and whether it is still happening at the door."""
+    if caller.role is not Role.ADMIN and denied_for(scan) & ADMIN_ONLY_OVERRIDES:
+        raise _refused(
+            403,
+            "override_admin_only",
+            "Chỉ quản trị viên được cho vào khi mã bị thu hồi, người bị cấm vào"
+            " hoặc đang bị cách ly.",
+            "Only an admin may let someone in whose pass is revoked, who is on the deny"
+            " list or who is suspended.",
+        )
+    detail = scan["detail"] or {}
+    # An offline replay whose kiosk clock was not trusted: nobody knows when it was.
+    unknown_time = "offline" in detail and detail.get("clock_skew")
+    if unknown_time or (now - scan["occurred_at"]).total_seconds() > window_s:
+        raise _refused(
+            409,
+            "override_too_late",
+            f"Lượt từ chối này đã quá {window_s // 60} phút; hãy quét lại mã.",
+            f"This denial is more than {window_s // 60} minutes old; scan the pass again.",
+        )
+
+
 @requires(Role.GUARD, Role.ADMIN)
 @documented(body=OverrideIn)
 async def create_override(request: web.Request) -> web.Response:
-    """Let a denied person through once, with the guard's reason on record."""
+    """Let a denied person through once, with the guard's reason on record: soon after
+    the scan, for a person known at the site, for a denial a guard may override."""
     body = await read_model(request, OverrideIn)
     caller = principal(request)
     now = datetime.now(UTC)
@@ -124,12 +180,22 @@ async def create_override(request: web.Request) -> web.Response:
             raise ApiError(
                 422, "person_required", "The scan names nobody: give the person_id you checked."
             )
+        # Never someone of another site: the override would make them known here.
+        if not await is_visible(conn, person_id, site_id):
+            raise person_not_found(person_id)
         person = await conn.fetchrow(PERSON_SQL, person_id)
-        if person is None:
-            raise ApiError(404, "person_not_found", f"No person with id {person_id}.")
+        rules = CheckinRules.model_validate(await conn.fetchval(SITE_RULES_SQL, site_id))
+        check_override_allowed(caller, scan, rules.override_window_s, now)
         heads = await lock_chains(conn, [site_id])
         if await conn.fetchval(ALREADY_OVERRIDDEN_SQL, site_id, person_id, str(body.event_id)):
             raise ApiError(409, "already_overridden", "This denial was already overridden.")
+        if await conn.fetchval(SUPERSEDED_SQL, site_id, scan["seq"], person_id, scan["direction"]):
+            raise _refused(
+                409,
+                "denial_superseded",
+                "Người này đã qua cổng sau lượt từ chối này.",
+                "This person has gone through since this denial.",
+            )
         event = NewEvent(
             kind="override",
             actor=caller.actor,
@@ -268,10 +334,14 @@ async def _deny_list_event(
 @documented(body=DenyListIn)
 async def add_to_deny_list(request: web.Request) -> web.Response:
     body = await read_model(request, DenyListIn)
-    actor = principal(request).actor
+    caller = principal(request)
+    actor = caller.actor
+    if caller.site_id is not None and body.site_id != caller.site_id:
+        # An admin of one site lists people for that site, not for every site.
+        raise ApiError(403, "forbidden", "Your token is limited to another site.")
     async with request.app[DB_KEY].connection() as conn, conn.transaction():
-        if await conn.fetchrow(PERSON_SQL, body.person_id) is None:
-            raise ApiError(404, "person_not_found", f"No person with id {body.person_id}.")
+        if not await is_visible(conn, body.person_id, caller.site_id):
+            raise person_not_found(body.person_id)
         try:
             async with conn.transaction():
                 row = await conn.fetchrow(
@@ -300,9 +370,10 @@ async def add_to_deny_list(request: web.Request) -> web.Response:
 async def remove_from_deny_list(request: web.Request) -> web.Response:
     entry_id = int(request.match_info["entry_id"])
     body = await read_model(request, ReasonIn)
-    actor = principal(request).actor
+    caller = principal(request)
+    actor = caller.actor
     async with request.app[DB_KEY].connection() as conn, conn.transaction():
-        row = await conn.fetchrow(REMOVE_DENY_SQL, entry_id, actor, body.reason)
+        row = await conn.fetchrow(REMOVE_DENY_SQL, entry_id, actor, body.reason, caller.site_id)
         if row is None:
             raise ApiError(404, "entry_not_found", "No active deny-list entry with this id.")
         heads = await _deny_list_event(

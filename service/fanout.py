@@ -37,8 +37,8 @@ PAGE = 500
 SUBSCRIBER_BUFFER = 1000
 
 EVENTS_AFTER_SQL = """
-SELECT id, seq, kind, occurred_at, site_id, gate_id, person_id, pass_id, event_id,
-       direction, decision, reason, actor, detail
+SELECT id, seq, kind, occurred_at, recorded_at, site_id, gate_id, person_id, pass_id,
+       event_id, direction, decision, reason, actor, detail
 FROM events WHERE chain_id = $1 AND seq > $2 ORDER BY seq LIMIT $3
 """
 NOTIFY_SQL = "SELECT pg_notify($1, $2)"
@@ -54,6 +54,12 @@ def event_json(row: asyncpg.Record) -> dict[str, Any]:
         "seq": row["seq"],
         "kind": row["kind"],
         "occurred_at": row["occurred_at"].isoformat(),
+        # A console tells a denial happening now from one replayed late by an offline
+        # kiosk (no alert for those): when it was recorded, and whether the kiosk
+        # judged it offline with a clock nobody trusts (its time is then ours).
+        "recorded_at": row["recorded_at"].isoformat(),
+        "offline": "offline" in detail,
+        "clock_untrusted": bool(detail.get("clock_skew")),
         "gate_id": row["gate_id"],
         "person_id": row["person_id"],
         "event_id": str(row["event_id"]) if row["event_id"] else None,

@@ -11,6 +11,7 @@ from pydantic import BeforeValidator, ConfigDict, field_validator
 from pydantic_core import PydanticCustomError
 
 from service.auth import Role, principal, requires
+from service.checkin_rules import CheckinRules
 from service.db import DB_KEY
 from service.declaration_model import Area
 from service.errors import ApiError
@@ -23,6 +24,8 @@ AREA_CODE_MAX = 40  # flagged_areas_code_length
 
 GET_RULES_SQL = "SELECT declaration_rules FROM sites WHERE id = $1"
 SET_RULES_SQL = "UPDATE sites SET declaration_rules = $2 WHERE id = $1 RETURNING id"
+GET_DOOR_RULES_SQL = "SELECT checkin_rules FROM sites WHERE id = $1"
+SET_DOOR_RULES_SQL = "UPDATE sites SET checkin_rules = $2 WHERE id = $1 RETURNING id"
 SITE_EXISTS_SQL = "SELECT 1 FROM sites WHERE id = $1"
 LIST_AREAS_SQL = """
 SELECT id, site_id, name, code, flagged_from, flagged_until, created_at FROM flagged_areas
@@ -122,6 +125,33 @@ async def put_rules(request: web.Request) -> web.Response:
 
 
 @requires(Role.ADMIN, Role.GUARD, Role.AUDITOR)
+async def get_door_rules(request: web.Request) -> web.Response:
+    """The door rules of the check-in core (anti-passback, shared passes, kiosk clocks,
+    offline replays, the override window)."""
+    site_id = _site_id(request)
+    async with request.app[DB_KEY].connection() as conn:
+        row = await conn.fetchrow(GET_DOOR_RULES_SQL, site_id)
+    if row is None:
+        raise _site_not_found(site_id)
+    rules = CheckinRules.model_validate(row["checkin_rules"])
+    return web.json_response({"site_id": site_id, "rules": rules.model_dump(mode="json")})
+
+
+@requires(Role.ADMIN)
+@documented(body=CheckinRules)
+async def put_door_rules(request: web.Request) -> web.Response:
+    site_id = _site_id(request)
+    rules = (await read_model(request, CheckinRules)).model_dump(mode="json")
+    async with request.app[DB_KEY].connection() as conn, conn.transaction():
+        if await conn.fetchval(SET_DOOR_RULES_SQL, site_id, rules) is None:
+            raise _site_not_found(site_id)
+        await append_event(
+            conn, _admin_event(request, site_id, {"action": "door_rules_set", "rules": rules})
+        )
+    return web.json_response({"site_id": site_id, "rules": rules})
+
+
+@requires(Role.ADMIN, Role.GUARD, Role.AUDITOR)
 async def list_flagged_areas(request: web.Request) -> web.Response:
     site_id = _site_id(request)
     async with request.app[DB_KEY].connection() as conn:
@@ -177,6 +207,8 @@ def routes() -> list[web.RouteDef]:
     return [
         web.get(site + "/rules", get_rules, name="site_rules"),
         web.put(site + "/rules", put_rules, name="set_site_rules"),
+        web.get(site + "/door-rules", get_door_rules, name="site_door_rules"),
+        web.put(site + "/door-rules", put_door_rules, name="set_site_door_rules"),
         web.get(site + "/flagged-areas", list_flagged_areas, name="flagged_areas"),
         web.post(site + "/flagged-areas", add_flagged_area, name="add_flagged_area"),
         web.delete(
