@@ -44,6 +44,15 @@ async def known_person(factory: Factory, door: Door, **declaration: Any) -> tupl
     return person, payload
 
 
+async def revoked_person(factory: Factory, door: Door) -> str:
+    """The pass of a person whose passes were revoked (after a positive test)."""
+    person, payload = await known_person(factory, door)
+    await factory.conn.execute(
+        "UPDATE passes SET revoked_at = now(), revoked_reason = 'F0' WHERE person_id = $1", person
+    )
+    return payload
+
+
 async def test_a_scan_that_named_nobody_takes_only_a_person_known_at_the_site(
     client: Client, factory: Factory, conn: asyncpg.Connection
 ) -> None:
@@ -67,10 +76,7 @@ async def test_a_guard_may_not_override_a_revoked_pass_or_the_deny_list_an_admin
     client: Client, factory: Factory, conn: asyncpg.Connection
 ) -> None:
     door = await make_door(factory)
-    revoked, revoked_payload = await known_person(factory, door)
-    await conn.execute(
-        "UPDATE passes SET revoked_at = now(), revoked_reason = 'F0' WHERE person_id = $1", revoked
-    )
+    revoked_payload = await revoked_person(factory, door)
     listed, listed_payload = await known_person(factory, door)
     await conn.execute(
         "INSERT INTO deny_list (person_id, site_id, reason, added_by) VALUES ($1, $2, 'x', 't')",
@@ -97,10 +103,7 @@ async def test_an_offline_denial_hiding_a_revoked_pass_is_the_admins_too(
     client: Client, factory: Factory, conn: asyncpg.Connection
 ) -> None:
     door = await make_door(factory)
-    person, payload = await known_person(factory, door)
-    await conn.execute(
-        "UPDATE passes SET revoked_at = now(), revoked_reason = 'F0' WHERE person_id = $1", person
-    )
+    payload = await revoked_person(factory, door)
     denied = await scan(
         client,
         door.kiosk[door.entrance],

@@ -27,6 +27,7 @@ from service.auth import PUBLIC, Role, access_of
 from service.person_scope import KNOWN_AT_SITE_SQL
 from tests.checkin_helpers import Door, make_door, scan
 from tests.conftest import Factory, bearer
+from tests.test_console_auth import login
 from tests.test_roles import named_routes
 
 Client = TestClient[Any, Any]
@@ -131,19 +132,14 @@ class Caller:
     headers: dict[str, str]
 
 
-async def console_login(base: str, username: str, password: str) -> aiohttp.ClientSession:
-    """A browser of its own (its own cookies) logged in to the console."""
+async def console_login(
+    base: str, username: str, password: str
+) -> tuple[aiohttp.ClientSession, str]:
+    """A browser of its own (its own cookies) logged in to the console; and its CSRF."""
     session = aiohttp.ClientSession(base, cookie_jar=aiohttp.CookieJar(unsafe=True))
-    form = await (await session.get("/console/login")).text()
-    token = re.search(r'name="csrf_token" value="([^"]+)"', form)
-    assert token is not None
-    resp = await session.post(
-        "/console/login",
-        data={"csrf_token": token.group(1), "username": username, "password": password},
-        allow_redirects=False,
-    )
-    assert resp.status == 303, await resp.text()
-    return session
+    status, csrf = await login(session, username, password)
+    assert status == 303
+    return session, csrf
 
 
 @pytest.fixture
@@ -169,12 +165,9 @@ async def callers(
     out.append(Caller("kiosk token", plain, bearer(world.own.kiosk[world.own.entrance])))
     for role in (Role.GUARD, Role.AUDITOR, Role.ADMIN):
         username, password = await factory.account(role, site_id=site)
-        session = await console_login(base, username, password)
+        session, csrf = await console_login(base, username, password)
         opened.append(session)
-        page = await (await session.get("/console")).text()
-        csrf = re.search(r'name="csrf_token" value="([^"]+)"', page)
-        assert csrf is not None
-        out.append(Caller(f"{role} console", session, {"X-CSRF-Token": csrf.group(1)}))
+        out.append(Caller(f"{role} console", session, {"X-CSRF-Token": csrf}))
     return out
 
 
