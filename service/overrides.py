@@ -28,7 +28,7 @@ from service.door import (
     Reason,
     announce,
 )
-from service.errors import ApiError
+from service.errors import worded_error
 from service.events import NewEvent, append_events, lock_chains
 from service.openapi import documented
 from service.person_scope import is_visible, person_not_found
@@ -62,11 +62,6 @@ WHERE kind = 'override' AND chain_id = $1 AND person_id = $2 AND detail->>'overr
 """
 
 
-def _refused(status: int, code: str, vi: str, en: str) -> ApiError:
-    """An override refused, in the words the guard console shows."""
-    return ApiError(status, code, en, message_vi=vi, message_en=en)
-
-
 def denied_for(scan: asyncpg.Record) -> set[str]:
     """The reasons behind a denial: the door's, and the server's own verdict when the
     door judged offline (an offline deny may hide a revoked pass)."""
@@ -79,7 +74,7 @@ def check_override_allowed(
 ) -> None:
     """Who may override this denial, and whether it is still happening at the door."""
     if caller.role is not Role.ADMIN and denied_for(scan) & ADMIN_ONLY_OVERRIDES:
-        raise _refused(
+        raise worded_error(
             403,
             "override_admin_only",
             "Chỉ quản trị viên được cho vào khi mã bị thu hồi, người bị cấm vào"
@@ -91,7 +86,7 @@ def check_override_allowed(
     # An offline replay whose kiosk clock was not trusted: nobody knows when it was.
     unknown_time = "offline" in detail and detail.get("clock_skew")
     if unknown_time or (now - scan["occurred_at"]).total_seconds() > window_s:
-        raise _refused(
+        raise worded_error(
             409,
             "override_too_late",
             f"Lượt từ chối này đã quá {window_s // 60} phút; hãy quét lại mã.",
@@ -110,15 +105,25 @@ async def create_override(request: web.Request) -> web.Response:
     async with request.app[DB_KEY].connection() as conn, conn.transaction():
         scan = await conn.fetchrow(DENIED_SCAN_SQL, body.event_id)
         if scan is None:
-            raise ApiError(404, "scan_not_found", "No scan with this event_id.")
+            raise worded_error(
+                404,
+                "scan_not_found",
+                "Không tìm thấy lượt quét này.",
+                "No scan with this event_id.",
+            )
         site_id = scan["site_id"]
         require_site(request, site_id)
         if scan["decision"] != "deny":
-            raise ApiError(409, "not_denied", "This scan was not denied.")
+            raise worded_error(
+                409, "not_denied", "Lượt quét này không bị từ chối.", "This scan was not denied."
+            )
         person_id = scan["person_id"] or body.person_id
         if person_id is None:
-            raise ApiError(
-                422, "person_required", "The scan names nobody: give the person_id you checked."
+            raise worded_error(
+                422,
+                "person_required",
+                "Lượt quét không có tên người: hãy ghi mã người đã kiểm tra.",
+                "The scan names nobody: give the person_id you checked.",
             )
         # Never someone of another site: the override would make them known here.
         if not await is_visible(conn, person_id, site_id):
@@ -128,9 +133,14 @@ async def create_override(request: web.Request) -> web.Response:
         check_override_allowed(caller, scan, rules.override_window_s, now)
         heads = await lock_chains(conn, [site_id])
         if await conn.fetchval(ALREADY_OVERRIDDEN_SQL, site_id, person_id, str(body.event_id)):
-            raise ApiError(409, "already_overridden", "This denial was already overridden.")
+            raise worded_error(
+                409,
+                "already_overridden",
+                "Lượt từ chối này đã được cho vào rồi.",
+                "This denial was already overridden.",
+            )
         if await conn.fetchval(SUPERSEDED_SQL, site_id, scan["seq"], person_id, scan["direction"]):
-            raise _refused(
+            raise worded_error(
                 409,
                 "denial_superseded",
                 "Người này đã qua cổng sau lượt từ chối này.",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncpg
 
-from service.errors import ApiError
+from service.errors import ApiError, worded_error
 
 
 def known_at_site_sql(person: str, site: str) -> str:
@@ -34,7 +34,12 @@ PERSON_EXISTS_SQL = "SELECT EXISTS (SELECT 1 FROM people WHERE id = $1)"
 
 
 def person_not_found(person_id: int) -> ApiError:
-    return ApiError(404, "person_not_found", f"No person with id {person_id}.")
+    return worded_error(
+        404,
+        "person_not_found",
+        f"Không tìm thấy người có mã {person_id}.",
+        f"No person with id {person_id}.",
+    )
 
 
 async def is_visible(conn: asyncpg.Connection, person_id: int, scope: int | None) -> bool:
