@@ -15,6 +15,7 @@ import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -27,6 +28,7 @@ from service.auth import PUBLIC, Role, access_of
 from service.person_scope import KNOWN_AT_SITE_SQL
 from tests.checkin_helpers import Door, make_door, scan
 from tests.conftest import Factory, bearer
+from tests.test_cli import env_for, run_cli
 from tests.test_console_auth import login
 from tests.test_roles import named_routes
 
@@ -349,3 +351,17 @@ def test_an_unknown_route_parameter_fails_the_walk_loudly(app: web.Application) 
         formatter = str(info.get("formatter", ""))
         for param in re.findall(r"\{(\w+)\}", formatter):
             assert param in known, f"{route}: add {param!r} to the walk"
+
+
+async def test_the_cli_trace_of_one_site_answers_as_the_api_does(
+    client: Client, factory: Factory, conn: asyncpg.Connection, db_url: str, tmp_path: Path
+) -> None:
+    world = await make_world(client, factory, conn)
+    env = env_for(db_url, tmp_path)
+    window = query_for(world, world.own.site_id)
+    common = ["--from", window["from"], "--to", window["to"], "--site", str(world.own.site_id)]
+    done = run_cli("trace", "--person", str(world.stranger), *common, env=env)
+    assert done.returncode == 1 and "no person" in done.stderr
+    assert not leaks(done.stdout + done.stderr)
+    mine = run_cli("trace", "--person", str(world.own_person), *common, env=env)
+    assert mine.returncode == 0, mine.stderr
