@@ -19,7 +19,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from service.auth import Role, requires
+from service.auth import Role, principal, requires
 from service.db import DB_KEY
 from service.errors import ApiError
 from service.openapi import documented
@@ -100,14 +100,16 @@ SET_PASSWORD_SQL = """
 UPDATE console_accounts SET password_hash = $2, failed_logins = 0, locked_until = NULL
 WHERE username = $1 RETURNING id
 """
+# $2: only an account of this site (NULL: any), for an admin limited to a site.
 DISABLE_SQL = """
 UPDATE console_accounts SET disabled_at = now()
-WHERE username = $1 AND disabled_at IS NULL RETURNING id
+WHERE username = $1 AND disabled_at IS NULL AND ($2::bigint IS NULL OR site_id = $2)
+RETURNING id
 """
 END_SESSIONS_SQL = "DELETE FROM console_sessions WHERE account_id = $1"
 LIST_SQL = """
 SELECT id, username, role, site_id, full_name, last_login_at, created_at, disabled_at
-FROM console_accounts ORDER BY id
+FROM console_accounts WHERE $1::bigint IS NULL OR site_id = $1 ORDER BY id
 """
 SITE_EXISTS_SQL = "SELECT 1 FROM sites WHERE id = $1"
 
@@ -190,32 +192,41 @@ async def set_password(conn: asyncpg.Connection, username: str, password: str) -
         await conn.execute(END_SESSIONS_SQL, account_id)
 
 
-async def disable_account(conn: asyncpg.Connection, username: str) -> None:
-    """Disable the account and end its sessions at once."""
+async def disable_account(
+    conn: asyncpg.Connection, username: str, *, site_id: int | None = None
+) -> None:
+    """Disable the account (of this site, if given) and end its sessions at once."""
     async with conn.transaction():
-        account_id = await conn.fetchval(DISABLE_SQL, username)
+        account_id = await conn.fetchval(DISABLE_SQL, username, site_id)
         if account_id is None:
             raise AccountError("account_not_found", f"No active account {username}.")
         await conn.execute(END_SESSIONS_SQL, account_id)
 
 
-async def list_accounts(conn: asyncpg.Connection) -> list[dict[str, Any]]:
+async def list_accounts(
+    conn: asyncpg.Connection, *, site_id: int | None = None
+) -> list[dict[str, Any]]:
     return [
         {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in dict(r).items()}
-        for r in await conn.fetch(LIST_SQL)
+        for r in await conn.fetch(LIST_SQL, site_id)
     ]
 
 
 @requires(Role.ADMIN)
 async def list_accounts_route(request: web.Request) -> web.Response:
+    scope = principal(request).site_id
     async with request.app[DB_KEY].connection() as conn:
-        return web.json_response({"accounts": await list_accounts(conn)})
+        return web.json_response({"accounts": await list_accounts(conn, site_id=scope)})
 
 
 @requires(Role.ADMIN)
 @documented(body=AccountIn)
 async def create_account_route(request: web.Request) -> web.Response:
     new = await read_model(request, AccountIn)
+    scope = principal(request).site_id
+    if scope is not None and new.site_id != scope:
+        # An admin of one site makes logins for that site, never wider ones.
+        raise ApiError(403, "forbidden", "Your token is limited to another site.")
     async with request.app[DB_KEY].connection() as conn:
         try:
             account = await create_account(conn, new)
@@ -236,7 +247,9 @@ async def create_account_route(request: web.Request) -> web.Response:
 async def disable_account_route(request: web.Request) -> web.Response:
     async with request.app[DB_KEY].connection() as conn:
         try:
-            await disable_account(conn, request.match_info["username"])
+            await disable_account(
+                conn, request.match_info["username"], site_id=principal(request).site_id
+            )
         except AccountError as e:
             raise ApiError(404, e.code, str(e)) from None
     return web.json_response({"disabled": request.match_info["username"]})

@@ -109,6 +109,7 @@ async def trace_contacts(args: argparse.Namespace, conn: asyncpg.Connection) -> 
             open_until=parse_time(args.open_until, "--open-until") if args.open_until else now,
             min_overlap_minutes=args.min_overlap,
             same_gate=args.same_gate,
+            site_id=args.site,
         )
         result = await trace(conn, query, actor="cli", now=now, output="csv")
     except TraceError as e:
@@ -236,6 +237,9 @@ def add_parsers(sub: argparse._SubParsersAction, wrap: Callable[[Command], objec
     )
     trace_cmd.add_argument(
         "--open-until", help="where stays with no exit end (ISO time; default: now)"
+    )
+    trace_cmd.add_argument(
+        "--site", type=int, help="only this site's stays, as a token limited to it sees them"
     )
     trace_cmd.add_argument("--out", help="write the CSV here (default: stdout)")
     trace_cmd.set_defaults(func=wrap(trace_contacts))

@@ -18,6 +18,7 @@ from service import (
     kiosk_stream,
     occupancy,
     openapi,
+    overrides,
     people_search,
     rules,
     sites,
@@ -66,6 +67,7 @@ def create_app(*, settings: Settings) -> web.Application:
     app.add_routes(kiosk_stream.routes())
     app.add_routes(event_stream.routes())
     app.add_routes(door.routes())
+    app.add_routes(overrides.routes())
     app.add_routes(openapi.routes())
     app.add_routes(audit.routes())
     app.add_routes(trace.routes())

@@ -29,9 +29,9 @@ from aiohttp import web
 
 from service.auth import Role, principal, require_site, requires
 from service.db import DB_KEY
-from service.declarations import KNOWN_AT_SITE_SQL
 from service.errors import ApiError
 from service.events import KINDS, NewEvent, append_event, verify_chain
+from service.person_scope import person_not_found, require_visible, visible_to_sql
 from service.spreadsheet import safe_cell
 
 logger = logging.getLogger(__name__)
@@ -63,30 +63,39 @@ EXPORT_COLUMNS = (
 )
 HASH_COLUMNS = ("digest", "prev_hash", "hash")
 
-# The filters, $1..$8, shared by every export of the log.
-_FILTERED_EVENTS = """
-FROM events e LEFT JOIN people p ON p.id = e.person_id
+# The filters, $1..$8, shared by every export of the log; $9 the caller's site (NULL:
+# every site). A caller limited to a site reads only people known there: their name is
+# left out of events that name someone else (its kiosk shown another site's pass), and
+# a person filter on anyone else finds nothing, as for an id that does not exist.
+_FILTERED_EVENTS = (
+    """
+FROM events e LEFT JOIN people p ON p.id = e.person_id AND """
+    + visible_to_sql("e.person_id", "$9")
+    + """
 WHERE ($1::bigint IS NULL OR e.site_id = $1)
   AND ($2::bigint IS NULL OR e.gate_id = $2)
-  AND ($3::bigint IS NULL OR e.person_id = $3)
+  AND ($3::bigint IS NULL OR (e.person_id = $3 AND """
+    + visible_to_sql("$3", "$9")
+    + """))
   AND ($4::text IS NULL OR e.decision = $4)
   AND ($5::text IS NULL OR e.reason = $5)
   AND ($6::text IS NULL OR e.kind = $6)
   AND ($7::timestamptz IS NULL OR e.occurred_at >= $7)
   AND ($8::timestamptz IS NULL OR e.occurred_at < $8)
 """
+)
 
-# $9: rows after this id; $10: up to this id (NULL: no bound); $11: LIMIT (NULL: all).
+# $10: rows after this id; $11: up to this id (NULL: no bound); $12: LIMIT (NULL: all).
 EXPORT_SQL = (
     """
 SELECT e.id, e.site_id, e.seq, e.kind, e.occurred_at, e.recorded_at, e.gate_id, e.person_id,
        p.full_name, e.event_id, e.pass_id, e.direction, e.decision, e.reason, e.actor,
        e.detail, e.digest, e.prev_hash, e.hash"""
     + _FILTERED_EVENTS
-    + """  AND e.id > $9
-  AND ($10::bigint IS NULL OR e.id <= $10)
+    + """  AND e.id > $10
+  AND ($11::bigint IS NULL OR e.id <= $11)
 ORDER BY e.id
-LIMIT $11
+LIMIT $12
 """
 )
 
@@ -284,6 +293,7 @@ class EventFilters:
     kind: str | None
     start: datetime | None
     end: datetime | None
+    scope: int | None = None  # the caller's site: whose people it may read (None: all)
 
     @classmethod
     def from_request(cls, request: web.Request) -> EventFilters:
@@ -300,6 +310,7 @@ class EventFilters:
             kind=choice_param(request, "kind", KINDS),
             start=start,
             end=end,
+            scope=principal(request).site_id,
         )
 
     def sql_args(self) -> tuple[Any, ...]:
@@ -312,10 +323,11 @@ class EventFilters:
             self.kind,
             self.start,
             self.end,
+            self.scope,
         )
 
     def as_json(self) -> dict[str, Any]:
-        out = {k: v for k, v in asdict(self).items() if v is not None}
+        out = {k: v for k, v in asdict(self).items() if v is not None and k != "scope"}
         for name, key in (("start", "from"), ("end", "to")):
             if name in out:
                 out[key] = out.pop(name).isoformat()
@@ -572,12 +584,11 @@ async def movements(request: web.Request) -> web.Response:
         "person_id": person_id
     }
     async with request.app[DB_KEY].connection() as conn:
-        person = await conn.fetchrow(PERSON_SQL, person_id)
         # Not even the name of someone who never came to the caller's site.
-        if person is None or (
-            site_id is not None and not await conn.fetchval(KNOWN_AT_SITE_SQL, person_id, site_id)
-        ):
-            raise ApiError(404, "person_not_found", f"No person with id {person_id}.")
+        await require_visible(conn, person_id, site_id)
+        person = await conn.fetchrow(PERSON_SQL, person_id)
+        if person is None:
+            raise person_not_found(person_id)
         await record_export(
             conn,
             principal(request).actor,

@@ -22,6 +22,9 @@ class CheckinRules(BaseModel):
     clock_skew_s: Annotated[int, Field(ge=1, le=3600)] = 300
     # Offline replays older than this are recorded at the time received, flagged.
     max_replay_age_h: Annotated[int, Field(ge=1, le=24 * 30)] = 72
+    # A guard may let a denied person in once only this soon after the scan (the person
+    # is still at the door); the console raises alerts only for denials this recent.
+    override_window_s: Annotated[int, Field(ge=30, le=3600)] = 300
 
 
 DEFAULT_RULES = CheckinRules()

@@ -13,7 +13,7 @@ import hashlib
 import hmac
 import json
 import secrets
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -23,6 +23,7 @@ from aiohttp_session import get_session, new_session
 
 from service import accounts, door
 from service.auth import Role, principal, public, require_site, requires, same_origin
+from service.checkin_rules import CheckinRules
 from service.db import DB_KEY
 from service.errors import ApiError
 from service.pages import STATIC_DIR, Markup, join, page, render, tag, void
@@ -224,7 +225,9 @@ async def logout(request: web.Request) -> web.Response:
 
 
 SITES_SQL = "SELECT id, name FROM sites WHERE $1::bigint IS NULL OR id = $1 ORDER BY id"
-SITE_SQL = "SELECT id, code, name, timezone, capacity FROM sites WHERE id = $1"
+SITE_SQL = """
+SELECT id, code, name, timezone, capacity, checkin_rules FROM sites WHERE id = $1
+"""
 GATES_SQL = "SELECT id, name, direction FROM gates WHERE site_id = $1 ORDER BY id"
 HEAD_SQL = "SELECT last_seq FROM event_chains WHERE chain_id = $1"
 
@@ -262,13 +265,17 @@ async def console_page(request: web.Request) -> web.Response:
     session = await get_session(request)
     config: dict[str, Any] = {
         "lang": lang,
-        "site": dict(site),
+        "site": {k: v for k, v in site.items() if k != "checkin_rules"},
         "sites": [dict(r) for r in sites],
         "gates": {str(g["id"]): g["name"] for g in gates},
         "after_seq": max(0, head - RECENT_EVENTS),
         "user": {"username": caller.label, "role": caller.role.value},
         "csrf": session["csrf"],
         **words_by_direction(),  # reasons, labels, warnings: one source for every screen
+        # Alerts are for denials still open to an override; the page's clock is set
+        # against ours so a wrong laptop clock does not bring old ones back.
+        "override_window_s": CheckinRules.model_validate(site["checkin_rules"]).override_window_s,
+        "server_now": datetime.now(UTC).isoformat(),
     }
     text = render(
         "console.html",

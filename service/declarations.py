@@ -34,6 +34,7 @@ from service.openapi import documented
 from service.pass_links import PASS_LINKS_KEY
 from service.passes import issue_pass
 from service.people import person_json
+from service.person_scope import person_not_found, require_visible
 from service.policy import Evaluation, FlaggedArea, SiteRules, evaluate, reason
 from service.public_limit import limit_public
 from service.qr import render
@@ -124,10 +125,12 @@ _REVOKE_RETURNING = " AND revoked_at IS NULL RETURNING id, person_id, site_id, d
 REVOKE_DECLARATION_PASSES_SQL = (
     _REVOKE_SET + "WHERE declaration_id = ANY($4::bigint[])" + _REVOKE_RETURNING
 )
+# $5: only passes of this site (NULL: every site), for an admin limited to a site.
+_REVOKE_SCOPE = " AND ($5::bigint IS NULL OR site_id = $5)"
 REVOKE_PERSON_PASSES_SQL = (
-    _REVOKE_SET + "WHERE person_id = $4 AND not_after > $1" + _REVOKE_RETURNING
+    _REVOKE_SET + "WHERE person_id = $4 AND not_after > $1" + _REVOKE_SCOPE + _REVOKE_RETURNING
 )
-REVOKE_PASS_SQL = _REVOKE_SET + "WHERE id = $4" + _REVOKE_RETURNING
+REVOKE_PASS_SQL = _REVOKE_SET + "WHERE id = $4" + _REVOKE_SCOPE + _REVOKE_RETURNING
 PERSON_EXISTS_SQL = "SELECT 1 FROM people WHERE id = $1 FOR NO KEY UPDATE"
 PERSON_SQL = """
 SELECT id, kind, full_name, phone, national_id, organisation, position, risk_level,
@@ -141,12 +144,6 @@ SELECT d.id, d.site_id, d.status, d.reasons, d.submitted_at, d.valid_until, d.re
 FROM declarations d LEFT JOIN passes p ON p.declaration_id = d.id
 WHERE d.person_id = $1 AND d.superseded_at IS NULL AND ($2::bigint IS NULL OR d.site_id = $2)
 ORDER BY d.site_id, p.issued_at DESC NULLS LAST
-"""
-# Who a site-bound caller may look up: people with a declaration or a stay at the site.
-KNOWN_AT_SITE_SQL = """
-SELECT EXISTS (SELECT 1 FROM declarations
-               WHERE person_id = $1 AND site_id = $2 AND superseded_at IS NULL)
-    OR EXISTS (SELECT 1 FROM presence WHERE person_id = $1 AND site_id = $2)
 """
 
 
@@ -513,14 +510,17 @@ async def review_declaration(request: web.Request) -> web.Response:
 async def revoke_person_passes(request: web.Request) -> web.Response:
     person_id = int(request.match_info["person_id"])
     body = await read_model(request, RevokeIn)
+    scope = principal(request).site_id
     now = datetime.now(UTC)
     async with request.app[DB_KEY].connection() as conn, conn.transaction():
         if await conn.fetchval(PERSON_EXISTS_SQL, person_id) is None:
-            raise ApiError(404, "person_not_found", f"No person {person_id}.")
+            raise person_not_found(person_id)
+        await require_visible(conn, person_id, scope)
         revoked = await revoke(
             conn,
             REVOKE_PERSON_PASSES_SQL,
             person_id,
+            scope,
             reason=body.reason,
             actor=principal(request).actor,
             now=now,
@@ -533,19 +533,21 @@ async def revoke_person_passes(request: web.Request) -> web.Response:
 async def revoke_pass(request: web.Request) -> web.Response:
     pass_id = uuid.UUID(request.match_info["pass_id"])
     body = await read_model(request, RevokeIn)
+    scope = principal(request).site_id
     now = datetime.now(UTC)
     async with request.app[DB_KEY].connection() as conn, conn.transaction():
         revoked = await revoke(
             conn,
             REVOKE_PASS_SQL,
             pass_id,
+            scope,
             reason=body.reason,
             actor=principal(request).actor,
             now=now,
         )
         if not revoked:
             found = await conn.fetchrow(PASS_SQL, pass_id)
-            if found is None:
+            if found is None or (scope is not None and found["site_id"] != scope):
                 raise ApiError(404, "pass_not_found", "No such pass.")
             raise ApiError(409, "pass_already_revoked", "The pass is already revoked.")
     return web.json_response(
@@ -607,16 +609,11 @@ async def get_person(request: web.Request) -> web.Response:
     scope = caller.site_id
     now = datetime.now(UTC)
     async with request.app[DB_KEY].connection() as conn:
+        await require_visible(conn, person_id, scope)
         person = await conn.fetchrow(PERSON_SQL, person_id)
         current = await conn.fetch(CURRENT_DECLARATIONS_SQL, person_id, scope)
-        # A guard sees only people who declared for its site or stayed there.
-        known = (
-            scope is None
-            or bool(current)
-            or await conn.fetchval(KNOWN_AT_SITE_SQL, person_id, scope)
-        )
-    if person is None or not known:
-        raise ApiError(404, "person_not_found", f"No person {person_id}.")
+    if person is None:
+        raise person_not_found(person_id)
     return web.json_response(
         {
             "person": {

@@ -1,11 +1,10 @@
-"""What guards and admins do at the door: overrides, manual exits, the deny list, and
-the views of who is inside and how the kiosks are."""
+"""What guards and admins do at the door: manual exits, the deny list, and the views
+of who is inside and how the kiosks are (overrides: service.overrides)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Annotated, Any
-from uuid import UUID
 
 import asyncpg
 from aiohttp import web
@@ -17,19 +16,12 @@ from service.errors import ApiError
 from service.events import NewEvent, append_events, lock_chains
 from service.fanout import FANOUT_KEY
 from service.openapi import documented
+from service.person_scope import is_visible, person_not_found, visible_to_sql
 from service.reasons import short_name
 from service.validation import read_model
 
 Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=500)]
 KIOSK_SILENT_AFTER_S = 30
-
-
-class OverrideIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    event_id: UUID  # the denied scan
-    reason: Reason
-    person_id: Annotated[int, Field(gt=0)] | None = None  # when the scan named nobody
 
 
 class ReasonIn(BaseModel):
@@ -46,14 +38,6 @@ class DenyListIn(BaseModel):
     reason: Reason
 
 
-DENIED_SCAN_SQL = """
-SELECT site_id, gate_id, person_id, pass_id, direction, decision, reason, detail
-FROM events WHERE event_id = $1 AND kind = 'scan'
-"""
-ALREADY_OVERRIDDEN_SQL = """
-SELECT 1 FROM events
-WHERE kind = 'override' AND chain_id = $1 AND person_id = $2 AND detail->>'overrides' = $3
-"""
 PERSON_SQL = "SELECT id, full_name FROM people WHERE id = $1"
 OPEN_STAY_SQL = """
 SELECT id FROM presence WHERE site_id = $1 AND person_id = $2 AND exited_at IS NULL
@@ -86,86 +70,30 @@ RETURNING id, added_at
 """
 REMOVE_DENY_SQL = """
 UPDATE deny_list SET removed_at = now(), removed_by = $2, removed_reason = $3
-WHERE id = $1 AND removed_at IS NULL RETURNING person_id, site_id
+WHERE id = $1 AND removed_at IS NULL AND ($4::bigint IS NULL OR site_id = $4)
+RETURNING person_id, site_id
 """
-LIST_DENY_SQL = """
+# A caller limited to a site: its own entries, and the entries for every site of the
+# people known there (not the names of everyone else the list holds).
+LIST_DENY_SQL = (
+    """
 SELECT d.id, d.person_id, p.full_name, d.site_id, d.reason, d.added_by, d.added_at
 FROM deny_list d JOIN people p ON p.id = d.person_id
-WHERE d.removed_at IS NULL AND ($1::bigint IS NULL OR d.site_id IS NULL OR d.site_id = $1)
+WHERE d.removed_at IS NULL AND ($1::bigint IS NULL OR d.site_id = $1
+                               OR (d.site_id IS NULL AND """
+    + visible_to_sql("d.person_id", "$1")
+    + """))
 ORDER BY d.added_at DESC
 """
+)
 
 
 def _site_id(request: web.Request) -> int:
     return int(request.match_info["site_id"])
 
 
-def _announce(request: web.Request, heads: dict[int, tuple[int, bytes]]) -> None:
+def announce(request: web.Request, heads: dict[int, tuple[int, bytes]]) -> None:
     request.app[FANOUT_KEY].poke({site: head[0] for site, head in heads.items()})
-
-
-@requires(Role.GUARD, Role.ADMIN)
-@documented(body=OverrideIn)
-async def create_override(request: web.Request) -> web.Response:
-    """Let a denied person through once, with the guard's reason on record."""
-    body = await read_model(request, OverrideIn)
-    caller = principal(request)
-    now = datetime.now(UTC)
-    async with request.app[DB_KEY].connection() as conn, conn.transaction():
-        scan = await conn.fetchrow(DENIED_SCAN_SQL, body.event_id)
-        if scan is None:
-            raise ApiError(404, "scan_not_found", "No scan with this event_id.")
-        site_id = scan["site_id"]
-        require_site(request, site_id)
-        if scan["decision"] != "deny":
-            raise ApiError(409, "not_denied", "This scan was not denied.")
-        person_id = scan["person_id"] or body.person_id
-        if person_id is None:
-            raise ApiError(
-                422, "person_required", "The scan names nobody: give the person_id you checked."
-            )
-        person = await conn.fetchrow(PERSON_SQL, person_id)
-        if person is None:
-            raise ApiError(404, "person_not_found", f"No person with id {person_id}.")
-        heads = await lock_chains(conn, [site_id])
-        if await conn.fetchval(ALREADY_OVERRIDDEN_SQL, site_id, person_id, str(body.event_id)):
-            raise ApiError(409, "already_overridden", "This denial was already overridden.")
-        event = NewEvent(
-            kind="override",
-            actor=caller.actor,
-            occurred_at=now,
-            site_id=site_id,
-            gate_id=scan["gate_id"],
-            person_id=person_id,
-            pass_id=scan["pass_id"],
-            direction=scan["direction"],
-            decision="allow",
-            reason="override_allowed",
-            detail={
-                "overrides": str(body.event_id),
-                "denied_for": scan["reason"],
-                "reason": body.reason,
-                "name": short_name(person["full_name"]),
-            },
-        )
-        (appended,) = await append_events(conn, [event], heads)
-        stay = await conn.fetchval(OPEN_STAY_SQL, site_id, person_id)
-        if scan["direction"] == "in" and stay is None:
-            await conn.execute(
-                OPEN_STAY_INSERT_SQL, site_id, person_id, now, scan["gate_id"], appended.id
-            )
-        elif scan["direction"] == "out" and stay is not None:
-            await conn.execute(CLOSE_STAY_SQL, stay, now, scan["gate_id"], appended.id, "scan")
-    _announce(request, heads)
-    return web.json_response(
-        {
-            "override_id": appended.id,
-            "site_id": site_id,
-            "seq": appended.seq,
-            "person_id": person_id,
-        },
-        status=201,
-    )
 
 
 @requires(Role.GUARD, Role.ADMIN)
@@ -197,7 +125,7 @@ async def manual_exit(request: web.Request) -> web.Response:
         )
         (appended,) = await append_events(conn, [event], heads)
         await conn.execute(CLOSE_STAY_SQL, stay, now, None, appended.id, "manual")
-    _announce(request, heads)
+    announce(request, heads)
     return web.json_response({"event_row_id": appended.id, "seq": appended.seq}, status=201)
 
 
@@ -268,10 +196,14 @@ async def _deny_list_event(
 @documented(body=DenyListIn)
 async def add_to_deny_list(request: web.Request) -> web.Response:
     body = await read_model(request, DenyListIn)
-    actor = principal(request).actor
+    caller = principal(request)
+    actor = caller.actor
+    if caller.site_id is not None and body.site_id != caller.site_id:
+        # An admin of one site lists people for that site, not for every site.
+        raise ApiError(403, "forbidden", "Your token is limited to another site.")
     async with request.app[DB_KEY].connection() as conn, conn.transaction():
-        if await conn.fetchrow(PERSON_SQL, body.person_id) is None:
-            raise ApiError(404, "person_not_found", f"No person with id {body.person_id}.")
+        if not await is_visible(conn, body.person_id, caller.site_id):
+            raise person_not_found(body.person_id)
         try:
             async with conn.transaction():
                 row = await conn.fetchrow(
@@ -291,7 +223,7 @@ async def add_to_deny_list(request: web.Request) -> web.Response:
             body.site_id,
             {"reason": body.reason, "entry_id": row["id"]},
         )
-    _announce(request, heads)
+    announce(request, heads)
     return web.json_response({"id": row["id"], "added_at": row["added_at"].isoformat()}, status=201)
 
 
@@ -300,9 +232,10 @@ async def add_to_deny_list(request: web.Request) -> web.Response:
 async def remove_from_deny_list(request: web.Request) -> web.Response:
     entry_id = int(request.match_info["entry_id"])
     body = await read_model(request, ReasonIn)
-    actor = principal(request).actor
+    caller = principal(request)
+    actor = caller.actor
     async with request.app[DB_KEY].connection() as conn, conn.transaction():
-        row = await conn.fetchrow(REMOVE_DENY_SQL, entry_id, actor, body.reason)
+        row = await conn.fetchrow(REMOVE_DENY_SQL, entry_id, actor, body.reason, caller.site_id)
         if row is None:
             raise ApiError(404, "entry_not_found", "No active deny-list entry with this id.")
         heads = await _deny_list_event(
@@ -313,7 +246,7 @@ async def remove_from_deny_list(request: web.Request) -> web.Response:
             row["site_id"],
             {"reason": body.reason, "entry_id": entry_id},
         )
-    _announce(request, heads)
+    announce(request, heads)
     return web.Response(status=204)
 
 
@@ -330,7 +263,6 @@ async def list_deny_list(request: web.Request) -> web.Response:
 def routes() -> list[web.RouteDef]:
     site = r"/api/v1/sites/{site_id:\d{1,18}}"
     return [
-        web.post("/api/v1/overrides", create_override, name="create_override"),
         web.post(site + r"/presence/{person_id:\d{1,18}}/exit", manual_exit, name="manual_exit"),
         web.get(site + "/presence", presence, name="presence"),
         web.get(site + "/kiosks", kiosks, name="kiosks"),

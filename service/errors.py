@@ -47,6 +47,12 @@ class ApiError(Exception):
         self.headers: dict[str, str] | None = None
 
 
+def worded_error(status: int, code: str, vi: str, en: str) -> ApiError:
+    """An error a person reads (the console shows it): `message` in English, and
+    `message_vi` / `message_en` for the page to pick by its language."""
+    return ApiError(status, code, en, message_vi=vi, message_en=en)
+
+
 class ServiceUnavailable(ApiError):
     def __init__(self, message: str = _CODE_BY_STATUS[503][1]) -> None:
         super().__init__(503, "service_unavailable", message)

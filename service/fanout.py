@@ -39,8 +39,8 @@ SUBSCRIBER_BUFFER = 1000
 # The person's name for events that do not carry one (revocations, reviews, the deny
 # list); a purged event has no person left to join.
 EVENTS_AFTER_SQL = """
-SELECT e.id, e.seq, e.kind, e.occurred_at, e.site_id, e.gate_id, e.person_id, e.pass_id,
-       e.event_id, e.direction, e.decision, e.reason, e.actor, e.detail, p.full_name
+SELECT e.id, e.seq, e.kind, e.occurred_at, e.recorded_at, e.site_id, e.gate_id, e.person_id,
+       e.pass_id, e.event_id, e.direction, e.decision, e.reason, e.actor, e.detail, p.full_name
 FROM events e LEFT JOIN people p ON p.id = e.person_id
 WHERE e.chain_id = $1 AND e.seq > $2 ORDER BY e.seq LIMIT $3
 """
@@ -57,6 +57,12 @@ def event_json(row: asyncpg.Record) -> dict[str, Any]:
         "seq": row["seq"],
         "kind": row["kind"],
         "occurred_at": row["occurred_at"].isoformat(),
+        # A console tells a denial happening now from one replayed late by an offline
+        # kiosk (no alert for those): when it was recorded, and whether the kiosk
+        # judged it offline with a clock nobody trusts (its time is then ours).
+        "recorded_at": row["recorded_at"].isoformat(),
+        "offline": "offline" in detail,
+        "clock_untrusted": bool(detail.get("clock_skew")),
         "gate_id": row["gate_id"],
         "person_id": row["person_id"],
         "event_id": str(row["event_id"]) if row["event_id"] else None,

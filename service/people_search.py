@@ -21,6 +21,7 @@ from service.db import DB_KEY
 from service.declarations import pass_state
 from service.errors import ApiError
 from service.openapi import documented
+from service.person_scope import visible_to_sql
 
 MIN_QUERY = 2
 MAX_QUERY = 100
@@ -39,7 +40,8 @@ _NUMBER_RE = re.compile(r"\+?\(?[0-9][0-9 .()\-]*")
 # Every person's name is folded (no index may hold the fold without a migration): a
 # few milliseconds per thousand people. A person matches when every word of the text
 # starts a word of the name.
-SEARCH_SQL = r"""
+SEARCH_SQL = (
+    r"""
 WITH fold (src, dst) AS (
     VALUES (' abcdefghijklmnopqrstuvwxyz'
             || 'àáảãạăằắẳẵặâầấẩẫậèéẻẽẹêềếểễệìíỉĩịòóỏõọôồốổỗộơờớởỡợùúủũụưừứửữựỳýỷỹỵđ'
@@ -74,11 +76,9 @@ WITH fold (src, dst) AS (
 ), hits AS (
     SELECT * FROM scored s
     WHERE (s.name_hit OR s.phone_hit OR s.id_hit)
-      AND ($4::bigint IS NULL
-           OR s.id IN (SELECT d.person_id FROM declarations d
-                       WHERE d.site_id = $4 AND d.superseded_at IS NULL
-                       UNION ALL
-                       SELECT pr.person_id FROM presence pr WHERE pr.site_id = $4))
+      AND """  # noqa: S608
+    + visible_to_sql("s.id", "$4")
+    + r"""
     ORDER BY s.rank, s.name, s.id
     LIMIT $5
 )
@@ -101,6 +101,7 @@ LEFT JOIN LATERAL (
 ) ps ON true
 ORDER BY h.rank, h.name, h.id
 """
+)
 SITE_EXISTS_SQL = "SELECT 1 FROM sites WHERE id = $1"
 
 

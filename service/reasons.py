@@ -79,6 +79,24 @@ REASONS: dict[str, tuple[Verdict, str, str]] = {
 }
 
 
+# Denials that only an admin may override (with a reason, as every override), never a
+# guard: the pass was revoked, the person is on the deny list, a health officer
+# rejected their declaration, or they are suspended as a case, a contact or for a
+# flagged area (the health desk's codes, listed here so they are covered when they
+# come). Every other denial is the guard's call, at the door, within the site's
+# override window.
+ADMIN_ONLY_OVERRIDES: frozenset[str] = frozenset(
+    {
+        "pass_revoked",
+        "deny_listed",
+        "declaration_rejected",
+        "case_confirmed",
+        "contact_traced",
+        "area_flagged",
+    }
+)
+
+
 _SEE_THE_GUARD = ("vui lòng gặp bảo vệ", "please see the guard")
 
 # code -> direction -> (Vietnamese, English), where the way the person goes changes

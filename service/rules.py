@@ -7,10 +7,11 @@ from typing import Annotated, Any
 
 import asyncpg
 from aiohttp import web
-from pydantic import BeforeValidator, ConfigDict, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, field_validator
 from pydantic_core import PydanticCustomError
 
 from service.auth import Role, principal, requires
+from service.checkin_rules import CheckinRules
 from service.db import DB_KEY
 from service.declaration_model import Area
 from service.errors import ApiError
@@ -23,6 +24,8 @@ AREA_CODE_MAX = 40  # flagged_areas_code_length
 
 GET_RULES_SQL = "SELECT declaration_rules FROM sites WHERE id = $1"
 SET_RULES_SQL = "UPDATE sites SET declaration_rules = $2 WHERE id = $1 RETURNING id"
+GET_DOOR_RULES_SQL = "SELECT checkin_rules FROM sites WHERE id = $1"
+SET_DOOR_RULES_SQL = "UPDATE sites SET checkin_rules = $2 WHERE id = $1 RETURNING id"
 SITE_EXISTS_SQL = "SELECT 1 FROM sites WHERE id = $1"
 LIST_AREAS_SQL = """
 SELECT id, site_id, name, code, flagged_from, flagged_until, created_at FROM flagged_areas
@@ -95,30 +98,57 @@ def _admin_event(request: web.Request, site_id: int, detail: dict[str, Any]) -> 
     )
 
 
-@requires(Role.ADMIN, Role.GUARD, Role.AUDITOR)
-async def get_rules(request: web.Request) -> web.Response:
+# A site's two rule sets: (column read, column write, model, action in the event log).
+RuleSet = tuple[str, str, type[BaseModel], str]
+DECLARATION_RULES: RuleSet = (GET_RULES_SQL, SET_RULES_SQL, SiteRules, "rules_set")
+DOOR_RULES: RuleSet = (GET_DOOR_RULES_SQL, SET_DOOR_RULES_SQL, CheckinRules, "door_rules_set")
+
+
+async def _read_rules(request: web.Request, rule_set: RuleSet) -> web.Response:
+    get_sql, _, model, _ = rule_set
     site_id = _site_id(request)
     async with request.app[DB_KEY].connection() as conn:
-        row = await conn.fetchrow(GET_RULES_SQL, site_id)
-    if row is None:
+        stored = await conn.fetchrow(get_sql, site_id)
+    if stored is None:
         raise _site_not_found(site_id)
     # Stored rules fill in defaults added since they were saved.
-    rules = SiteRules.model_validate(row["declaration_rules"])
+    rules = model.model_validate(stored[0])
     return web.json_response({"site_id": site_id, "rules": rules.model_dump(mode="json")})
+
+
+async def _write_rules(request: web.Request, rule_set: RuleSet) -> web.Response:
+    _, set_sql, model, action = rule_set
+    site_id = _site_id(request)
+    rules = (await read_model(request, model)).model_dump(mode="json")
+    async with request.app[DB_KEY].connection() as conn, conn.transaction():
+        if await conn.fetchval(set_sql, site_id, rules) is None:
+            raise _site_not_found(site_id)
+        await append_event(conn, _admin_event(request, site_id, {"action": action, "rules": rules}))
+    return web.json_response({"site_id": site_id, "rules": rules})
+
+
+@requires(Role.ADMIN, Role.GUARD, Role.AUDITOR)
+async def get_rules(request: web.Request) -> web.Response:
+    return await _read_rules(request, DECLARATION_RULES)
 
 
 @requires(Role.ADMIN)
 @documented(body=SiteRules)
 async def put_rules(request: web.Request) -> web.Response:
-    site_id = _site_id(request)
-    rules = (await read_model(request, SiteRules)).model_dump(mode="json")
-    async with request.app[DB_KEY].connection() as conn, conn.transaction():
-        if await conn.fetchval(SET_RULES_SQL, site_id, rules) is None:
-            raise _site_not_found(site_id)
-        await append_event(
-            conn, _admin_event(request, site_id, {"action": "rules_set", "rules": rules})
-        )
-    return web.json_response({"site_id": site_id, "rules": rules})
+    return await _write_rules(request, DECLARATION_RULES)
+
+
+@requires(Role.ADMIN, Role.GUARD, Role.AUDITOR)
+async def get_door_rules(request: web.Request) -> web.Response:
+    """The door rules of the check-in core (anti-passback, shared passes, kiosk clocks,
+    offline replays, the override window)."""
+    return await _read_rules(request, DOOR_RULES)
+
+
+@requires(Role.ADMIN)
+@documented(body=CheckinRules)
+async def put_door_rules(request: web.Request) -> web.Response:
+    return await _write_rules(request, DOOR_RULES)
 
 
 @requires(Role.ADMIN, Role.GUARD, Role.AUDITOR)
@@ -177,6 +207,8 @@ def routes() -> list[web.RouteDef]:
     return [
         web.get(site + "/rules", get_rules, name="site_rules"),
         web.put(site + "/rules", put_rules, name="set_site_rules"),
+        web.get(site + "/door-rules", get_door_rules, name="site_door_rules"),
+        web.put(site + "/door-rules", put_door_rules, name="set_site_door_rules"),
         web.get(site + "/flagged-areas", list_flagged_areas, name="flagged_areas"),
         web.post(site + "/flagged-areas", add_flagged_area, name="add_flagged_area"),
         web.delete(

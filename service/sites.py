@@ -155,6 +155,7 @@ async def get_site(request: web.Request) -> web.Response:
 @documented(body=GateIn)
 async def create_gate(request: web.Request) -> web.Response:
     site_id = int(request.match_info["site_id"])
+    require_site(request, site_id)
     gate = await read_model(request, GateIn)
     async with request.app[DB_KEY].connection() as conn:
         created = await insert_gate(conn, site_id, gate)

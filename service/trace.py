@@ -22,6 +22,7 @@ from service.auth import Role, principal, requires
 from service.db import DB_KEY
 from service.errors import ApiError
 from service.events import NewEvent, append_event
+from service.person_scope import is_visible, person_not_found
 from service.spreadsheet import safe_cell
 
 # $1 person, $2 from, $3 to, $4 cut-off for open stays, $5 same gate only,
@@ -217,10 +218,12 @@ async def trace(
     conn: asyncpg.Connection, query: TraceQuery, *, actor: str, now: datetime, output: str
 ) -> TraceResult:
     """The contacts, with the trace recorded in the event log in the same transaction
-    (no trace is handed out unrecorded). Raises PersonNotFound."""
+    (no trace is handed out unrecorded). Raises PersonNotFound, also for a person the
+    query's site may not read. The contacts are all of that site too: only its stays
+    are intersected."""
     async with conn.transaction():
         person = await conn.fetchrow(PERSON_SQL, query.person_id)
-        if person is None:
+        if person is None or not await is_visible(conn, query.person_id, query.site_id):
             raise PersonNotFound(query.person_id)
         contacts = await fetch_contacts(conn, query)
         await append_event(
@@ -300,7 +303,7 @@ async def trace_contacts(request: web.Request) -> web.Response:
                 conn, query, actor=principal(request).actor, now=now, output=output
             )
     except PersonNotFound:
-        raise ApiError(404, "person_not_found", f"No person with id {query.person_id}.") from None
+        raise person_not_found(query.person_id) from None
     if output == "csv":
         name = f"trace-person-{query.person_id}-{query.start:%Y%m%d}-{query.end:%Y%m%d}.csv"
         return web.Response(

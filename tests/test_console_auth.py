@@ -7,6 +7,7 @@ import subprocess
 import sys
 from typing import Any
 
+import aiohttp
 import asyncpg
 from aiohttp.test_utils import TestClient
 
@@ -18,7 +19,9 @@ from tests.conftest import Factory, bearer
 Client = TestClient[Any, Any]
 
 
-async def login(client: Client, username: str, password: str) -> tuple[int, str]:
+async def login(
+    client: Client | aiohttp.ClientSession, username: str, password: str
+) -> tuple[int, str]:
     """Log in through the form; (status, the CSRF token of the console page or '').
     The caller's database needs a site for the console page to show one."""
     form = await (await client.get("/console/login")).text()

@@ -154,6 +154,18 @@ async def test_scan_alert_override_presence_and_history(
     await expect(alert.locator(".alert-message")).to_contain_text("lý do")
     await alert.locator(".override-reason").fill("Giấy tờ gốc đã kiểm tra tại cổng")
     await alert.locator(".allow-once").click()
+    # A revoked pass is not the guard's to override: the alert says why, in words.
+    await expect(alert.locator(".alert-message")).to_contain_text(
+        "Không thể cho vào: Chỉ quản trị viên"
+    )
+    await expect(alert.locator(".alert-message")).to_have_attribute(
+        "data-code", "override_admin_only"
+    )
+    # An admin lets them in; the guard's alert goes as the override arrives.
+    event_id = await alert.get_attribute("data-event-id")
+    body = {"event_id": event_id, "reason": "Giấy tờ gốc đã kiểm tra tại cổng"}
+    resp = await client.post("/api/v1/overrides", json=body, headers=bearer(door.admin))
+    assert resp.status == 201, await resp.text()
     await expect(page.locator(".alert")).to_have_count(0)
     await expect(page.locator("#feed tr.kind-override")).to_contain_text("Giấy tờ gốc")
     await expect(page.locator("#inside-count")).to_have_text("2")

@@ -46,6 +46,8 @@ EXPECTED: dict[str, frozenset[Role]] = {
     "pass_qr_svg": PUBLIC,
     "site_rules": frozenset({A, G, U}),
     "set_site_rules": frozenset({A}),
+    "site_door_rules": frozenset({A, G, U}),
+    "set_site_door_rules": frozenset({A}),
     "flagged_areas": frozenset({A, G, U}),
     "add_flagged_area": frozenset({A}),
     "delete_flagged_area": frozenset({A}),

@@ -18,7 +18,11 @@
     "pass_revoked",
     "declaration_reviewed",
   ]);
-  const ALERT_RECENT_MS = 2 * 60 * 1000; // a replayed denial older than this raises no alert
+  // Alerts are for denials happening now, while an override is still possible: the
+  // site's override window, on the server's clock (the page's may be wrong).
+  const ALERT_WINDOW_MS = (config.override_window_s || 300) * 1000;
+  const clockOffsetMs = Date.parse(config.server_now) - Date.now();
+  const serverNow = () => Date.now() + clockOffsetMs;
   const KIOSK_POLL_MS = 5000;
   // The feed is closed with this code when the login behind it ends (logout, account
   // disabled, password changed, session expired): reconnecting cannot help.
@@ -131,6 +135,7 @@
     deny_added: ["Đã đưa vào danh sách cấm.", "Added to the deny list."],
     not_yet_valid: ["Chưa hiệu lực", "Not yet valid"],
     error: ["Lỗi", "Error"],
+    override_refused: ["Không thể cho vào", "Cannot let in"],
   };
   const pick = (pair) => pair[lang === "vi" ? 0 : 1];
   const t = (key) => (WORDS[key] ? pick(WORDS[key]) : key);
@@ -180,10 +185,15 @@
 
   // --- the API ---------------------------------------------------------------------
   class ApiFailure extends Error {
-    constructor(status, code, message) {
+    constructor(status, code, message, words) {
       super(message);
       this.status = status;
       this.code = code;
+      this.words = words; // [vi, en] when the server gives both
+    }
+    // What a person reads: the server's words in the page's language, else its message.
+    text() {
+      return this.words ? this.words[lang === "en" ? 1 : 0] : this.message;
     }
   }
   async function api(path, { method = "GET", body } = {}) {
@@ -203,7 +213,8 @@
     const data = await response.json().catch(() => ({}));
     if (!response.ok) {
       const error = data.error || {};
-      throw new ApiFailure(response.status, error.code || "error", error.message || response.statusText);
+      const words = error.message_vi && error.message_en ? [error.message_vi, error.message_en] : null;
+      throw new ApiFailure(response.status, error.code || "error", error.message || response.statusText, words);
     }
     return data;
   }
@@ -279,19 +290,24 @@
     if (shown.length > FEED_ROWS) shown.pop();
     renderFeed();
     personChanged(event.person_id);
-    if (
-      event.kind === "scan" &&
-      event.decision === "deny" &&
-      Date.now() - Date.parse(event.occurred_at) < ALERT_RECENT_MS
-    ) {
-      raiseAlert(event);
-    }
+    if (happeningNow(event)) raiseAlert(event);
     // Replayed when the kiosk is back, however late: the door opened when it must not have.
     if (event.offline_against_policy) raisePolicyAlert(event);
     if (["scan", "override", "manual_exit", "door_correction"].includes(event.kind)) {
       if (event.kind === "override") dropAlert(event.detail && event.detail.overrides);
       refreshSoon();
     }
+  }
+
+  // A denial at the door now: not one an offline kiosk replays late (recorded long
+  // after it happened, or with a time nobody can trust), nor one that is old by now
+  // (the feed catching up after a login or a reconnect).
+  function happeningNow(event) {
+    if (event.kind !== "scan" || event.decision !== "deny") return false;
+    if (event.offline && event.clock_untrusted) return false;
+    const at = Date.parse(event.occurred_at);
+    const recordedLate = Date.parse(event.recorded_at || event.occurred_at) - at > ALERT_WINDOW_MS;
+    return !recordedLate && serverNow() - at <= ALERT_WINDOW_MS;
   }
 
   function feedRow(event) {
@@ -379,7 +395,9 @@
         await api("/api/v1/overrides", { method: "POST", body: { event_id: event.event_id, reason } });
         dropAlert(event.event_id);
       } catch (failure) {
-        message.textContent = `${t("error")}: ${failure.message}`;
+        // Why the server refused (too late, admin only, already through): in words.
+        message.textContent = `${t("override_refused")}: ${failure.text()}`;
+        message.dataset.code = failure.code;
       }
     };
     return el(
@@ -456,7 +474,7 @@
               body: { reason },
             });
           } catch (failure) {
-            message.textContent = `${t("error")}: ${failure.message}`;
+            message.textContent = `${t("error")}: ${failure.text()}`;
           }
         };
         return el(
@@ -553,7 +571,7 @@
         ),
       );
     } catch (failure) {
-      $("search-message").textContent = `${t("error")}: ${failure.message}`;
+      $("search-message").textContent = `${t("error")}: ${failure.text()}`;
     }
   }
 
@@ -633,7 +651,7 @@
           done = t("deny_added");
         }
       } catch (failure) {
-        adminMessage.textContent = `${t("error")}: ${failure.message}`;
+        adminMessage.textContent = `${t("error")}: ${failure.text()}`;
         return;
       }
       adminReason.value = "";
