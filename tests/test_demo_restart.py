@@ -9,10 +9,13 @@ import re
 import stat
 import subprocess
 import sys
+import tempfile
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import asyncpg
+import pytest
 
 from service.accounts import authenticate
 from service.demo import CREDENTIALS_FILE
@@ -38,9 +41,19 @@ def login_password(banner: str, username: str) -> str:
     return found.group(1)
 
 
+@pytest.fixture
+def embedded_data_dir() -> Iterator[Path]:
+    """A data folder outside pytest's own: run as root, pgserver runs PostgreSQL as the
+    `pgserver` user, and any pytest starting meanwhile makes /tmp/pytest-of-root 0700
+    again, which locks that user out of its files (seen: initdb failed halfway)."""
+    with tempfile.TemporaryDirectory(prefix="cgw-demo-") as folder:
+        yield Path(folder)
+
+
 def test_make_run_twice_on_the_embedded_database_keeps_tokens_and_is_quiet(
-    tmp_path: Path,
+    embedded_data_dir: Path,
 ) -> None:
+    tmp_path = embedded_data_dir
     env = env_for(None, tmp_path)
     with serving(env, "--demo") as first:
         assert http_status(first.base + HEARTBEAT, first.tokens["kiosk-entrance"], b"{}") == 204
