@@ -61,6 +61,8 @@ CREATE TABLE api_tokens (
     label       text NOT NULL DEFAULT '' CONSTRAINT api_tokens_label_length CHECK (length(label) <= 120),
     created_at  timestamptz NOT NULL DEFAULT now(),
     revoked_at  timestamptz,
+    -- Approximate (service/token_usage.py): up to about two minutes behind.
+    last_used_at timestamptz,
     CONSTRAINT api_tokens_kiosk_has_gate CHECK ((role = 'kiosk') = (gate_id IS NOT NULL))
 );
 

@@ -9,6 +9,7 @@ import dataclasses
 import gc
 import json
 import logging
+import os
 import sys
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -16,11 +17,10 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 from aiohttp import web
 
-from service import account_commands, admin_commands
+from service import account_commands, admin_commands, token_commands
 from service.app import create_app
-from service.auth import Role, create_token, revoke_token
 from service.db import init_connection
-from service.demo import DemoSite, seed_demo
+from service.demo import CREDENTIALS_FILE, DemoSite, seed_demo
 from service.embedded import start_embedded
 from service.logs import configure_logging
 from service.migrations import migrate
@@ -62,32 +62,6 @@ def cmd_migrate(args: argparse.Namespace, url: str) -> int:
     return asyncio.run(_with_connection(url, work))
 
 
-def cmd_token_create(args: argparse.Namespace, url: str) -> int:
-    async def work(conn: asyncpg.Connection) -> int:
-        try:
-            _, token = await create_token(
-                conn, role=Role(args.role), site_id=args.site, gate_id=args.gate, label=args.label
-            )
-        except ValueError as e:
-            sys.stderr.write(f"error: {e}\n")
-            return 2
-        sys.stdout.write(token + "\n")  # only the token: scripts capture it
-        return 0
-
-    return asyncio.run(_with_connection(url, work))
-
-
-def cmd_token_revoke(args: argparse.Namespace, url: str) -> int:
-    async def work(conn: asyncpg.Connection) -> int:
-        if await revoke_token(conn, token=args.token, token_id=args.id):
-            sys.stderr.write("revoked\n")
-            return 0
-        sys.stderr.write("error: no such active token\n")
-        return 1
-
-    return asyncio.run(_with_connection(url, work))
-
-
 async def purge_command(args: argparse.Namespace, conn: asyncpg.Connection) -> int:
     days = args.older_than_days or args.settings.retention_days
     cutoff = datetime.now(UTC) - timedelta(days=days)
@@ -99,23 +73,47 @@ async def purge_command(args: argparse.Namespace, conn: asyncpg.Connection) -> i
     return 0
 
 
+def _cadence(days: int | None) -> str:
+    if days is None:
+        return "no test needed"
+    if days == 0:
+        return "a negative test taken today"
+    if days == 1:
+        return "a negative test taken today or yesterday"
+    return f"a negative test taken today or in the {days} days before"
+
+
 def demo_banner(demo: DemoSite, settings: Settings) -> str:
     base = f"http://{settings.host}:{settings.port}"
     ws_base = f"ws://{settings.host}:{settings.port}"
     scanner = f".venv/bin/checkin-scanner --server {base} --source 0"
     t = demo.tokens
+    notes = "".join(f"Note: {n}\n" for n in demo.notes)
+    staff = "".join(
+        f"    {s.full_name:<14} {s.phone}  {s.risk_level:<10} {_cadence(days)}\n"
+        for s, days in demo.staff
+    )
+
+    def login(username: str) -> str:
+        state = demo.login_states[username]
+        return demo.logins[username] if state == "ok" else f"(not shown: {state} since)"
+
     return f"""
 ================ checkin-gateway demo ================
-Service:      {base}        (ready: {base}/readyz)
+{notes}Service:      {base}        (ready: {base}/readyz)
 Declare:      {base}/declare?site={demo.site_id}   (khai báo y tế; open it on a phone)
-Trust list:   {base}/api/v1/keys
+  A visitor chooses "Khách đến làm việc / Visitor" and fills in the visitor part.
+  Staff choose "Cán bộ, nhân viên / Staff", leave the visitor part empty and give the
+  phone the staff list has (name as they like); the demo's staff and their test rule:
+{staff}Trust list:   {base}/api/v1/keys
 Demo site id: {demo.site_id}; gates: entrance {demo.entrance_gate_id}, exit {demo.exit_gate_id}
 
 Guard console: {base}/console
-  guard  / {demo.logins["guard"]}   (the demo site's guard)
-  admin  / {demo.logins["admin"]}   (every site; can revoke passes and deny entry)
+  guard  / {login("guard")}   (the demo site's guard)
+  admin  / {login("admin")}   (every site; can revoke passes and deny entry)
 
-Tokens for this run (earlier demo tokens are revoked; each is shown only once):
+Tokens (the same at every start; kept in {demo.credentials_file}, mode 0600;
+new ones, the old revoked: .venv/bin/checkin-gateway serve --demo --reset-demo):
   admin           {t["admin"]}
   guard           {t["guard"]}
   auditor         {t["auditor"]}
@@ -153,7 +151,10 @@ def cmd_serve(args: argparse.Namespace, url: str) -> int:
     async def prepare(conn: asyncpg.Connection) -> int:
         await migrate(conn)
         if args.demo:
-            sys.stdout.write(demo_banner(await seed_demo(conn), settings))
+            demo = await seed_demo(
+                conn, settings.data_dir / CREDENTIALS_FILE, reset=args.reset_demo
+            )
+            sys.stdout.write(demo_banner(demo, settings))
             sys.stdout.flush()
         return 0
 
@@ -216,26 +217,24 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="apply the schema and run the service")
-    serve.add_argument("--demo", action="store_true", help="create the demo site and print tokens")
+    serve.add_argument(
+        "--demo",
+        action="store_true",
+        help="create the demo site if missing; print its tokens and logins (kept from one "
+        "start to the next in CHECKIN_DATA_DIR/" + CREDENTIALS_FILE + ")",
+    )
+    serve.add_argument(
+        "--reset-demo",
+        action="store_true",
+        help="with --demo: new demo tokens and console passwords, revoking the old ones",
+    )
     serve.set_defaults(func=cmd_serve)
 
     sub.add_parser("migrate", help="bring the database schema up to date").set_defaults(
         func=cmd_migrate
     )
 
-    token = sub.add_parser("token", help="create or revoke API tokens")
-    token_sub = token.add_subparsers(dest="token_command", required=True)
-    create = token_sub.add_parser("create", help="create a token and print it (only it)")
-    create.add_argument("--role", required=True, choices=[r.value for r in Role])
-    create.add_argument("--gate", type=int, help="gate id (required for, and only for, kiosk)")
-    create.add_argument("--site", type=int, help="limit the token to one site")
-    create.add_argument("--label", default="", help="who or what holds it, for the logs")
-    create.set_defaults(func=cmd_token_create)
-    revoke = token_sub.add_parser("revoke", help="revoke a token, given itself or its id")
-    which = revoke.add_mutually_exclusive_group(required=True)
-    which.add_argument("token", nargs="?", help="the token")
-    which.add_argument("--id", type=int, help="the token's id")
-    revoke.set_defaults(func=cmd_token_revoke)
+    token_commands.add_parsers(sub, _admin_command)
     admin_commands.add_parsers(sub, _admin_command)
     account_commands.add_parsers(sub, _admin_command)
     purge_parser = sub.add_parser(
@@ -255,7 +254,14 @@ def main(argv: list[str] | None = None) -> int:
         args.settings = Settings.from_env()
     except SettingsError as e:
         parser.error(str(e))
-    configure_logging(args.settings.log_level)
+    if args.command == "serve" and args.reset_demo and not args.demo:
+        parser.error("--reset-demo goes with --demo")
+    # An admin command prints its output and, besides, only warnings and errors, unless
+    # a log level is asked for; the service logs at CHECKIN_LOG_LEVEL (default INFO).
+    level = args.settings.log_level
+    if args.command != "serve" and "CHECKIN_LOG_LEVEL" not in os.environ:
+        level = "WARNING"
+    configure_logging(level)
     with database_url(args.settings) as url:
         code: int = args.func(args, url)
     return code

@@ -11,7 +11,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import asyncpg
 from aiohttp import web
@@ -175,6 +175,20 @@ async def authenticate(conn: asyncpg.Connection, username: str, password: str) -
     rehash = _hasher.hash(password) if _hasher.check_needs_rehash(row["password_hash"]) else None
     await conn.execute(LOGIN_OK_SQL, row["id"], rehash)
     return Account(row["id"], row["username"], Role(row["role"]), row["site_id"], row["full_name"])
+
+
+LoginState = Literal["ok", "changed", "disabled", "missing"]
+
+
+async def login_state(conn: asyncpg.Connection, username: str, password: str) -> LoginState:
+    """Whether this password would log in to the account (the demo's saved logins),
+    without counting as a login or a failed one."""
+    row = await conn.fetchrow(LOGIN_ROW_SQL, username)
+    if row is None:
+        return "missing"
+    if row["disabled_at"] is not None:
+        return "disabled"
+    return "ok" if _verify(row["password_hash"], password) else "changed"
 
 
 def _verify(password_hash: str, password: str) -> bool:

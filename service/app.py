@@ -37,6 +37,7 @@ from service.qr import executor_context
 from service.retention import retention_context
 from service.sessions import PostgresSessionStorage
 from service.settings import SETTINGS_KEY, Settings
+from service.token_usage import token_usage_context
 
 
 def create_app(*, settings: Settings) -> web.Application:
@@ -54,6 +55,7 @@ def create_app(*, settings: Settings) -> web.Application:
     app[KIOSK_LIMITS_KEY] = KioskLimits(settings)
     app.cleanup_ctx.append(pool_context(settings))
     app.cleanup_ctx.append(fanout_context(settings))
+    app.cleanup_ctx.append(token_usage_context)
     app.cleanup_ctx.append(login_watch_context)
     app.cleanup_ctx.append(batcher_context)
     app.cleanup_ctx.append(executor_context())

@@ -23,6 +23,7 @@ from aiohttp_session import STORAGE_KEY, get_session
 
 from service.db import DB_KEY
 from service.errors import ApiError, Handler
+from service.token_usage import TOKEN_USAGE_KEY
 
 TOKEN_PREFIX = "cgw_"
 
@@ -123,11 +124,12 @@ WHERE token_hash = $1 AND revoked_at IS NULL
 REVOKE_TOKEN_SQL = """
 UPDATE api_tokens SET revoked_at = now()
 WHERE (token_hash = $1 OR id = $2) AND revoked_at IS NULL
-RETURNING id
+RETURNING id, role, site_id, gate_id, label
 """
 
 LIST_TOKENS_SQL = """
-SELECT id, role, site_id, gate_id, label, created_at, revoked_at FROM api_tokens ORDER BY id
+SELECT id, role, site_id, gate_id, label, created_at, last_used_at, revoked_at
+FROM api_tokens WHERE $1 OR revoked_at IS NULL ORDER BY id
 """
 
 
@@ -161,16 +163,20 @@ async def create_token(
 
 async def revoke_token(
     conn: asyncpg.Connection, *, token: str | None = None, token_id: int | None = None
-) -> bool:
+) -> Principal | None:
+    """Revoke the token (given itself or its id); who it was, None if none was active."""
     token_hash = hash_token(token) if token is not None else None
-    return await conn.fetchval(REVOKE_TOKEN_SQL, token_hash, token_id) is not None
+    row = await conn.fetchrow(REVOKE_TOKEN_SQL, token_hash, token_id)
+    return _principal(row) if row is not None else None
+
+
+def _principal(row: asyncpg.Record) -> Principal:
+    return Principal(row["id"], Role(row["role"]), row["site_id"], row["gate_id"], row["label"])
 
 
 async def lookup_token(conn: asyncpg.Connection, token: str) -> Principal | None:
     row = await conn.fetchrow(LOOKUP_TOKEN_SQL, hash_token(token))
-    if row is None:
-        return None
-    return Principal(row["id"], Role(row["role"]), row["site_id"], row["gate_id"], row["label"])
+    return _principal(row) if row is not None else None
 
 
 def bearer_token(request: web.Request) -> str | None:
@@ -242,6 +248,7 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
             found = await lookup_token(conn, token)
         if found is None:
             raise ApiError(401, "unauthorized", "The token is unknown or revoked.")
+        request.app[TOKEN_USAGE_KEY].note(found.token_id)
     else:
         found = await session_principal(request)
         if found is None:

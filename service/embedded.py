@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import logging
+import warnings
 from pathlib import Path
 from typing import Any
+
+logger = logging.getLogger(__name__)
 
 
 def start_embedded(data_dir: Path) -> tuple[Any, str]:
@@ -13,7 +17,14 @@ def start_embedded(data_dir: Path) -> tuple[Any, str]:
     server when the last process holding a handle to it exits. The server is ours
     alone, so its default `postgres` database holds our schema.
     """
-    import pgserver  # imported here: only the embedded mode needs it
+    with warnings.catch_warnings(record=True) as caught:  # the filters in force still apply
+        import pgserver  # imported here: only the embedded mode needs it
+    for warning in caught:
+        # platformdirs' RuntimeDirWarning, without XDG_RUNTIME_DIR (no login session, as
+        # under sudo or in a container): pgserver then keeps its lock file in
+        # /tmp/runtime-UID, which serves as well. Anything else is worth a look.
+        harmless = type(warning.message).__name__ == "RuntimeDirWarning"
+        logger.log(logging.DEBUG if harmless else logging.WARNING, "%s", warning.message)
 
     pgdata = (data_dir / "pg").resolve()
     pgdata.mkdir(parents=True, exist_ok=True)

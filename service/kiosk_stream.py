@@ -28,6 +28,7 @@ from service.login_watch import LOGIN_WATCH_KEY, close_when_ended
 from service.openapi import documented
 from service.settings import SETTINGS_KEY
 from service.tasks import cancel_and_wait
+from service.token_usage import TOKEN_USAGE_KEY
 from service.validation import read_json, validate
 
 logger = logging.getLogger(__name__)
@@ -99,6 +100,7 @@ async def post_scan_batch(request: web.Request) -> web.Response:
 
 async def record_heartbeat(request: web.Request, beat: Heartbeat) -> None:
     kiosk = principal(request)
+    request.app[TOKEN_USAGE_KEY].note(kiosk.token_id)  # a socket's token is checked once
     async with request.app[DB_KEY].connection() as conn:
         await conn.execute(UPSERT_HEALTH_SQL, kiosk.token_id, _gate_of(kiosk), beat.model_dump())
 

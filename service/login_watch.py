@@ -25,9 +25,9 @@ from dataclasses import dataclass, field
 from aiohttp import web
 
 from service.auth import principal
-from service.db import DB_KEY, Database
+from service.db import Database
 from service.sessions import session_key_hash
-from service.tasks import cancel_and_wait
+from service.tasks import cancel_and_wait, worker_context
 
 logger = logging.getLogger(__name__)
 
@@ -140,9 +140,4 @@ async def close_when_ended(
 LOGIN_WATCH_KEY = web.AppKey("login_watch", LoginWatch)
 
 
-async def login_watch_context(app: web.Application) -> AsyncIterator[None]:
-    login_watch = LoginWatch(app[DB_KEY])
-    app[LOGIN_WATCH_KEY] = login_watch
-    login_watch.start()
-    yield
-    await login_watch.stop()
+login_watch_context = worker_context(LOGIN_WATCH_KEY, LoginWatch)

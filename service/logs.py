@@ -28,9 +28,18 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False, default=str)
 
 
+# Libraries whose INFO lines are their own business: only their warnings and errors are
+# logged, unless DEBUG is asked for. pgserver logs every command it runs at INFO, the
+# whole initdb output among them.
+CHATTY_LIBRARIES = ("pgserver",)
+
+
 def configure_logging(level: str) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    for name in CHATTY_LIBRARIES:
+        logging.getLogger(name).setLevel(logging.DEBUG if level == "DEBUG" else logging.WARNING)
+    logging.captureWarnings(True)  # Python warnings as JSON lines too ("py.warnings")

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
+from typing import Protocol, TypeVar
+
+from aiohttp import web
+
+from service.db import DB_KEY, CleanupContext, Database
 
 
 async def wait_for_event(event: asyncio.Event, seconds: float) -> bool:
@@ -29,3 +34,25 @@ async def cancel_and_wait(tasks: Iterable[asyncio.Task[None]]) -> None:
     for task in tasks:
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+class Worker(Protocol):
+    def start(self) -> None: ...
+    async def stop(self) -> None: ...
+
+
+W = TypeVar("W", bound=Worker)
+
+
+def worker_context(key: web.AppKey[W], make: Callable[[Database], W]) -> CleanupContext:
+    """A cleanup context that makes a worker on the app's database, keeps it under `key`,
+    starts it with the app and stops it with the app."""
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        worker = make(app[DB_KEY])
+        app[key] = worker
+        worker.start()
+        yield
+        await worker.stop()
+
+    return ctx

@@ -2,37 +2,17 @@
 
 from __future__ import annotations
 
-import os
 import re
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
+from typing import Any
 
 import asyncpg
+from aiohttp.test_utils import TestClient
 
 from service.auth import Role, lookup_token
-
-
-def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "service", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-
-def env_for(db_url: str | None, data_dir: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
-    if db_url:
-        env["DATABASE_URL"] = db_url
-    env["CHECKIN_DATA_DIR"] = str(data_dir)
-    return env
+from service.token_usage import TOKEN_USAGE_KEY
+from tests.cli_helpers import env_for, run_cli
+from tests.conftest import bearer
 
 
 async def test_token_create_prints_only_the_token_and_revoke_takes_it_back(
@@ -57,6 +37,60 @@ async def test_token_create_prints_only_the_token_and_revoke_takes_it_back(
         await conn.close()
 
 
+async def test_token_list_shows_scope_and_last_use_and_revoke_takes_its_id(
+    db_url: str,
+    tmp_path: Path,
+    site_id: int,
+    gate_id: int,
+    client: TestClient[Any, Any],
+) -> None:
+    env = env_for(db_url, tmp_path)
+    made = {
+        label: run_cli("token", "create", "--label", label, *how, env=env).stdout.strip()
+        for label, how in (
+            ("ops", ("--role", "admin")),
+            ("Bảo vệ ca sáng", ("--role", "guard", "--site", str(site_id))),
+            ("door 1", ("--role", "kiosk", "--gate", str(gate_id))),
+        )
+    }
+    heartbeat = await client.post(
+        "/api/v1/kiosk/heartbeat", json={}, headers=bearer(made["door 1"])
+    )
+    assert heartbeat.status == 204
+    await client.app[TOKEN_USAGE_KEY].flush()  # what the service does once a minute
+
+    listed = run_cli("token", "list", env=env)
+    assert listed.returncode == 0 and listed.stderr == "", listed.stderr
+    header, *lines = listed.stdout.splitlines()
+    assert header.split() == ["id", "role", "scope", "created", "last", "used", "label"]
+    rows = {label: next(li for li in lines if li.endswith(" " + label)).split() for label in made}
+    minute = r"\d{4}-\d\d-\d\d \d\d:\d\dZ"
+    assert re.fullmatch(rf"\d+ +kiosk +gate {gate_id} +{minute} +{minute} +door 1", lines[2])
+    assert rows["ops"][1:3] == ["admin", "every"]
+    assert rows["Bảo vệ ca sáng"][1:4] == ["guard", "site", str(site_id)]
+    assert rows["ops"][-2:] == ["never", "ops"]  # never used
+
+    kiosk_id = rows["door 1"][0]
+    revoked = run_cli("token", "revoke", "--id", kiosk_id, env=env)
+    assert revoked.returncode == 0 and revoked.stderr == "", revoked.stderr
+    assert revoked.stdout == f"revoked token {kiosk_id} (kiosk, gate {gate_id}, door 1)\n"
+    assert "door 1" not in run_cli("token", "list", env=env).stdout
+    everything = run_cli("token", "list", "--all", env=env).stdout.splitlines()
+    assert re.fullmatch(rf"{kiosk_id} +kiosk .* {minute} +door 1", everything[3])
+    assert everything[1].endswith(" -                  ops")  # not revoked
+
+
+def test_admin_commands_print_only_their_output(empty_db_url: str, tmp_path: Path) -> None:
+    env = env_for(empty_db_url, tmp_path)
+    for args in (("migrate",), ("migrate",), ("token", "list"), ("keys", "list")):
+        done = run_cli(*args, env=env)
+        assert done.returncode == 0 and done.stdout, done.stderr
+        assert done.stderr == "", (args, done.stderr)  # no INFO lines, no warnings
+    # A log level asked for is a log level given.
+    loud = run_cli("migrate", env=env | {"CHECKIN_LOG_LEVEL": "DEBUG"})
+    assert loud.returncode == 0 and '"level": "DEBUG"' in loud.stderr
+
+
 def test_kiosk_token_without_gate_is_refused(db_url: str, tmp_path: Path) -> None:
     done = run_cli("token", "create", "--role", "kiosk", env=env_for(db_url, tmp_path))
     assert done.returncode == 2
@@ -77,63 +111,6 @@ def test_bad_setting_fails_fast_naming_the_variable(tmp_path: Path) -> None:
     done = run_cli("migrate", env=env)
     assert done.returncode == 2
     assert "CHECKIN_PORT" in done.stderr
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_ready(url: str, proc: subprocess.Popen[str], seconds: float) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"service exited: {proc.stderr.read() if proc.stderr else ''}")
-        try:
-            with urllib.request.urlopen(url, timeout=1) as resp:
-                if resp.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.2)
-    raise AssertionError(f"{url} not ready within {seconds}s")
-
-
-TOKEN = re.compile(r"cgw_[A-Za-z0-9_-]{43}")
-
-
-def serve_demo(data_dir: Path, port: int) -> str:
-    """Run `serve --demo` on the embedded database until ready, check the printed
-    admin token works, stop it with Ctrl-C; return what it printed."""
-    env = env_for(None, data_dir) | {"CHECKIN_PORT": str(port)}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "service", "serve", "--demo"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        wait_ready(f"http://127.0.0.1:{port}/readyz", proc, 60)
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 0, err
-    return out
-
-
-def test_serve_demo_on_embedded_database_keeps_data_across_runs(tmp_path: Path) -> None:
-    port = free_port()
-    first = serve_demo(tmp_path, port)
-    assert "kiosk-entrance" in first and "/readyz" in first
-    tokens = set(TOKEN.findall(first))
-    assert len(tokens) == 5
-    second = serve_demo(tmp_path, port)
-    site = re.compile(r"Demo site id: (\d+)")
-    assert site.findall(first) == site.findall(second)  # the data of the first run is kept
-    assert not tokens & set(TOKEN.findall(second))  # fresh tokens each run
 
 
 async def three_admin_events(conn: asyncpg.Connection, site_id: int, *, actor: str) -> None:

@@ -38,8 +38,8 @@ from service.auth import Role
 from service.kiosk_stream import IDLE_CLOSE_CODE
 from service.settings import Settings
 from tests.checkin_helpers import Door, make_door, scan_body
+from tests.cli_helpers import env_for, free_port
 from tests.conftest import Factory, bearer
-from tests.test_cli import env_for, free_port
 
 KIOSK_PATH = "/api/v1/kiosk/stream"
 ANSWER_TIMEOUT_S = 60  # only so that a lost answer fails the test instead of hanging it

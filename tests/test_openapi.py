@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from tests.test_cli import env_for, free_port, run_cli, wait_ready
+from tests.cli_helpers import env_for, free_port, run_cli, wait_ready
 
 
 async def test_document_lists_every_route_with_its_access(

@@ -13,8 +13,8 @@ from aiohttp.test_utils import TestClient
 from service.events import NewEvent, append_events, verify_chain
 from service.retention import purge
 from tests.checkin_helpers import make_door, scan
+from tests.cli_helpers import env_for, run_cli
 from tests.conftest import Factory
-from tests.test_cli import env_for, run_cli
 
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import asyncpg
 
 from service.staff_import import import_staff_csv
-from tests.test_cli import env_for, run_cli
+from tests.cli_helpers import env_for, run_cli
 
 HEADER = "full_name,phone,national_id,organisation,position,risk_level\n"
 GOOD = (

@@ -14,8 +14,8 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from service.auth import Role
+from tests.cli_helpers import env_for, run_cli
 from tests.conftest import Factory, bearer
-from tests.test_cli import env_for, run_cli
 
 T0 = datetime(2026, 11, 2, 1, 0, tzinfo=UTC)  # 08:00 in Hà Nội
 
