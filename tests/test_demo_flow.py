@@ -49,11 +49,17 @@ async def test_declare_then_scan_twice_and_the_guard_sees_both(
     assert (await verify_chain(conn, demo.site_id)).broken is None
 
 
-def staff_declaration(site_id: int, phone: str, **overrides: Any) -> dict[str, Any]:
-    """As the README tells staff: kind staff, the phone of the staff list, no visitor part."""
+def staff_declaration(site_id: int, member: Any, **overrides: Any) -> dict[str, Any]:
+    """As the README tells staff: kind staff, their name and the phone of the staff list,
+    no visitor part."""
     return (
         declaration(
-            site_id, kind="staff", full_name="Mai", phone=phone, host_name=None, purpose=None
+            site_id,
+            kind="staff",
+            full_name=member.full_name,
+            phone=member.phone,
+            host_name=None,
+            purpose=None,
         )
         | overrides
     )
@@ -69,7 +75,7 @@ async def test_demo_staff_declare_as_staff_and_get_a_pass_by_their_test_rule(
 
     low, _ = by_risk["low"]
     resp = await client.post(
-        "/api/v1/declarations", json=staff_declaration(demo.site_id, low.phone)
+        "/api/v1/declarations", json=staff_declaration(demo.site_id, low)
     )
     assert resp.status in (200, 201), await resp.text()
     declared = await resp.json()
@@ -79,7 +85,7 @@ async def test_demo_staff_declare_as_staff_and_get_a_pass_by_their_test_rule(
 
     very_high, _ = by_risk["very_high"]
     untested = await client.post(
-        "/api/v1/declarations", json=staff_declaration(demo.site_id, very_high.phone)
+        "/api/v1/declarations", json=staff_declaration(demo.site_id, very_high)
     )
     body = await untested.json()
     assert body["status"] == "rejected" and body.get("pass") is None
@@ -88,7 +94,7 @@ async def test_demo_staff_declare_as_staff_and_get_a_pass_by_their_test_rule(
     test = {"kind": "rapid_antigen", "result": "negative", "taken_at": today}
     tested = await client.post(
         "/api/v1/declarations",
-        json=staff_declaration(demo.site_id, very_high.phone, last_test=test),
+        json=staff_declaration(demo.site_id, very_high, last_test=test),
     )
     assert (await tested.json())["status"] == "cleared"
 
@@ -98,6 +104,7 @@ async def test_demo_staff_declare_as_staff_and_get_a_pass_by_their_test_rule(
         demo.site_id,
         lang="en",
         kind="staff",
+        full_name=high.full_name,
         phone=high.phone,
         host_name="",
         purpose="",

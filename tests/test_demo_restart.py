@@ -150,6 +150,7 @@ def test_the_readme_scan_without_a_camera_works_across_a_restart(
     env = env_for(db_url, tmp_path)
     scan_block = readme_block("/api/v1/scans")
     with serving(env, "--demo") as first:
+        run_readme(readme_block("/api/v1/declarations"), first, tmp_path)  # once
         entered = json.loads(run_readme(scan_block, first, tmp_path))
     assert (entered["decision"], entered["reason"]) == ("allow", "welcome")
     with serving(env, "--demo") as second:
