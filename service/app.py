@@ -16,6 +16,7 @@ from service import (
     health,
     keys,
     kiosk_stream,
+    login_guard,
     occupancy,
     openapi,
     people_search,
@@ -28,6 +29,7 @@ from service.batcher import batcher_context
 from service.db import pool_context
 from service.errors import error_middleware
 from service.fanout import fanout_context
+from service.hashing import hash_pool_context
 from service.login_watch import login_watch_context
 from service.qr import executor_context
 from service.retention import retention_context
@@ -50,6 +52,8 @@ def create_app(*, settings: Settings) -> web.Application:
     app.cleanup_ctx.append(login_watch_context)
     app.cleanup_ctx.append(batcher_context)
     app.cleanup_ctx.append(executor_context())
+    app.cleanup_ctx.append(hash_pool_context(settings))
+    app.cleanup_ctx.append(login_guard.login_guard_context(settings))
     app.cleanup_ctx.append(retention_context(settings))
     app.add_routes(health.routes())
     app.add_routes(sites.routes())
@@ -67,4 +71,5 @@ def create_app(*, settings: Settings) -> web.Application:
     app.add_routes(occupancy.routes())
     app.add_routes(console.routes())
     app.add_routes(accounts.routes())
+    app.add_routes(login_guard.routes())
     return app
