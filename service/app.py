@@ -31,7 +31,7 @@ from service.errors import error_middleware
 from service.fanout import fanout_context
 from service.hashing import hash_pool_context
 from service.login_watch import login_watch_context
-from service.qr import executor_context
+from service.qr import renderer_context
 from service.retention import retention_context
 from service.sessions import PostgresSessionStorage
 from service.settings import SETTINGS_KEY, Settings
@@ -51,7 +51,7 @@ def create_app(*, settings: Settings) -> web.Application:
     app.cleanup_ctx.append(fanout_context(settings))
     app.cleanup_ctx.append(login_watch_context)
     app.cleanup_ctx.append(batcher_context)
-    app.cleanup_ctx.append(executor_context())
+    app.cleanup_ctx.append(renderer_context())
     app.cleanup_ctx.append(hash_pool_context(settings))
     app.cleanup_ctx.append(login_guard.login_guard_context(settings))
     app.cleanup_ctx.append(retention_context(settings))

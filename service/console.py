@@ -25,8 +25,9 @@ from service import accounts, door
 from service.auth import Role, principal, public, require_site, requires, same_origin
 from service.db import DB_KEY
 from service.errors import ApiError
-from service.hashing import HASH_POOL_KEY, HashPoolBusy
+from service.hashing import HASH_POOL_KEY
 from service.login_guard import LOGIN_GUARD_KEY
+from service.offload import PoolBusy
 from service.pages import STATIC_DIR, Markup, join, page, render, tag, void
 from service.ratelimit import TooManyRequests
 from service.reasons import REASONS
@@ -216,7 +217,7 @@ async def login_submit(request: web.Request) -> web.Response:
     try:
         guard.admit(address, username)  # before any hashing or database work
         outcome = await accounts.authenticate(db, request.app[HASH_POOL_KEY], username, password)
-    except (TooManyRequests, HashPoolBusy) as e:
+    except (TooManyRequests, PoolBusy) as e:
         await guard.refused(db, address)
         key = "too_many_logins" if isinstance(e, TooManyRequests) else "login_busy"
         page = _login_page(request, error=t(key, lang_of(request)), status=e.status)
