@@ -140,6 +140,7 @@ async def export_events(args: argparse.Namespace, conn: asyncpg.Connection) -> i
             kind=args.kind,
             start=parse_time(args.start, "--from") if args.start else None,
             end=parse_time(args.end, "--to") if args.end else None,
+            include_exports=args.include_exports or args.include_hashes,
         )
     except TraceError as e:
         sys.stderr.write(f"error: {e.message}\n")
@@ -220,6 +221,9 @@ def add_parsers(sub: argparse._SubParsersAction, wrap: Callable[[Command], objec
     export.add_argument("--from", dest="start", help="ISO time with offset (inclusive)")
     export.add_argument("--to", dest="end", help="ISO time with offset (exclusive)")
     export.add_argument("--include-hashes", action="store_true", help="add the chain hashes")
+    export.add_argument(
+        "--include-exports", action="store_true", help="keep the exports' own records"
+    )
     export.set_defaults(func=wrap(export_events))
 
     trace_cmd = sub.add_parser(

@@ -32,6 +32,7 @@ from service.db import DB_KEY
 from service.declarations import KNOWN_AT_SITE_SQL
 from service.errors import ApiError
 from service.events import KINDS, NewEvent, append_event, verify_chain
+from service.openapi import documented
 from service.spreadsheet import safe_cell
 
 logger = logging.getLogger(__name__)
@@ -49,8 +50,11 @@ EXPORT_COLUMNS = (
     "seq",
     "kind",
     "occurred_at",
+    "occurred_at_local",
+    "timezone",
     "recorded_at",
     "gate_id",
+    "gate_name",
     "person_id",
     "full_name",
     "event_id",
@@ -63,9 +67,23 @@ EXPORT_COLUMNS = (
 )
 HASH_COLUMNS = ("digest", "prev_hash", "hash")
 
-# The filters, $1..$8, shared by every export of the log.
+
+# A cell a spreadsheet would run as a formula gets a leading quote (SQL for COPY).
+def _defused(column: str, name: str) -> str:
+    return rf"CASE WHEN {column} ~ '^[=+\-@\t\r]' THEN '''' || {column} ELSE {column} END AS {name}"
+
+
+# The site's wall-clock time of an event, as the console shows it, with the zone in a
+# column of its own (spreadsheets read this form as a date and time).
+_LOCAL_TIME = (
+    "to_char(e.occurred_at AT TIME ZONE s.timezone, 'YYYY-MM-DD HH24:MI:SS') AS occurred_at_local"
+)
+
+# The filters, $1..$9, shared by every export of the log. An export's own records
+# (kind export) are left out unless asked for ($9, or kind=export).
 _FILTERED_EVENTS = """
 FROM events e LEFT JOIN people p ON p.id = e.person_id
+LEFT JOIN sites s ON s.id = e.site_id LEFT JOIN gates g ON g.id = e.gate_id
 WHERE ($1::bigint IS NULL OR e.site_id = $1)
   AND ($2::bigint IS NULL OR e.gate_id = $2)
   AND ($3::bigint IS NULL OR e.person_id = $3)
@@ -74,35 +92,32 @@ WHERE ($1::bigint IS NULL OR e.site_id = $1)
   AND ($6::text IS NULL OR e.kind = $6)
   AND ($7::timestamptz IS NULL OR e.occurred_at >= $7)
   AND ($8::timestamptz IS NULL OR e.occurred_at < $8)
+  AND ($9::boolean OR e.kind <> 'export' OR e.kind = $6)
 """
 
-# $9: rows after this id; $10: up to this id (NULL: no bound); $11: LIMIT (NULL: all).
-EXPORT_SQL = (
-    """
-SELECT e.id, e.site_id, e.seq, e.kind, e.occurred_at, e.recorded_at, e.gate_id, e.person_id,
-       p.full_name, e.event_id, e.pass_id, e.direction, e.decision, e.reason, e.actor,
-       e.detail, e.digest, e.prev_hash, e.hash"""
-    + _FILTERED_EVENTS
-    + """  AND e.id > $9
-  AND ($10::bigint IS NULL OR e.id <= $10)
+# $10: rows after this id; $11: up to this id (NULL: no bound); $12: LIMIT (NULL: all).
+EXPORT_SQL = f"""
+SELECT e.id, e.site_id, e.seq, e.kind, e.occurred_at, {_LOCAL_TIME}, s.timezone,
+       e.recorded_at, e.gate_id, g.name AS gate_name, e.person_id, p.full_name, e.event_id,
+       e.pass_id, e.direction, e.decision, e.reason, e.actor, e.detail,
+       e.digest, e.prev_hash, e.hash{_FILTERED_EVENTS}  AND e.id > $10
+  AND ($11::bigint IS NULL OR e.id <= $11)
 ORDER BY e.id
-LIMIT $11
+LIMIT $12
 """
-)
 
 # CSV made by PostgreSQL itself (COPY ... TO STDOUT): as fast as the database can read,
-# nothing held in the service. Same cells as the Python writer: ISO times in UTC, hex
-# hashes, and text a spreadsheet would run as a formula gets a leading quote.
-_CSV_COLUMNS = r"""
+# nothing held in the service. Same cells as the Python writer: ISO times in UTC (and
+# the site's local time), hex hashes, formulas defused.
+_CSV_COLUMNS = f"""
 SELECT e.id, e.site_id, e.seq, e.kind,
-       to_json(e.occurred_at) #>> '{}' AS occurred_at,
-       to_json(e.recorded_at) #>> '{}' AS recorded_at,
-       e.gate_id, e.person_id,
-       CASE WHEN p.full_name ~ '^[=+\-@\t\r]' THEN '''' || p.full_name ELSE p.full_name END
-         AS full_name,
+       to_json(e.occurred_at) #>> '{{}}' AS occurred_at, {_LOCAL_TIME}, s.timezone,
+       to_json(e.recorded_at) #>> '{{}}' AS recorded_at,
+       e.gate_id, {_defused("g.name", "gate_name")}, e.person_id,
+       {_defused("p.full_name", "full_name")},
        e.event_id, e.pass_id, e.direction, e.decision,
-       CASE WHEN e.reason ~ '^[=+\-@\t\r]' THEN '''' || e.reason ELSE e.reason END AS reason,
-       CASE WHEN e.actor ~ '^[=+\-@\t\r]' THEN '''' || e.actor ELSE e.actor END AS actor,
+       {_defused("e.reason", "reason")},
+       {_defused("e.actor", "actor")},
        e.detail::text AS detail"""
 _CSV_HASHES = """,
        encode(e.digest, 'hex') AS digest, encode(e.prev_hash, 'hex') AS prev_hash,
@@ -284,6 +299,7 @@ class EventFilters:
     kind: str | None
     start: datetime | None
     end: datetime | None
+    include_exports: bool = False
 
     @classmethod
     def from_request(cls, request: web.Request) -> EventFilters:
@@ -300,6 +316,9 @@ class EventFilters:
             kind=choice_param(request, "kind", KINDS),
             start=start,
             end=end,
+            # A chain is checked link by link: with the hashes, every record is in.
+            include_exports=bool_param(request, "include_exports")
+            or bool_param(request, "include_hashes"),
         )
 
     def sql_args(self) -> tuple[Any, ...]:
@@ -312,10 +331,11 @@ class EventFilters:
             self.kind,
             self.start,
             self.end,
+            self.include_exports,
         )
 
     def as_json(self) -> dict[str, Any]:
-        out = {k: v for k, v in asdict(self).items() if v is not None}
+        out = {k: v for k, v in asdict(self).items() if v is not None and v is not False}
         for name, key in (("start", "from"), ("end", "to")):
             if name in out:
                 out[key] = out.pop(name).isoformat()
@@ -409,10 +429,27 @@ async def record_export(
     return appended.id
 
 
+EVENT_EXPORT_QUERY = {
+    "site_id": ("integer", False),
+    "gate_id": ("integer", False),
+    "person_id": ("integer", False),
+    "decision": ("string", False),
+    "reason": ("string", False),
+    "kind": ("string", False),
+    "from": ("string", False),
+    "to": ("string", False),
+    "format": ("string", False),
+    "include_hashes": ("boolean", False),
+    "include_exports": ("boolean", False),
+    "limit": ("integer", False),
+    "after": ("string", False),
+}
+
 # --- handlers ---------------------------------------------------------------------------
 
 
 @requires(Role.AUDITOR, Role.ADMIN)
+@documented(query=EVENT_EXPORT_QUERY)
 async def export_events(request: web.Request) -> web.StreamResponse:
     """The event log, filtered: streamed as csv/jsonl, or paged as json."""
     filters = EventFilters.from_request(request)
