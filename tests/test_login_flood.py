@@ -13,7 +13,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 from typing import Any
 
-import aiohttp
 import asyncpg
 import pytest
 from aiohttp import web
@@ -28,6 +27,7 @@ from service.login_guard import LOGIN_BURST_ATTEMPTS
 from service.settings import Settings
 from tests.checkin_helpers import make_door, scan
 from tests.conftest import Factory, bearer
+from tests.login_helpers import Browser, visitor
 
 Client = TestClient[Any, Any]
 MakeClient = Callable[[web.Application], Awaitable[Client]]
@@ -42,41 +42,12 @@ async def make_client(aiohttp_client: MakeClient, settings: Settings) -> Any:
     return make
 
 
-class Browser:
-    """One visitor of the login form, with a cookie jar of its own (the form's CSRF
-    cookie is per visitor, so concurrent logins need one each)."""
-
-    def __init__(self, client: Client, address: str | None = None) -> None:
-        self.client = client
-        self.headers = {"X-Forwarded-For": address} if address else {}
-        self.session = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
-
-    async def login(self, username: str, password: str) -> aiohttp.ClientResponse:
-        url = self.client.make_url("/console/login")
-        async with self.session.get(url, headers=self.headers) as form:
-            token = re.search(r'name="csrf_token" value="([^"]+)"', await form.text())
-        assert token is not None
-        resp = await self.session.post(
-            url,
-            data={"csrf_token": token.group(1), "username": username, "password": password},
-            headers=self.headers,
-            allow_redirects=False,
-        )
-        await resp.read()
-        return resp
-
-
 @pytest.fixture
 async def browsers() -> AsyncIterator[list[Browser]]:
     made: list[Browser] = []
     yield made
     for b in made:
         await b.session.close()
-
-
-def visitor(browsers: list[Browser], client: Client, address: str | None = None) -> Browser:
-    browsers.append(Browser(client, address))
-    return browsers[-1]
 
 
 async def until(check: Callable[[], bool]) -> None:
