@@ -72,4 +72,5 @@ def create_app(*, settings: Settings) -> web.Application:
     app.add_routes(console.routes())
     app.add_routes(accounts.routes())
     app.add_routes(login_guard.routes())
+    app.on_startup.append(openapi.build_documents)
     return app
