@@ -15,12 +15,10 @@ import asyncpg
 from tqdm import tqdm
 
 from service.audit import (
-    CHUNK_ROWS,
-    EXPORT_SQL,
     EventFilters,
     copy_csv,
+    copy_jsonl,
     record_export,
-    stream_jsonl,
 )
 from service.events import verify_chain
 from service.keys import KeyCommandError, key_store_for, list_keys, retire, rotate
@@ -163,11 +161,7 @@ async def export_events(args: argparse.Namespace, conn: asyncpg.Connection) -> i
         if args.format == "csv":
             await copy_csv(conn, write, filters, args.include_hashes)
         else:
-            async with conn.transaction(readonly=True, isolation="repeatable_read"):
-                rows = conn.cursor(
-                    EXPORT_SQL, *filters.sql_args(), 0, None, None, prefetch=CHUNK_ROWS
-                )
-                await stream_jsonl(write, rows, args.include_hashes)
+            await copy_jsonl(conn, write, filters, args.include_hashes)
         n = bar.n - (args.format == "csv")  # less the header line
     sys.stderr.write(f"{n} event(s) written to {path}\n")
     return 0

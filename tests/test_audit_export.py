@@ -754,3 +754,18 @@ async def test_the_openapi_document_names_the_export_parameters(client: Client) 
     params = {p["name"]: p["schema"]["type"] for p in operation["parameters"]}
     assert params["include_exports"] == params["include_hashes"] == "boolean"
     assert {"site_id", "kind", "from", "to", "format", "after", "limit"} <= params.keys()
+
+
+async def test_json_lines_made_by_the_database_match_the_json_pages(
+    client: Client, factory: Factory, conn: asyncpg.Connection, auditor: dict[str, str]
+) -> None:
+    await seed(conn, factory)
+    for params in ({}, {"include_hashes": "true"}):
+        lines = await export(client, auditor, "jsonl", params)
+        pages = await fetch_json_all(client, auditor, params)
+        for row in lines + pages:  # the same instants, with or without trailing zeros
+            for key in ("occurred_at", "recorded_at"):
+                row[key] = datetime.fromisoformat(row[key])
+        # The same rows and values; the page walk also has the JSON Lines' export record.
+        assert lines == pages[: len(lines)]
+        assert {r["kind"] for r in pages[len(lines) :]} <= {"export"}
