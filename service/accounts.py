@@ -175,7 +175,7 @@ class LoginOutcome:
 
 async def authenticate(db: Database, pool: HashPool, username: str, password: str) -> LoginOutcome:
     """Check the password off the event loop (in `pool`), holding no database
-    connection while it hashes. Raises HashPoolBusy at once when the pool is full."""
+    connection while it hashes. Raises PoolBusy (503) at once when the pool is full."""
     async with pool.slot():
         async with db.connection() as conn:
             row = await conn.fetchrow(LOGIN_ROW_SQL, username)

@@ -91,7 +91,7 @@ class LoginGuard:
             "address": address,
             "failure": outcome.failure,
         }
-        if outcome.known:
+        if outcome.failure == "wrong_password":
             detail["failures_in_a_row"] = outcome.failures
         records = [("login_failed", detail)]
         if outcome.locked_now:
