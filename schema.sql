@@ -197,7 +197,7 @@ CREATE TABLE events (
     kind            text NOT NULL CONSTRAINT events_kind_valid CHECK (kind IN (
                         'scan', 'override', 'manual_exit', 'deny_list_add', 'deny_list_remove',
                         'pass_revoked', 'declaration_reviewed', 'admin', 'export', 'trace', 'purge',
-                        'door_correction')),
+                        'door_correction', 'login_failed', 'login_locked', 'login_burst')),
     occurred_at     timestamptz NOT NULL,
     recorded_at     timestamptz NOT NULL DEFAULT now(),
     site_id         bigint,

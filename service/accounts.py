@@ -15,13 +15,12 @@ from typing import Annotated, Any, Literal
 
 import asyncpg
 from aiohttp import web
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from service.auth import Role, principal, requires
-from service.db import DB_KEY
+from service.db import DB_KEY, Database
 from service.errors import ApiError
+from service.hashing import DUMMY_HASH, HASH_POOL_KEY, HASHER, HashPool, verify_password
 from service.openapi import documented
 from service.validation import read_model
 
@@ -29,10 +28,6 @@ MAX_FAILED_LOGINS = 5
 LOCKOUT = timedelta(minutes=5)
 MIN_PASSWORD_LENGTH = 10
 CONSOLE_ROLES = (Role.GUARD, Role.ADMIN, Role.AUDITOR)
-
-_hasher = PasswordHasher()
-# Verified when the username is unknown, so a wrong name costs as long as a wrong password.
-_DUMMY_HASH = _hasher.hash("not a password of anyone")
 
 Username = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9._-]{1,39}$")]
 Password = Annotated[str, StringConstraints(min_length=MIN_PASSWORD_LENGTH, max_length=200)]
@@ -89,6 +84,7 @@ UPDATE console_accounts
 SET failed_logins = failed_logins + 1,
     locked_until = CASE WHEN failed_logins + 1 >= $2 THEN now() + $3 ELSE locked_until END
 WHERE id = $1
+RETURNING failed_logins, failed_logins >= $2 AS locked_now
 """
 LOGIN_OK_SQL = """
 UPDATE console_accounts
@@ -114,15 +110,24 @@ FROM console_accounts WHERE $1::bigint IS NULL OR site_id = $1 ORDER BY id
 SITE_EXISTS_SQL = "SELECT 1 FROM sites WHERE id = $1"
 
 
-def hash_password(password: str) -> str:
+def check_password(password: str) -> None:
     if len(password) < MIN_PASSWORD_LENGTH:
         raise AccountError(
             "weak_password", f"A password needs at least {MIN_PASSWORD_LENGTH} characters."
         )
-    return _hasher.hash(password)
 
 
-async def create_account(conn: asyncpg.Connection, new: AccountIn) -> Account:
+def hash_password(password: str) -> str:
+    """The hash, on the calling thread: for the command line, not the service's loop
+    (there, HashPool.hash)."""
+    check_password(password)
+    return HASHER.hash(password)
+
+
+async def create_account(
+    conn: asyncpg.Connection, new: AccountIn, password_hash: str | None = None
+) -> Account:
+    """Create the account; `password_hash` is new.password's, when made elsewhere."""
     if new.role not in CONSOLE_ROLES:
         raise AccountError("bad_role", "Console accounts are for guards, admins and auditors.")
     if new.site_id is not None and await conn.fetchval(SITE_EXISTS_SQL, new.site_id) is None:
@@ -130,7 +135,7 @@ async def create_account(conn: asyncpg.Connection, new: AccountIn) -> Account:
     account_id = await conn.fetchval(
         INSERT_ACCOUNT_SQL,
         new.username,
-        hash_password(new.password),
+        password_hash or hash_password(new.password),
         new.role.value,
         new.site_id,
         new.full_name,
@@ -159,22 +164,54 @@ def new_password() -> str:
     return secrets.token_urlsafe(12)
 
 
-async def authenticate(conn: asyncpg.Connection, username: str, password: str) -> Account | None:
-    """The account if the password is right and the account may log in now."""
-    row = await conn.fetchrow(LOGIN_ROW_SQL, username)
-    if row is None:
-        _verify(_DUMMY_HASH, password)
-        return None
-    if row["disabled_at"] is not None or row["locked"]:
-        _verify(_DUMMY_HASH, password)
-        return None
-    if not _verify(row["password_hash"], password):
-        await conn.execute(LOGIN_FAILED_SQL, row["id"], MAX_FAILED_LOGINS, LOCKOUT)
-        return None
-    # A hash made with weaker parameters than today's is replaced while we have the password.
-    rehash = _hasher.hash(password) if _hasher.check_needs_rehash(row["password_hash"]) else None
-    await conn.execute(LOGIN_OK_SQL, row["id"], rehash)
-    return Account(row["id"], row["username"], Role(row["role"]), row["site_id"], row["full_name"])
+@dataclass(frozen=True)
+class LoginOutcome:
+    """What a login attempt came to; `failure` says why there is no account."""
+
+    account: Account | None
+    failure: str | None = None  # unknown_account, disabled, locked, wrong_password
+    known: bool = False  # the username is an account's
+    locked_now: bool = False  # this failure locked the account
+    failures: int = 0  # wrong passwords in a row, this one included
+
+
+async def authenticate(db: Database, pool: HashPool, username: str, password: str) -> LoginOutcome:
+    """Check the password off the event loop (in `pool`), holding no database
+    connection while it hashes. Raises PoolBusy (503) at once when the pool is full."""
+    async with pool.slot():
+        async with db.connection() as conn:
+            row = await conn.fetchrow(LOGIN_ROW_SQL, username)
+        if row is None or row["disabled_at"] is not None or row["locked"]:
+            await pool.verify(DUMMY_HASH, password)  # the same cost as a wrong password
+            if row is None:
+                return LoginOutcome(None, "unknown_account")
+            failure = "disabled" if row["disabled_at"] is not None else "locked"
+            return LoginOutcome(None, failure, known=True)
+        if not await pool.verify(row["password_hash"], password):
+            async with db.connection() as conn:
+                failed = await conn.fetchrow(
+                    LOGIN_FAILED_SQL, row["id"], MAX_FAILED_LOGINS, LOCKOUT
+                )
+            return LoginOutcome(
+                None,
+                "wrong_password",
+                known=True,
+                locked_now=failed["locked_now"],
+                failures=failed["failed_logins"],
+            )
+        # A hash made with weaker parameters than today's is replaced while we have the
+        # password.
+        rehash = (
+            await pool.run(HASHER.hash, password)
+            if HASHER.check_needs_rehash(row["password_hash"])
+            else None
+        )
+        async with db.connection() as conn:
+            await conn.execute(LOGIN_OK_SQL, row["id"], rehash)
+    account = Account(
+        row["id"], row["username"], Role(row["role"]), row["site_id"], row["full_name"]
+    )
+    return LoginOutcome(account, known=True)
 
 
 LoginState = Literal["ok", "changed", "disabled", "missing"]
@@ -188,14 +225,7 @@ async def login_state(conn: asyncpg.Connection, username: str, password: str) ->
         return "missing"
     if row["disabled_at"] is not None:
         return "disabled"
-    return "ok" if _verify(row["password_hash"], password) else "changed"
-
-
-def _verify(password_hash: str, password: str) -> bool:
-    try:
-        return _hasher.verify(password_hash, password)
-    except (VerificationError, InvalidHashError):
-        return False
+    return "ok" if verify_password(row["password_hash"], password) else "changed"
 
 
 async def set_password(conn: asyncpg.Connection, username: str, password: str) -> None:
@@ -241,11 +271,13 @@ async def create_account_route(request: web.Request) -> web.Response:
     if scope is not None and new.site_id != scope:
         # An admin of one site makes logins for that site, never wider ones.
         raise ApiError(403, "forbidden", "Your token is limited to another site.")
-    async with request.app[DB_KEY].connection() as conn:
-        try:
-            account = await create_account(conn, new)
-        except AccountError as e:
-            raise ApiError(409 if e.code == "username_taken" else 422, e.code, str(e)) from None
+    try:
+        check_password(new.password)
+        password_hash = await request.app[HASH_POOL_KEY].hash(new.password)
+        async with request.app[DB_KEY].connection() as conn:
+            account = await create_account(conn, new, password_hash)
+    except AccountError as e:
+        raise ApiError(409 if e.code == "username_taken" else 422, e.code, str(e)) from None
     return web.json_response(
         {
             "id": account.id,

@@ -15,12 +15,10 @@ import asyncpg
 from tqdm import tqdm
 
 from service.audit import (
-    CHUNK_ROWS,
-    EXPORT_SQL,
     EventFilters,
     copy_csv,
+    copy_jsonl,
     record_export,
-    stream_jsonl,
 )
 from service.events import verify_chain
 from service.keys import KeyCommandError, key_store_for, list_keys, retire, rotate
@@ -141,6 +139,7 @@ async def export_events(args: argparse.Namespace, conn: asyncpg.Connection) -> i
             kind=args.kind,
             start=parse_time(args.start, "--from") if args.start else None,
             end=parse_time(args.end, "--to") if args.end else None,
+            include_exports=args.include_exports or args.include_hashes,
         )
     except TraceError as e:
         sys.stderr.write(f"error: {e.message}\n")
@@ -163,11 +162,7 @@ async def export_events(args: argparse.Namespace, conn: asyncpg.Connection) -> i
         if args.format == "csv":
             await copy_csv(conn, write, filters, args.include_hashes)
         else:
-            async with conn.transaction(readonly=True, isolation="repeatable_read"):
-                rows = conn.cursor(
-                    EXPORT_SQL, *filters.sql_args(), 0, None, None, prefetch=CHUNK_ROWS
-                )
-                await stream_jsonl(write, rows, args.include_hashes)
+            await copy_jsonl(conn, write, filters, args.include_hashes)
         n = bar.n - (args.format == "csv")  # less the header line
     sys.stderr.write(f"{n} event(s) written to {path}\n")
     return 0
@@ -221,6 +216,9 @@ def add_parsers(sub: argparse._SubParsersAction, wrap: Callable[[Command], objec
     export.add_argument("--from", dest="start", help="ISO time with offset (inclusive)")
     export.add_argument("--to", dest="end", help="ISO time with offset (exclusive)")
     export.add_argument("--include-hashes", action="store_true", help="add the chain hashes")
+    export.add_argument(
+        "--include-exports", action="store_true", help="keep the exports' own records"
+    )
     export.set_defaults(func=wrap(export_events))
 
     trace_cmd = sub.add_parser(

@@ -16,6 +16,7 @@ from service import (
     health,
     keys,
     kiosk_stream,
+    login_guard,
     occupancy,
     openapi,
     overrides,
@@ -29,11 +30,12 @@ from service.batcher import batcher_context
 from service.db import pool_context
 from service.errors import error_middleware
 from service.fanout import fanout_context
+from service.hashing import hash_pool_context
 from service.kiosk_limits import KIOSK_LIMITS_KEY, KioskLimits
 from service.login_watch import login_watch_context
 from service.pass_links import PASS_LINKS_KEY, pass_links_for
 from service.public_limit import PUBLIC_LIMITER_KEY, public_limiter
-from service.qr import executor_context
+from service.qr import renderer_context
 from service.retention import retention_context
 from service.sessions import PostgresSessionStorage
 from service.settings import SETTINGS_KEY, Settings
@@ -58,7 +60,9 @@ def create_app(*, settings: Settings) -> web.Application:
     app.cleanup_ctx.append(token_usage_context)
     app.cleanup_ctx.append(login_watch_context)
     app.cleanup_ctx.append(batcher_context)
-    app.cleanup_ctx.append(executor_context())
+    app.cleanup_ctx.append(renderer_context())
+    app.cleanup_ctx.append(hash_pool_context(settings))
+    app.cleanup_ctx.append(login_guard.login_guard_context(settings))
     app.cleanup_ctx.append(retention_context(settings))
     app.add_routes(health.routes())
     app.add_routes(sites.routes())
@@ -77,4 +81,6 @@ def create_app(*, settings: Settings) -> web.Application:
     app.add_routes(occupancy.routes())
     app.add_routes(console.routes())
     app.add_routes(accounts.routes())
+    app.add_routes(login_guard.routes())
+    app.on_startup.append(openapi.build_documents)
     return app

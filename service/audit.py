@@ -17,7 +17,7 @@ import io
 import json
 import logging
 import re
-from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -31,6 +31,7 @@ from service.auth import Role, principal, require_site, requires
 from service.db import DB_KEY
 from service.errors import ApiError
 from service.events import KINDS, NewEvent, append_event, verify_chain
+from service.openapi import documented
 from service.person_scope import person_not_found, require_visible, visible_to_sql
 from service.spreadsheet import safe_cell
 
@@ -49,8 +50,11 @@ EXPORT_COLUMNS = (
     "seq",
     "kind",
     "occurred_at",
+    "occurred_at_local",
+    "timezone",
     "recorded_at",
     "gate_id",
+    "gate_name",
     "person_id",
     "full_name",
     "event_id",
@@ -63,55 +67,65 @@ EXPORT_COLUMNS = (
 )
 HASH_COLUMNS = ("digest", "prev_hash", "hash")
 
-# The filters, $1..$8, shared by every export of the log; $9 the caller's site (NULL:
-# every site). A caller limited to a site reads only people known there: their name is
-# left out of events that name someone else (its kiosk shown another site's pass), and
-# a person filter on anyone else finds nothing, as for an id that does not exist.
+
+# A cell a spreadsheet would run as a formula gets a leading quote (SQL for COPY).
+def _defused(column: str, name: str) -> str:
+    return rf"CASE WHEN {column} ~ '^[=+\-@\t\r]' THEN '''' || {column} ELSE {column} END AS {name}"
+
+
+# The site's wall-clock time of an event, as the console shows it, with the zone in a
+# column of its own (spreadsheets read this form as a date and time).
+_LOCAL_TIME_EXPR = "to_char(e.occurred_at AT TIME ZONE s.timezone, 'YYYY-MM-DD HH24:MI:SS')"
+_LOCAL_TIME = _LOCAL_TIME_EXPR + " AS occurred_at_local"
+
+# The filters, $1..$10, shared by every export of the log. An export's own records
+# (kind export) are left out unless asked for ($9, or kind=export). $10 is the caller's
+# site (NULL: every site): a caller limited to a site reads only people known there, so
+# their name is left out of events that name someone else (its kiosk shown another
+# site's pass), and a person filter on anyone else finds nothing, as for an unknown id.
 _FILTERED_EVENTS = (
     """
 FROM events e LEFT JOIN people p ON p.id = e.person_id AND """
-    + visible_to_sql("e.person_id", "$9")
+    + visible_to_sql("e.person_id", "$10")
     + """
+LEFT JOIN sites s ON s.id = e.site_id LEFT JOIN gates g ON g.id = e.gate_id
 WHERE ($1::bigint IS NULL OR e.site_id = $1)
   AND ($2::bigint IS NULL OR e.gate_id = $2)
   AND ($3::bigint IS NULL OR (e.person_id = $3 AND """
-    + visible_to_sql("$3", "$9")
+    + visible_to_sql("$3", "$10")
     + """))
   AND ($4::text IS NULL OR e.decision = $4)
   AND ($5::text IS NULL OR e.reason = $5)
   AND ($6::text IS NULL OR e.kind = $6)
   AND ($7::timestamptz IS NULL OR e.occurred_at >= $7)
   AND ($8::timestamptz IS NULL OR e.occurred_at < $8)
+  AND ($9::boolean OR e.kind <> 'export' OR e.kind = $6)
 """
 )
 
-# $10: rows after this id; $11: up to this id (NULL: no bound); $12: LIMIT (NULL: all).
-EXPORT_SQL = (
-    """
-SELECT e.id, e.site_id, e.seq, e.kind, e.occurred_at, e.recorded_at, e.gate_id, e.person_id,
-       p.full_name, e.event_id, e.pass_id, e.direction, e.decision, e.reason, e.actor,
-       e.detail, e.digest, e.prev_hash, e.hash"""
-    + _FILTERED_EVENTS
-    + """  AND e.id > $10
-  AND ($11::bigint IS NULL OR e.id <= $11)
+# $11: rows after this id; $12: up to this id (NULL: no bound); $13: LIMIT (NULL: all).
+EXPORT_SQL = f"""
+SELECT e.id, e.site_id, e.seq, e.kind, e.occurred_at, {_LOCAL_TIME}, s.timezone,
+       e.recorded_at, e.gate_id, g.name AS gate_name, e.person_id, p.full_name, e.event_id,
+       e.pass_id, e.direction, e.decision, e.reason, e.actor, e.detail,
+       e.digest, e.prev_hash, e.hash{_FILTERED_EVENTS}  AND e.id > $11
+  AND ($12::bigint IS NULL OR e.id <= $12)
 ORDER BY e.id
-LIMIT $12
+LIMIT $13
 """
-)
 
 # CSV made by PostgreSQL itself (COPY ... TO STDOUT): as fast as the database can read,
-# nothing held in the service. Same cells as the Python writer: ISO times in UTC, hex
-# hashes, and text a spreadsheet would run as a formula gets a leading quote.
-_CSV_COLUMNS = r"""
+# nothing held in the service. Same cells as the Python writer: ISO times in UTC (and
+# the site's local time), hex hashes, formulas defused.
+_CSV_COLUMNS = f"""
 SELECT e.id, e.site_id, e.seq, e.kind,
-       to_json(e.occurred_at) #>> '{}' AS occurred_at,
-       to_json(e.recorded_at) #>> '{}' AS recorded_at,
-       e.gate_id, e.person_id,
-       CASE WHEN p.full_name ~ '^[=+\-@\t\r]' THEN '''' || p.full_name ELSE p.full_name END
-         AS full_name,
+       to_json(e.occurred_at) #>> '{{}}' AS occurred_at, {_LOCAL_TIME}, s.timezone,
+       to_json(e.recorded_at) #>> '{{}}' AS recorded_at,
+       e.gate_id, {_defused("g.name", "gate_name")}, e.person_id,
+       {_defused("p.full_name", "full_name")},
        e.event_id, e.pass_id, e.direction, e.decision,
-       CASE WHEN e.reason ~ '^[=+\-@\t\r]' THEN '''' || e.reason ELSE e.reason END AS reason,
-       CASE WHEN e.actor ~ '^[=+\-@\t\r]' THEN '''' || e.actor ELSE e.actor END AS actor,
+       {_defused("e.reason", "reason")},
+       {_defused("e.actor", "actor")},
        e.detail::text AS detail"""
 _CSV_HASHES = """,
        encode(e.digest, 'hex') AS digest, encode(e.prev_hash, 'hex') AS prev_hash,
@@ -119,6 +133,28 @@ _CSV_HASHES = """,
 _CSV_ROWS = _FILTERED_EVENTS + "ORDER BY e.id\n"
 EXPORT_CSV_SQL = _CSV_COLUMNS + _CSV_ROWS
 EXPORT_CSV_HASHES_SQL = _CSV_COLUMNS + _CSV_HASHES + _CSV_ROWS
+
+# JSON Lines made by PostgreSQL too: encoding rows in Python held the event loop some
+# 40 ms per 500 rows (loop-lag probe), for the whole length of an export. One JSON
+# object per row, with the columns (and names) of the paged JSON; times in UTC.
+_JSON_EXPRESSIONS = {
+    "occurred_at_local": _LOCAL_TIME_EXPR,
+    "timezone": "s.timezone",
+    "gate_name": "g.name",
+    "full_name": "p.full_name",
+} | {name: f"encode(e.{name}, 'hex')" for name in HASH_COLUMNS}
+
+
+def _jsonl_sql(columns: Sequence[str]) -> str:
+    fields = ", ".join(f"'{c}', {_JSON_EXPRESSIONS.get(c, 'e.' + c)}" for c in columns)
+    return f"SELECT json_build_object({fields})::text{_CSV_ROWS}"
+
+
+EXPORT_JSONL_SQL = _jsonl_sql(EXPORT_COLUMNS)
+EXPORT_JSONL_HASHES_SQL = _jsonl_sql(EXPORT_COLUMNS + HASH_COLUMNS)
+# COPY's CSV form writes a JSON text as it is: JSON has no raw control characters, so
+# neither these quote and delimiter characters nor a line break ever occur in one.
+JSONL_COPY_OPTIONS = {"format": "csv", "quote": "\x01", "delimiter": "\x02"}
 
 SETTLED_SQL = "SELECT pg_snapshot_xmin(pg_current_snapshot()) > $1::xid8"
 CHAIN_EXISTS_SQL = "SELECT 1 FROM event_chains WHERE chain_id = $1"
@@ -293,6 +329,7 @@ class EventFilters:
     kind: str | None
     start: datetime | None
     end: datetime | None
+    include_exports: bool = False
     scope: int | None = None  # the caller's site: whose people it may read (None: all)
 
     @classmethod
@@ -310,6 +347,9 @@ class EventFilters:
             kind=choice_param(request, "kind", KINDS),
             start=start,
             end=end,
+            # A chain is checked link by link: with the hashes, every record is in.
+            include_exports=bool_param(request, "include_exports")
+            or bool_param(request, "include_hashes"),
             scope=principal(request).site_id,
         )
 
@@ -323,11 +363,16 @@ class EventFilters:
             self.kind,
             self.start,
             self.end,
+            self.include_exports,
             self.scope,
         )
 
     def as_json(self) -> dict[str, Any]:
-        out = {k: v for k, v in asdict(self).items() if v is not None and k != "scope"}
+        out = {
+            k: v
+            for k, v in asdict(self).items()
+            if v is not None and v is not False and k != "scope"
+        }
         for name, key in (("start", "from"), ("end", "to")):
             if name in out:
                 out[key] = out.pop(name).isoformat()
@@ -421,10 +466,27 @@ async def record_export(
     return appended.id
 
 
+EVENT_EXPORT_QUERY = {
+    "site_id": ("integer", False),
+    "gate_id": ("integer", False),
+    "person_id": ("integer", False),
+    "decision": ("string", False),
+    "reason": ("string", False),
+    "kind": ("string", False),
+    "from": ("string", False),
+    "to": ("string", False),
+    "format": ("string", False),
+    "include_hashes": ("boolean", False),
+    "include_exports": ("boolean", False),
+    "limit": ("integer", False),
+    "after": ("string", False),
+}
+
 # --- handlers ---------------------------------------------------------------------------
 
 
 @requires(Role.AUDITOR, Role.ADMIN)
+@documented(query=EVENT_EXPORT_QUERY)
 async def export_events(request: web.Request) -> web.StreamResponse:
     """The event log, filtered: streamed as csv/jsonl, or paged as json."""
     filters = EventFilters.from_request(request)
@@ -451,12 +513,8 @@ async def export_events(request: web.Request) -> web.StreamResponse:
         try:
             if fmt == "csv":  # one statement: one snapshot for the whole file
                 await copy_csv(conn, response.write, filters, hashes)
-            else:  # one snapshot for the whole file: nothing committed meanwhile is half in it
-                async with conn.transaction(readonly=True, isolation="repeatable_read"):
-                    rows = conn.cursor(
-                        EXPORT_SQL, *filters.sql_args(), 0, None, None, prefetch=CHUNK_ROWS
-                    )
-                    await stream_jsonl(response.write, rows, hashes)
+            else:
+                await copy_jsonl(conn, response.write, filters, hashes)
         except ConnectionResetError:
             logger.info("export abandoned by the client", extra={"path": request.path})
             return response
@@ -467,19 +525,19 @@ async def export_events(request: web.Request) -> web.StreamResponse:
 Write = Callable[[bytes], Awaitable[Any]]
 
 
-async def stream_jsonl(write: Write, rows: AsyncIterable[asyncpg.Record], hashes: bool) -> int:
-    """Write the rows as JSON Lines, in chunks; return how many."""
-    lines: list[str] = []
-    n = 0
-    async for row in rows:
-        n += 1
-        lines.append(json.dumps(event_json(row, hashes=hashes), ensure_ascii=False))
-        if len(lines) == CHUNK_ROWS:
-            await write(("\n".join(lines) + "\n").encode("utf-8"))
-            lines = []
-    if lines:
-        await write(("\n".join(lines) + "\n").encode("utf-8"))
-    return n
+async def copy_jsonl(
+    conn: asyncpg.Connection, write: Write, filters: EventFilters, hashes: bool
+) -> None:
+    """The rows as JSON Lines, written by PostgreSQL's COPY straight through (one
+    statement: one snapshot for the whole file)."""
+    async with conn.transaction(readonly=True):
+        await conn.execute("SET LOCAL timezone = 'UTC'")
+        await conn.copy_from_query(
+            EXPORT_JSONL_HASHES_SQL if hashes else EXPORT_JSONL_SQL,
+            *filters.sql_args(),
+            output=write,
+            **JSONL_COPY_OPTIONS,
+        )
 
 
 async def copy_csv(

@@ -26,7 +26,11 @@ from service.auth import Role, principal, public, require_site, requires, same_o
 from service.checkin_rules import CheckinRules
 from service.db import DB_KEY
 from service.errors import ApiError
+from service.hashing import HASH_POOL_KEY
+from service.login_guard import LOGIN_GUARD_KEY
+from service.offload import PoolBusy
 from service.pages import STATIC_DIR, Markup, join, page, render, tag, void
+from service.ratelimit import TooManyRequests
 from service.reasons import words_by_direction
 from service.settings import SETTINGS_KEY
 
@@ -48,6 +52,14 @@ WORDS: dict[str, tuple[str, str]] = {
     "bad_login": (
         "Sai tên đăng nhập hoặc mật khẩu, hoặc tài khoản đang bị khoá tạm thời.",
         "Wrong username or password, or the account is locked for a while.",
+    ),
+    "too_many_logins": (
+        "Quá nhiều lần đăng nhập; vui lòng đợi một phút rồi thử lại.",
+        "Too many login attempts; wait a minute and try again.",
+    ),
+    "login_busy": (
+        "Hệ thống đang bận; vui lòng thử lại sau giây lát.",
+        "The service is busy; try again in a moment.",
     ),
     "session_ended": (
         "Phiên đăng nhập đã kết thúc; vui lòng đăng nhập lại.",
@@ -201,9 +213,20 @@ async def login_submit(request: web.Request) -> web.Response:
         return _login_page(request, error=t("stale_form", lang_of(request)), status=403)
     username = str(form.get("username", "")).strip().lower()[:40]
     password = str(form.get("password", ""))[:200]
-    async with request.app[DB_KEY].connection() as conn:
-        account = await accounts.authenticate(conn, username, password)
+    db, guard = request.app[DB_KEY], request.app[LOGIN_GUARD_KEY]
+    address = guard.address(request)
+    try:
+        guard.admit(address, username)  # before any hashing or database work
+        outcome = await accounts.authenticate(db, request.app[HASH_POOL_KEY], username, password)
+    except (TooManyRequests, PoolBusy) as e:
+        await guard.refused(db, address)
+        key = "too_many_logins" if isinstance(e, TooManyRequests) else "login_busy"
+        page = _login_page(request, error=t(key, lang_of(request)), status=e.status)
+        page.headers.update(e.headers or {})
+        return page
+    account = outcome.account
     if account is None:
+        await guard.failed(db, username, address, outcome)
         return _login_page(request, error=t("bad_login", lang_of(request)), status=401)
     session = await new_session(request)  # a new key at login: no session fixation
     session.update(

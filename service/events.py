@@ -38,6 +38,9 @@ KINDS = frozenset(
         "trace",
         "purge",
         "door_correction",
+        "login_failed",
+        "login_locked",
+        "login_burst",
     }
 )
 

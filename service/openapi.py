@@ -7,8 +7,10 @@ the code stay in step.
 from __future__ import annotations
 
 import html
+import json
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import pydantic
@@ -161,16 +163,38 @@ def build_spec(app: web.Application) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True)
+class Documents:
+    """The document and its readable page, made once at start: building them walks
+    every route and pydantic model (hundreds of milliseconds on the event loop, which
+    a public caller could otherwise repeat at will while the doors wait)."""
+
+    spec_json: bytes
+    docs_html: str
+
+
+DOCUMENTS_KEY = web.AppKey("openapi_documents", Documents)
+
+
+async def build_documents(app: web.Application) -> None:
+    """on_startup: the routes are final by then, and nothing is served yet."""
+    spec = build_spec(app)
+    app[DOCUMENTS_KEY] = Documents(json.dumps(spec).encode(), _docs_page(spec))
+
+
 @public
 async def openapi_json(request: web.Request) -> web.Response:
     """The OpenAPI 3 document of this API."""
-    return web.json_response(build_spec(request.app))
+    return web.Response(body=request.app[DOCUMENTS_KEY].spec_json, content_type="application/json")
 
 
 @public
 async def api_docs(request: web.Request) -> web.Response:
     """A readable list of the API (no scripts, nothing fetched from the internet)."""
-    spec = build_spec(request.app)
+    return web.Response(text=request.app[DOCUMENTS_KEY].docs_html, content_type="text/html")
+
+
+def _docs_page(spec: dict[str, Any]) -> str:
     rows = []
     for path, operations in spec["paths"].items():
         for method, op in operations.items():
@@ -192,7 +216,7 @@ async def api_docs(request: web.Request) -> web.Response:
         + "".join(rows)
         + "</table></body></html>"
     )
-    return web.Response(text=page, content_type="text/html")
+    return page
 
 
 def routes() -> list[web.RouteDef]:

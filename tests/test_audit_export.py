@@ -207,7 +207,10 @@ async def test_json_rows_have_every_column_with_zoned_times(
         "seq": seeded.appended[40].seq,
         "kind": "override",
         "occurred_at": "2026-03-10T01:41:00+00:00",
+        "occurred_at_local": "2026-03-10 08:41:00",
+        "timezone": "Asia/Ho_Chi_Minh",
         "gate_id": seeded.gate_a,
+        "gate_name": await conn.fetchval("SELECT name FROM gates WHERE id = $1", seeded.gate_a),
         "person_id": seeded.nhung,
         "full_name": "Nguyễn Thị Hồng Nhung",
         "event_id": None,
@@ -238,8 +241,9 @@ async def test_csv_of_real_scans_round_trips_vietnamese_names(
     assert body.startswith(BOM)
     table = list(csv.reader(io.StringIO(body[len(BOM) :].decode("utf-8"), newline="")))
     header, rows = table[0], [dict(zip(table[0], r, strict=True)) for r in table[1:]]
-    assert header[:9] == ["id", "site_id", "seq", "kind", "occurred_at", "recorded_at",
-                          "gate_id", "person_id", "full_name"]  # fmt: skip
+    assert header[:12] == ["id", "site_id", "seq", "kind", "occurred_at", "occurred_at_local",
+                           "timezone", "recorded_at", "gate_id", "gate_name", "person_id",
+                           "full_name"]  # fmt: skip
     assert "hash" not in header
     scans = [r for r in rows if r["kind"] == "scan"]
     assert [(r["event_id"], r["direction"], r["reason"]) for r in scans] == [
@@ -249,10 +253,25 @@ async def test_csv_of_real_scans_round_trips_vietnamese_names(
     for r in scans:
         assert r["full_name"] == "Lê Thị Ánh Tuyết"
         assert r["pass_id"] == str(pass_id)
-        assert datetime.fromisoformat(r["occurred_at"]).tzinfo is not None
-        assert json.loads(r["detail"])["name"] == "L. T. Á. Tuyết"
-    # The export recorded itself (before streaming, so it is in its own file).
-    assert [r["kind"] for r in rows][-1] == "export"
+        utc = datetime.fromisoformat(r["occurred_at"])
+        assert utc.utcoffset() == timedelta(0)
+        # The site's local time, as the console shows it (the demo site is in Hà Nội).
+        assert r["timezone"] == "Asia/Ho_Chi_Minh"
+        local = datetime.strptime(r["occurred_at_local"], "%Y-%m-%d %H:%M:%S")
+        assert local == utc.astimezone(HCM).replace(tzinfo=None, microsecond=0)
+    assert [r["gate_name"] for r in scans] == ["Cổng A", "Cổng ra"]
+    assert json.loads(scans[0]["detail"])["name"] == "L. T. Á. Tuyết"
+    # The export's own record is left out unless asked for ...
+    assert "export" not in {r["kind"] for r in rows}
+    resp = await client.get(
+        EVENTS,
+        params={"format": "csv", "site_id": str(door.site_id), "include_exports": "true"},
+        headers=auditor,
+    )
+    # ... and then it is in its own file (it is recorded before streaming).
+    with_exports = read_csv(await resp.read())
+    assert [r["kind"] for r in with_exports][-1] == "export"
+    assert [r["kind"] for r in with_exports].count("export") == 2
 
 
 async def test_csv_neutralises_formulas_but_json_keeps_the_text(
@@ -304,15 +323,14 @@ async def test_json_paging_sees_each_row_once_while_events_arrive(
         after = body["next"]
         if after is None:
             break
-    first_export = await conn.fetchval("SELECT min(id) FROM events WHERE kind = 'export'")
     assert len(seen) == len(set(seen)) and seen == sorted(seen)
-    # The walk is everything up to (and including) its own first export record.
-    assert seen == [a.id for a in seeded.appended] + [first_export]
-    assert pages == 7  # 43 rows by 7
+    # The walk is everything up to its own first export record (which it leaves out).
+    assert seen == [a.id for a in seeded.appended]
+    assert pages == 6  # 42 rows by 7
     assert await conn.fetchval("SELECT count(*) FROM events WHERE kind = 'export'") == pages
-    # A new walk sees what arrived meanwhile.
-    again = await fetch_json_all(client, auditor, {"limit": "5000"})
-    assert len(again) == len(seen) + 2 * pages + pages
+    # A new walk sees what arrived meanwhile, and the exports when asked.
+    again = await fetch_json_all(client, auditor, {"limit": "5000", "include_exports": "true"})
+    assert len(again) == len(seen) + 2 * pages + pages + 1
 
 
 async def test_included_hashes_let_a_recipient_check_the_chain(
@@ -727,4 +745,27 @@ async def test_a_walk_waits_for_a_write_that_holds_an_older_id(
     await writer.close()
     resp = await asyncio.wait_for(walk, 5)
     kinds = [e["kind"] for e in (await resp.json())["events"]]
-    assert kinds == ["admin", "export"]
+    assert kinds == ["admin"]
+
+
+async def test_the_openapi_document_names_the_export_parameters(client: Client) -> None:
+    spec = await (await client.get("/api/v1/openapi.json")).json()
+    operation = spec["paths"]["/api/v1/audit/events"]["get"]
+    params = {p["name"]: p["schema"]["type"] for p in operation["parameters"]}
+    assert params["include_exports"] == params["include_hashes"] == "boolean"
+    assert {"site_id", "kind", "from", "to", "format", "after", "limit"} <= params.keys()
+
+
+async def test_json_lines_made_by_the_database_match_the_json_pages(
+    client: Client, factory: Factory, conn: asyncpg.Connection, auditor: dict[str, str]
+) -> None:
+    await seed(conn, factory)
+    for params in ({}, {"include_hashes": "true"}):
+        lines = await export(client, auditor, "jsonl", params)
+        pages = await fetch_json_all(client, auditor, params)
+        for row in lines + pages:  # the same instants, with or without trailing zeros
+            for key in ("occurred_at", "recorded_at"):
+                row[key] = datetime.fromisoformat(row[key])
+        # The same rows and values; the page walk also has the JSON Lines' export record.
+        assert lines == pages[: len(lines)]
+        assert {r["kind"] for r in pages[len(lines) :]} <= {"export"}

@@ -164,10 +164,13 @@ async def test_export_writes_the_filtered_log_and_records_itself(
     assert all(len(r["hash"]) == 64 for r in rows)
     jsonl = tmp_path / "events.jsonl"
     assert run_cli("export", "--out", str(jsonl), "--format", "jsonl", env=env).returncode == 0
-    assert len(jsonl.read_text(encoding="utf-8").splitlines()) == 5  # and both exports
+    assert len(jsonl.read_text(encoding="utf-8").splitlines()) == 3  # the exports left out
+    asked = ("export", "--out", str(jsonl), "--format", "jsonl", "--include-exports")
+    assert run_cli(*asked, env=env).returncode == 0
+    assert len(jsonl.read_text(encoding="utf-8").splitlines()) == 6  # and the three exports
     assert (
         await conn.fetchval("SELECT count(*) FROM events WHERE kind = 'export' AND actor = 'cli'")
-        == 2
+        == 3
     )
     bad = run_cli("export", "--out", str(out), "--from", "yesterday", env=env)
     assert bad.returncode == 2 and "--from" in bad.stderr

@@ -10,6 +10,7 @@ import os
 import shutil
 import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import date, datetime, timedelta
 from datetime import time as dt_time
 from typing import Any
@@ -20,10 +21,14 @@ import pytest
 from aiohttp.test_utils import TestClient
 from playwright.async_api import Browser, Page, async_playwright, expect
 
+from service.app import create_app
 from service.auth import Role
+from service.login_guard import LOGIN_BURST_ATTEMPTS
+from service.settings import Settings
 from tests.chaos.cable import Cable
 from tests.checkin_helpers import Door, make_door, scan, scan_body
 from tests.conftest import Factory, bearer
+from tests.login_helpers import Browser as LoginVisitor
 
 Client = TestClient[Any, Any]
 # Generous bounds that only stop a hung test; the feed's delay is printed, not asserted.
@@ -357,3 +362,34 @@ async def test_chart_and_roll_call(
     tablet = await open_console(browser, base_url(client), username, password, width=800)
     await expect(tablet.locator("#feed tr")).to_have_count(3)
     await shot(tablet, "tablet")
+
+
+async def test_a_burst_of_bad_logins_is_an_alert_on_the_admin_console_only(
+    aiohttp_client: Any, settings: Settings, factory: Factory, browser: Browser
+) -> None:
+    # Three logins a minute from an address: the admin's, the guard's, one guess.
+    client = await aiohttp_client(
+        create_app(settings=replace(settings, login_per_minute_per_address=3))
+    )
+    door = await make_door(factory)
+    admin_name, admin_password = await factory.account(Role.ADMIN)
+    guard_name, guard_password = await factory.account(Role.GUARD, site_id=door.site_id)
+    base = base_url(client)
+    admin = await open_console(browser, base, admin_name, admin_password)
+    guard = await open_console(browser, base, guard_name, guard_password)
+    attacker = LoginVisitor(client)
+    try:
+        for _ in range(LOGIN_BURST_ATTEMPTS):
+            await attacker.login(guard_name, "a guess")
+    finally:
+        await attacker.session.close()
+    await admin.reload()
+    alert = admin.locator(".alert.security-alert")
+    await expect(alert).to_contain_text("Nhiều lượt đăng nhập sai")
+    await expect(alert).to_contain_text(f"{LOGIN_BURST_ATTEMPTS} lượt trong 60")
+    await expect(alert).to_contain_text("127.0.0.1")
+    await admin.click(".security-alert .dismiss")
+    await expect(alert).to_have_count(0)
+    await guard.reload()
+    await expect(guard.locator("#link")).to_have_attribute("data-state", "live")
+    await expect(guard.locator(".alert.security-alert")).to_have_count(0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import re
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,7 +19,7 @@ from service.auth import Role
 from service.events import verify_chain
 from service.keys import KEYS_KEY, KeyCommandError, key_store_for, retire, rotate
 from service.passes import PassError, PassErrorReason, TrustList, verify_pass
-from service.qr import qr_version
+from service.qr import QR_RENDERER_KEY, qr_version
 from service.settings import Settings
 from tests.conftest import Factory, bearer
 from tests.declaring import declaration, staff
@@ -364,6 +365,32 @@ async def test_missing_private_key_is_503_not_500(
     # A declaration that needs no pass still goes through.
     review = await declare(client, declaration(site_id, phone="0977777777", symptoms=["cough"]))
     assert review["status"] == "review"
+
+
+async def test_qr_images_render_in_another_process_behind_a_bounded_queue(
+    client: Client, site_id: int
+) -> None:
+    renderer = client.app[QR_RENDERER_KEY]
+    assert await renderer.call(os.getpid) != os.getpid()  # the workers are processes
+    shown = (await declare(client, declaration(site_id)))["pass"]
+    other = (await declare(client, declaration(site_id, phone="0966666666")))["pass"]
+    first = await client.get(shown["qr_png_url"])
+    assert first.status == 200
+    # Every place in the pool taken: a new image is refused at once, not queued ...
+    slots = [renderer.slot() for _ in range(renderer.capacity)]
+    for slot in slots:
+        await slot.__aenter__()
+    try:
+        busy = await client.get(other["qr_png_url"])
+        assert busy.status == 503 and busy.headers["Retry-After"] == "1"
+        assert (await busy.json())["error"]["code"] == "qr_busy"
+        # ... while an image shown already comes from the cache, the same bytes.
+        again = await client.get(shown["qr_png_url"])
+        assert again.status == 200 and await again.read() == await first.read()
+    finally:
+        for slot in slots:
+            await slot.__aexit__(None, None, None)
+    assert (await client.get(other["qr_png_url"])).status == 200
 
 
 async def test_unknown_pass_qr_is_404(client: Client) -> None:

@@ -74,9 +74,7 @@ async def test_demo_staff_declare_as_staff_and_get_a_pass_by_their_test_rule(
     assert (by_risk["very_high"][1], by_risk["high"][1], by_risk["low"][1]) == (1, 7, None)
 
     low, _ = by_risk["low"]
-    resp = await client.post(
-        "/api/v1/declarations", json=staff_declaration(demo.site_id, low)
-    )
+    resp = await client.post("/api/v1/declarations", json=staff_declaration(demo.site_id, low))
     assert resp.status in (200, 201), await resp.text()
     declared = await resp.json()
     assert declared["status"] == "cleared" and declared["pass"]["payload"]

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
+from service.openapi import DOCUMENTS_KEY, build_spec
 from tests.cli_helpers import env_for, free_port, run_cli, wait_ready
 
 
@@ -38,6 +39,12 @@ async def test_document_lists_every_route_with_its_access(
         "$ref": "#/components/schemas/GateIn"
     }
     assert create_gate["parameters"][0]["schema"]["type"] == "integer"
+    # Made once at start, not per request (a public caller could repeat that at will):
+    # what is served is the stored document, and it is today's.
+    made = app[DOCUMENTS_KEY]
+    assert spec == build_spec(app)
+    assert await (await client.get("/api/v1/openapi.json")).read() == made.spec_json
+    assert app[DOCUMENTS_KEY] is made
     assert "GateIn" in spec["components"]["schemas"]
     docs = await client.get("/api/v1/docs")
     assert docs.status == 200 and "/api/v1/sites/{site_id}/gates" in await docs.text()

@@ -70,6 +70,7 @@ EXPECTED: dict[str, frozenset[Role]] = {
     "accounts": frozenset({A}),
     "create_account": frozenset({A}),
     "disable_account": frozenset({A}),
+    "security_alerts": frozenset({A}),
 }
 
 

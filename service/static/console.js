@@ -24,6 +24,7 @@
   const clockOffsetMs = Date.parse(config.server_now) - Date.now();
   const serverNow = () => Date.now() + clockOffsetMs;
   const KIOSK_POLL_MS = 5000;
+  const SECURITY_POLL_MS = 15000; // admins: login bursts (GET /api/v1/security/alerts)
   // The feed is closed with this code when the login behind it ends (logout, account
   // disabled, password changed, session expired): reconnecting cannot help.
   const SESSION_ENDED = 4401;
@@ -97,6 +98,9 @@
     camera_up: ["Tốt", "Up"],
     never: ["Chưa từng", "Never"],
     kiosk_silent: ["Máy quét mất tín hiệu", "Kiosk went silent"],
+    login_burst: ["Nhiều lượt đăng nhập sai", "Many failed logins"],
+    login_burst_detail: ["lượt trong", "attempts in"],
+    addresses: ["địa chỉ", "addresses"],
     entries_15: ["Lượt vào mỗi 15 phút", "Entries per 15 minutes"],
     people_inside: ["Số người ở trong", "People inside"],
     capacity: ["Sức chứa", "Capacity"],
@@ -800,6 +804,58 @@
     );
   }
 
+  // --- security alerts (admins) ---------------------------------------------------------
+  async function loadSecurityAlerts() {
+    let found;
+    try {
+      found = (await api("/api/v1/security/alerts")).alerts;
+    } catch (_) {
+      return;
+    }
+    for (const alert of found) {
+      if (!dismissedBursts.has(`login-burst-${alert.id}`)) raiseBurstAlert(alert);
+    }
+  }
+
+  function raiseBurstAlert(alert) {
+    const key = `login-burst-${alert.id}`;
+    const detail = alert.detail || {};
+    const top = (detail.top_addresses || []).map((a) => `${a.address} (${a.attempts})`).join(", ");
+    raise(key, () =>
+      el(
+        "div",
+        { class: "alert security-alert", "data-alert": key },
+        el(
+          "div",
+          { class: "alert-head" },
+          el("strong", {}, t("login_burst")),
+          el("span", {}, ` · ${clock(alert.occurred_at)}`),
+        ),
+        el(
+          "div",
+          { class: "alert-reason" },
+          `${detail.attempts} ${t("login_burst_detail")} ${detail.window_s} s · ` +
+            `${detail.addresses} ${t("addresses")}${top ? `: ${top}` : ""}`,
+        ),
+        el(
+          "div",
+          { class: "alert-actions" },
+          el(
+            "button",
+            { type: "button", class: "dismiss ghost", onclick: () => dismissBurst(key) },
+            t("dismiss"),
+          ),
+        ),
+      ),
+    );
+  }
+
+  const dismissedBursts = new Set(); // not raised again by the next poll
+  function dismissBurst(key) {
+    dismissedBursts.add(key);
+    dropAlert(key);
+  }
+
   function renderKiosks() {
     $("kiosks-online").textContent = `${kiosks.filter((k) => k.online).length} / ${kiosks.length}`;
     $("kiosks").replaceChildren(
@@ -993,5 +1049,9 @@
   loadInside().catch(() => {});
   loadKiosks();
   setInterval(loadKiosks, KIOSK_POLL_MS);
+  if (isAdmin) {
+    loadSecurityAlerts();
+    setInterval(loadSecurityAlerts, SECURITY_POLL_MS);
+  }
   setInterval(() => loadInside().catch(() => {}), 30000);
 })();
