@@ -21,8 +21,10 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from service.auth import Role, requires
 from service.db import DB_KEY
+from service.declaration_model import NAME_MAX
 from service.errors import ApiError
 from service.openapi import documented
+from service.text import Secret, Text
 from service.validation import read_model
 
 MAX_FAILED_LOGINS = 5
@@ -35,7 +37,7 @@ _hasher = PasswordHasher()
 _DUMMY_HASH = _hasher.hash("not a password of anyone")
 
 Username = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9._-]{1,39}$")]
-Password = Annotated[str, StringConstraints(min_length=MIN_PASSWORD_LENGTH, max_length=200)]
+Password = Annotated[str, Secret(MIN_PASSWORD_LENGTH, 200)]
 
 
 class AccountIn(BaseModel):
@@ -45,7 +47,7 @@ class AccountIn(BaseModel):
     password: Password
     role: Role
     site_id: Annotated[int, Field(gt=0)] | None = None  # None: every site
-    full_name: Annotated[str, StringConstraints(strip_whitespace=True, max_length=120)] = ""
+    full_name: Annotated[str, Text(NAME_MAX, min_visible=0)] = ""
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ from service.qr import executor_context
 from service.retention import retention_context
 from service.sessions import PostgresSessionStorage
 from service.settings import SETTINGS_KEY, Settings
+from service.validation import query_rules_middleware
 
 
 def create_app(*, settings: Settings) -> web.Application:
@@ -40,7 +41,12 @@ def create_app(*, settings: Settings) -> web.Application:
         max_age_s=settings.session_hours * 3600, secure=settings.secure_cookies
     )
     app = web.Application(
-        middlewares=[error_middleware, session_middleware(sessions), auth_middleware],
+        middlewares=[
+            error_middleware,
+            session_middleware(sessions),
+            auth_middleware,
+            query_rules_middleware,
+        ],
         client_max_size=settings.max_body_bytes,
     )
     app[SETTINGS_KEY] = settings

@@ -32,6 +32,7 @@ from service.db import DB_KEY
 from service.declarations import KNOWN_AT_SITE_SQL
 from service.errors import ApiError
 from service.events import KINDS, NewEvent, append_event, verify_chain
+from service.openapi import Q_BOOL, documented, q_choice, q_date, q_id, q_int, q_text, q_time
 from service.spreadsheet import safe_cell
 
 logger = logging.getLogger(__name__)
@@ -41,6 +42,7 @@ DEFAULT_PAGE = 500
 MAX_PAGE = 5000
 CHUNK_ROWS = 500  # rows per write (and per cursor fetch) when streaming
 MAX_ID_DIGITS = 18
+MAX_REASON_FILTER = 100
 # A spreadsheet runs a cell that starts with one of these as a formula.
 
 EXPORT_COLUMNS = (
@@ -288,8 +290,8 @@ class EventFilters:
     @classmethod
     def from_request(cls, request: web.Request) -> EventFilters:
         reason = _raw(request, "reason")
-        if reason is not None and len(reason) > 100:
-            raise bad_parameter("reason", "reason is at most 100 characters.")
+        if reason is not None and len(reason) > MAX_REASON_FILTER:
+            raise bad_parameter("reason", f"reason is at most {MAX_REASON_FILTER} characters.")
         start, end = time_range(request)
         return cls(
             site_id=scoped_site(request, int_param(request, "site_id")),
@@ -413,6 +415,22 @@ async def record_export(
 
 
 @requires(Role.AUDITOR, Role.ADMIN)
+@documented(
+    query={
+        "site_id": q_id(),
+        "gate_id": q_id(),
+        "person_id": q_id(),
+        "decision": q_choice("allow", "deny"),
+        "reason": q_text(MAX_REASON_FILTER),
+        "kind": q_choice(*sorted(KINDS)),
+        "from": q_time(),
+        "to": q_time(),
+        "format": q_choice(*FORMATS),
+        "include_hashes": Q_BOOL,
+        "limit": q_int(1, MAX_PAGE),
+        "after": q_text(100),
+    }
+)
 async def export_events(request: web.Request) -> web.StreamResponse:
     """The event log, filtered: streamed as csv/jsonl, or paged as json."""
     filters = EventFilters.from_request(request)
@@ -534,6 +552,7 @@ async def _settle(conn: asyncpg.Connection, xid: int, *, patience_s: float = 2.0
 
 
 @requires(Role.AUDITOR, Role.ADMIN)
+@documented(query={"site_id": q_id(minimum=0), "from_seq": q_id(), "to_seq": q_id()})
 async def verify(request: web.Request) -> web.Response:
     """Recompute hash chains: one site's (site_id=0 is the chain of no site), or all."""
     site_id = int_param(request, "site_id", minimum=0)
@@ -561,6 +580,7 @@ async def verify(request: web.Request) -> web.Response:
 
 
 @requires(Role.AUDITOR, Role.ADMIN, Role.GUARD)
+@documented(query={"from": q_time(), "to": q_time(), "format": q_choice("json", "csv")})
 async def movements(request: web.Request) -> web.Response:
     """Every stay of a person (entry and exit, gates by name), in time order; a token
     limited to a site sees the stays there, of people known there."""
@@ -664,6 +684,7 @@ async def daily_report(conn: asyncpg.Connection, site_id: int, day: date) -> Dai
 
 
 @requires(Role.AUDITOR, Role.ADMIN)
+@documented(query={"date": q_date(), "format": q_choice("json", "csv")})
 async def site_report(request: web.Request) -> web.Response:
     """Entries, exits, denials by reason and peak occupancy of one day, in site time."""
     site_id = int(request.match_info["site_id"])

@@ -36,6 +36,7 @@ from service.decision import (
 from service.events import Heads, NewEvent, chain
 from service.passes import PassClaims, PassError, check_claims
 from service.reasons import REASONS, message, short_name
+from service.text import Text
 from service.trust import PassAuthenticator
 
 MAX_PAYLOAD_CHARS = 65536  # longer is refused as a bad message; shorter is always recorded
@@ -46,7 +47,7 @@ class OfflineVerdict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     verdict: Literal["allow", "deny"]
-    reason: Annotated[str, Field(max_length=40)]
+    reason: Annotated[str, Text(40)]
 
 
 class ScanIn(BaseModel):

@@ -25,6 +25,7 @@ from service import accounts, door
 from service.auth import Role, principal, public, require_site, requires, same_origin
 from service.db import DB_KEY
 from service.errors import ApiError
+from service.openapi import Q_LANG, documented, q_id, q_text
 from service.pages import STATIC_DIR, Markup, join, page, render, tag, void
 from service.reasons import REASONS
 from service.settings import SETTINGS_KEY
@@ -185,6 +186,7 @@ def _login_page(
 
 
 @public
+@documented(query={"lang": Q_LANG, "ended": q_text(10)})
 async def login_form(request: web.Request) -> web.Response:
     return _login_page(request)
 
@@ -247,6 +249,7 @@ async def _sites_and_choice(
 
 
 @requires(Role.GUARD, Role.ADMIN, Role.AUDITOR)
+@documented(query={"lang": Q_LANG, "site_id": q_id()})
 async def console_page(request: web.Request) -> web.Response:
     caller = principal(request)
     if not caller.account:  # the page runs on a session; an API token cannot drive it
@@ -297,6 +300,7 @@ def _page_headers() -> dict[str, str]:
 
 
 @requires(Role.GUARD, Role.ADMIN, Role.AUDITOR)
+@documented(query={"lang": Q_LANG, "site_id": q_id()})
 async def rollcall(request: web.Request) -> web.Response:
     """Everyone inside, on paper, with a box to tick at the muster point."""
     caller = principal(request)

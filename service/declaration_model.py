@@ -1,12 +1,9 @@
 """Input model of a health declaration (khai báo y tế). Pure: no I/O.
 
-Text rules for names, organisation, purpose and travel areas, applied before length limits
-(phone and national ID have their own formats, below):
-- Unicode is normalised to NFC (decomposed Vietnamese from some keyboards is recomposed);
-- lone surrogates, control, format (bidi overrides, zero-width), private-use and line/paragraph
-  separator characters are rejected;
-- leading/trailing whitespace is removed and inner runs of whitespace become one space;
-- an optional field left blank ("" or only spaces, as HTML forms send it) is None.
+Names, organisation, purpose and travel areas follow the text rules of service.text
+(NFC, no control or invisible characters, whitespace collapsed; phone and national ID have
+their own formats, below); an optional field left blank ("" or only spaces, as HTML forms
+send it) is None.
 
 HTML such as ``<b>`` in a name is kept as plain text: pages and exports must escape it.
 
@@ -20,7 +17,6 @@ when given to ``model_validate``, else the current time.
 from __future__ import annotations
 
 import re
-import unicodedata
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any, Literal, get_args
 from zoneinfo import ZoneInfo
@@ -36,6 +32,8 @@ from pydantic import (
     field_validator,
 )
 from pydantic_core import PydanticCustomError
+
+from service.text import Text, blank_to_none
 
 DeclarantKind = Literal["staff", "visitor"]
 Symptom = Literal[
@@ -61,44 +59,13 @@ DECLARATION_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 _MOBILE_RE = re.compile(r"0[35789][0-9]{8}")
 _PHONE_SEPARATORS_RE = re.compile(r"[\s.\-()]")
 _NATIONAL_ID_RE = re.compile(r"[0-9]{9}|[0-9]{12}")
-_REJECTED_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Zl", "Zp"})
 
 
-def _clean_text(value: Any) -> Any:
-    if not isinstance(value, str):
-        return value  # the str validator reports the type error
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise PydanticCustomError(
-            "invalid_unicode", "Text contains broken Unicode (a lone surrogate)"
-        ) from None
-    value = unicodedata.normalize("NFC", value)
-    for char in value:
-        if unicodedata.category(char) in _REJECTED_CATEGORIES:
-            raise PydanticCustomError(
-                "control_character",
-                "Text contains a control or invisible character (U+{codepoint})",
-                {"codepoint": f"{ord(char):04X}"},
-            )
-    return " ".join(value.split())
-
-
-def _blank_to_none(value: Any) -> Any:
-    if isinstance(value, str) and not value.strip():
-        return None
-    return value
-
-
-def _text(max_length: int) -> Any:
-    return Field(strict=True, min_length=1, max_length=max_length)
-
-
-# Constraints before the validator: limits apply to the cleaned text, as string_too_long.
-Name = Annotated[str, _text(NAME_MAX), BeforeValidator(_clean_text)]
-Organisation = Annotated[str, _text(ORGANISATION_MAX), BeforeValidator(_clean_text)]
-Purpose = Annotated[str, _text(PURPOSE_MAX), BeforeValidator(_clean_text)]
-Area = Annotated[str, _text(AREA_MAX), BeforeValidator(_clean_text)]
+# Limits apply to the text as sent; the rules are service.text's.
+Name = Annotated[str, Text(NAME_MAX)]
+Organisation = Annotated[str, Text(ORGANISATION_MAX)]
+Purpose = Annotated[str, Text(PURPOSE_MAX)]
+Area = Annotated[str, Text(AREA_MAX)]
 
 
 def normalize_phone(raw: str) -> str:
@@ -212,17 +179,17 @@ class Declaration(BaseModel):
     site_id: Annotated[int, Field(strict=True, gt=0)]
     kind: DeclarantKind
     full_name: Name
-    national_id: Annotated[str | None, BeforeValidator(_blank_to_none)] = Field(
+    national_id: Annotated[str | None, BeforeValidator(blank_to_none)] = Field(
         default=None, validate_default=True, strict=True
     )
-    phone: Annotated[str | None, BeforeValidator(_blank_to_none)] = Field(
+    phone: Annotated[str | None, BeforeValidator(blank_to_none)] = Field(
         default=None, validate_default=True, strict=True
     )
-    organisation: Annotated[Organisation | None, BeforeValidator(_blank_to_none)] = None
-    host_name: Annotated[Name | None, BeforeValidator(_blank_to_none)] = Field(
+    organisation: Annotated[Organisation | None, BeforeValidator(blank_to_none)] = None
+    host_name: Annotated[Name | None, BeforeValidator(blank_to_none)] = Field(
         default=None, validate_default=True
     )
-    purpose: Annotated[Purpose | None, BeforeValidator(_blank_to_none)] = Field(
+    purpose: Annotated[Purpose | None, BeforeValidator(blank_to_none)] = Field(
         default=None, validate_default=True
     )
     symptoms: frozenset[Symptom]

@@ -34,6 +34,7 @@ from service.declarations import (
 )
 from service.errors import ApiError
 from service.keys import KEYS_KEY
+from service.openapi import Q_LANG, documented, q_id
 from service.pages import STATIC_DIR, Markup, esc, join, page, render, tag, void
 from service.people import IdentityConflict
 
@@ -523,6 +524,7 @@ async def _sites(request: web.Request) -> list[tuple[int, str]]:
 
 
 @public
+@documented(query={"lang": Q_LANG, "site": q_id()})
 async def declare_form(request: web.Request) -> web.Response:
     lang = lang_of(request.query.get("lang"))
     sites = await _sites(request)
@@ -663,6 +665,7 @@ def _message(lang: Lang, message: str, *, status: int) -> web.Response:
 
 
 @public
+@documented(query={"lang": Q_LANG})
 async def print_pass(request: web.Request) -> web.Response:
     lang = lang_of(request.query.get("lang"))
     pass_id = uuid.UUID(request.match_info["pass_id"])

@@ -15,6 +15,7 @@ import pydantic
 from aiohttp import web
 
 from service.auth import PUBLIC, access_of, public
+from service.text import Text
 
 _DOC_ATTR = "__checkin_doc__"
 H = TypeVar("H", bound=Callable[..., Any])
@@ -43,14 +44,49 @@ _ERRORS = {
 }
 
 
+# A query parameter: its JSON Schema (or just a type), and whether it is required.
+QueryDoc = tuple[dict[str, Any] | str, bool]
+MAX_ID = 10**18 - 1  # ids have at most 18 digits
+
+
+def q_id(*, required: bool = False, minimum: int = 1) -> QueryDoc:
+    return {"type": "integer", "minimum": minimum, "maximum": MAX_ID}, required
+
+
+def q_int(minimum: int, maximum: int) -> QueryDoc:
+    return {"type": "integer", "minimum": minimum, "maximum": maximum}, False
+
+
+def q_choice(*choices: str, required: bool = False) -> QueryDoc:
+    return {"type": "string", "enum": list(choices)}, required
+
+
+def q_text(max_length: int, *, min_length: int = 0, required: bool = False) -> QueryDoc:
+    schema = Text(max_length, min_visible=min_length).json_schema()
+    return schema, required
+
+
+def q_time(*, required: bool = False) -> QueryDoc:
+    return {"type": "string", "format": "date-time"}, required
+
+
+def q_date() -> QueryDoc:
+    return {"type": "string", "format": "date"}, False
+
+
+Q_BOOL = q_choice("true", "false", "1", "0")
+Q_LANG = q_choice("vi", "en")
+
+
 def documented(
     *,
     body: type[pydantic.BaseModel] | None = None,
-    query: dict[str, tuple[str, bool]] | None = None,
+    query: dict[str, QueryDoc] | None = None,
     content: str = "application/json",
 ) -> Callable[[H], H]:
     """What a handler reads: a JSON body model, and query parameters (name -> (JSON
-    Schema type, required)). The summary is the docstring's first line."""
+    Schema or type, required); the q_* helpers make them). The summary is the
+    docstring's first line."""
 
     def mark(handler: H) -> H:
         setattr(handler, _DOC_ATTR, {"body": body, "query": query or {}, "content": content})
@@ -65,7 +101,7 @@ def _ref(name: str) -> dict[str, str]:
 
 def _path_parameter(name: str, pattern: str) -> dict[str, Any]:
     if pattern.startswith(r"\d"):
-        schema: dict[str, Any] = {"type": "integer", "minimum": 0, "maximum": 10**18 - 1}
+        schema: dict[str, Any] = {"type": "integer", "minimum": 1, "maximum": MAX_ID}
     elif "[0-9a-fA-F]{8}" in pattern:
         schema = {"type": "string", "format": "uuid"}
     else:
@@ -104,7 +140,12 @@ def _operation(route: web.AbstractRoute, components: dict[str, Any]) -> dict[str
         for name, pattern in _named_groups(compiled.pattern if compiled else "")
     ]
     params += [
-        {"name": name, "in": "query", "required": required, "schema": {"type": kind}}
+        {
+            "name": name,
+            "in": "query",
+            "required": required,
+            "schema": {"type": kind} if isinstance(kind, str) else kind,
+        }
         for name, (kind, required) in doc["query"].items()
     ]
     if params:

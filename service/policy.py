@@ -25,6 +25,7 @@ from typing import Annotated, Literal, Self, get_args
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
 
 from service.declaration_model import Area, Declaration, LastTest
 
@@ -152,7 +153,7 @@ class FlaggedArea(BaseModel):
     @model_validator(mode="after")
     def _ordered(self) -> Self:
         if self.flagged_until is not None and self.flagged_until < self.flagged_from:
-            raise ValueError("flagged_until is before flagged_from")
+            raise PydanticCustomError("dates_out_of_order", "The end date is before the start date")
         return self
 
     def flagged_between(self, first: date, last: date) -> bool:

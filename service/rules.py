@@ -17,6 +17,7 @@ from service.errors import ApiError
 from service.events import NewEvent, append_event
 from service.openapi import documented
 from service.policy import FlaggedArea, SiteRules
+from service.text import blank_to_none
 from service.validation import read_model
 
 AREA_CODE_MAX = 40  # flagged_areas_code_length
@@ -39,16 +40,12 @@ RETURNING id, site_id, name, code, flagged_from, flagged_until, created_at
 """
 
 
-def _blank_to_none(value: Any) -> Any:
-    return None if isinstance(value, str) and not value.strip() else value
-
-
 class FlaggedAreaIn(FlaggedArea):
     """A flagged area as an admin posts it (the code fits its column: 40 characters)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    code: Annotated[Area | None, BeforeValidator(_blank_to_none)] = None
+    code: Annotated[Area | None, BeforeValidator(blank_to_none)] = None
 
     @field_validator("code")
     @classmethod

@@ -94,6 +94,10 @@ async def test_staff_kind_needs_the_staff_list(client: Client, site_id: int) -> 
             "field": "kind",
             "code": "not_staff",
             "reason": "Not in the staff list with this phone or national ID; declare as a visitor",
+            "reason_en": "Not in the staff list with this phone or national ID; "
+            "declare as a visitor",
+            "reason_vi": "Không có trong danh sách cán bộ với số điện thoại hoặc CMND/CCCD này; "
+            "vui lòng khai báo là khách",
         }
     ]
 
@@ -121,7 +125,15 @@ async def test_bad_declarations_are_422_per_field(client: Client, site_id: int) 
     body = declaration(site_id)
     del body["contact_f1"]
     fields = (await declare(client, body, 422))["error"]["fields"]
-    assert fields == [{"field": "contact_f1", "reason": "Field required", "code": "missing"}]
+    assert fields == [
+        {
+            "field": "contact_f1",
+            "code": "missing",
+            "reason": "This field is required",
+            "reason_en": "This field is required",
+            "reason_vi": "Vui lòng điền thông tin này",
+        }
+    ]
 
 
 async def test_bad_bodies(client: Client) -> None:
