@@ -34,7 +34,7 @@ from service.people import Person, find_person, person_for_declaration, person_j
 from service.policy import Evaluation, FlaggedArea, SiteRules, evaluate
 from service.qr import render
 from service.text import Text, blank_to_none
-from service.validation import read_json, read_model
+from service.validation import invalid, read_json, read_model
 
 MAX_DECLARATION_BYTES = 16 * 1024
 SELF_DECLARED = "self-declaration"  # the event actor of a public declaration
@@ -159,9 +159,7 @@ def parse_declaration(data: Any, *, now: datetime, lang: Literal["en", "vi"] = "
     try:
         return Declaration.model_validate(data, context={"now": now})
     except pydantic.ValidationError as e:
-        raise ApiError(
-            422, "validation_failed", "Some fields are invalid.", fields=field_errors(e, lang=lang)
-        ) from None
+        raise invalid(field_errors(e, lang=lang)) from None
 
 
 def _floor_seconds(value: datetime) -> datetime:

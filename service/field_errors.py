@@ -46,9 +46,9 @@ REASONS: dict[str, tuple[str, str]] = {
     # choices
     "literal_error": (
         "Choose one of: {expected}",
-        "Giá trị không hợp lệ; chọn một trong: {expected}",
+        "Chọn một trong: {expected}",
     ),
-    "enum": ("Choose one of: {expected}", "Giá trị không hợp lệ; chọn một trong: {expected}"),
+    "enum": ("Choose one of: {expected}", "Chọn một trong: {expected}"),
     "bool_type": ("Expected true or false", "Cần chọn Có hoặc Không"),
     "bool_parsing": ("Expected true or false", "Cần chọn Có hoặc Không"),
     # numbers
