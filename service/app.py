@@ -28,6 +28,7 @@ from service.batcher import batcher_context
 from service.db import pool_context
 from service.errors import error_middleware
 from service.fanout import fanout_context
+from service.http_headers import default_headers
 from service.login_watch import login_watch_context
 from service.qr import executor_context
 from service.retention import retention_context
@@ -50,6 +51,7 @@ def create_app(*, settings: Settings) -> web.Application:
         client_max_size=settings.max_body_bytes,
     )
     app[SETTINGS_KEY] = settings
+    app.on_response_prepare.append(default_headers)
     app[keys.KEYS_KEY] = keys.key_store_for(settings.data_dir)
     app.cleanup_ctx.append(pool_context(settings))
     app.cleanup_ctx.append(fanout_context(settings))
