@@ -397,17 +397,20 @@ async def record_export(
     detail: dict[str, Any],
     person_id: int | None = None,
 ) -> int:
-    appended = await append_event(
-        conn,
-        NewEvent(
-            kind="export",
-            actor=actor,
-            occurred_at=datetime.now(UTC),
-            site_id=site_id,
-            person_id=person_id,
-            detail=detail,
-        ),
-    )
+    try:
+        appended = await append_event(
+            conn,
+            NewEvent(
+                kind="export",
+                actor=actor,
+                occurred_at=datetime.now(UTC),
+                site_id=site_id,
+                person_id=person_id,
+                detail=detail,
+            ),
+        )
+    except LookupError:  # no chain: the site filter names no site
+        raise ApiError(404, "site_not_found", f"No site with id {site_id}.") from None
     return appended.id
 
 
@@ -684,7 +687,7 @@ async def daily_report(conn: asyncpg.Connection, site_id: int, day: date) -> Dai
 
 
 @requires(Role.AUDITOR, Role.ADMIN)
-@documented(query={"date": q_date(), "format": q_choice("json", "csv")})
+@documented(query={"date": q_date(required=True), "format": q_choice("json", "csv")})
 async def site_report(request: web.Request) -> web.Response:
     """Entries, exits, denials by reason and peak occupancy of one day, in site time."""
     site_id = int(request.match_info["site_id"])

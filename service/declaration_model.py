@@ -17,6 +17,7 @@ when given to ``model_validate``, else the current time.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any, Literal, get_args
 from zoneinfo import ZoneInfo
@@ -27,11 +28,12 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    GetCoreSchemaHandler,
     ValidationInfo,
     WithJsonSchema,
     field_validator,
 )
-from pydantic_core import PydanticCustomError
+from pydantic_core import PydanticCustomError, core_schema
 
 from service.text import Text, blank_to_none
 
@@ -66,6 +68,68 @@ Name = Annotated[str, Text(NAME_MAX)]
 Organisation = Annotated[str, Text(ORGANISATION_MAX)]
 Purpose = Annotated[str, Text(PURPOSE_MAX)]
 Area = Annotated[str, Text(AREA_MAX)]
+
+
+def _integral(value: Any) -> Any:
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+@dataclass(frozen=True)
+class Whole:
+    """A strict int within bounds (``Annotated[int, Whole(ge=0)]``): never True or "2",
+    but 2.0 is 2, as JSON Schema counts it."""
+
+    gt: int | None = None
+    ge: int | None = None
+    le: int | None = None
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        return core_schema.no_info_before_validator_function(
+            _integral, core_schema.int_schema(strict=True, gt=self.gt, ge=self.ge, le=self.le)
+        )
+
+
+# What normalize_phone and normalize_national_id accept, as JSON Schema patterns (with
+# fewer separators than they take: what the schema allows, they must accept).
+_SEP = "[ .()-]*"
+PHONE_PATTERN = f"^{_SEP}(?:[+]{_SEP}8{_SEP}4|0){_SEP}[35789](?:{_SEP}[0-9]){{8}}{_SEP}$"
+NATIONAL_ID_PATTERN = "^ *(?:[0-9] *){9}(?:(?:[0-9] *){3})?$"
+# The rules across fields, stated for the OpenAPI document: a phone or a national ID;
+# host and purpose for a visitor, neither for staff.
+_CROSS_FIELD_SCHEMA: dict[str, Any] = {
+    "allOf": [
+        {
+            "anyOf": [
+                {"required": ["phone"], "properties": {"phone": {"type": "string"}}},
+                {"required": ["national_id"], "properties": {"national_id": {"type": "string"}}},
+            ]
+        },
+        {
+            "anyOf": [
+                {
+                    "required": ["kind", "host_name", "purpose"],
+                    "properties": {
+                        "kind": {"const": "visitor"},
+                        "host_name": {"type": "string"},
+                        "purpose": {"type": "string"},
+                    },
+                },
+                {
+                    "required": ["kind"],
+                    "properties": {
+                        "kind": {"const": "staff"},
+                        "host_name": {"type": "null"},
+                        "purpose": {"type": "null"},
+                    },
+                },
+            ]
+        },
+    ]
+}
 
 
 def normalize_phone(raw: str) -> str:
@@ -174,16 +238,22 @@ class LastTest(BaseModel):
 class Declaration(BaseModel):
     """One health declaration as submitted; ``site_id`` names the office it is for."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra=_CROSS_FIELD_SCHEMA)
 
-    site_id: Annotated[int, Field(strict=True, gt=0)]
+    site_id: Annotated[int, Whole(gt=0)]
     kind: DeclarantKind
     full_name: Name
     national_id: Annotated[str | None, BeforeValidator(blank_to_none)] = Field(
-        default=None, validate_default=True, strict=True
+        default=None,
+        validate_default=True,
+        strict=True,
+        json_schema_extra={"pattern": NATIONAL_ID_PATTERN},
     )
     phone: Annotated[str | None, BeforeValidator(blank_to_none)] = Field(
-        default=None, validate_default=True, strict=True
+        default=None,
+        validate_default=True,
+        strict=True,
+        json_schema_extra={"pattern": PHONE_PATTERN},
     )
     organisation: Annotated[Organisation | None, BeforeValidator(blank_to_none)] = None
     host_name: Annotated[Name | None, BeforeValidator(blank_to_none)] = Field(
@@ -196,7 +266,7 @@ class Declaration(BaseModel):
     contact_f0: Annotated[bool, Field(strict=True)]
     contact_f1: Annotated[bool, Field(strict=True)]
     travel_areas: Annotated[list[Area], Field(max_length=TRAVEL_AREAS_MAX)]
-    vaccination_doses: Annotated[int, Field(strict=True, ge=0, le=VACCINATION_DOSES_MAX)]
+    vaccination_doses: Annotated[int, Whole(ge=0, le=VACCINATION_DOSES_MAX)]
     last_test: LastTest | None = None
 
     @field_validator("national_id")

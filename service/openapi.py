@@ -71,8 +71,8 @@ def q_time(*, required: bool = False) -> QueryDoc:
     return {"type": "string", "format": "date-time"}, required
 
 
-def q_date() -> QueryDoc:
-    return {"type": "string", "format": "date"}, False
+def q_date(*, required: bool = False) -> QueryDoc:
+    return {"type": "string", "format": "date"}, required
 
 
 Q_BOOL = q_choice("true", "false", "1", "0")

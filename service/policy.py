@@ -27,7 +27,7 @@ from zoneinfo import ZoneInfo
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
-from service.declaration_model import Area, Declaration, LastTest
+from service.declaration_model import Area, Declaration, LastTest, Whole
 
 Action = Literal["allow", "review", "reject"]
 Status = Literal["cleared", "review", "rejected"]
@@ -84,7 +84,7 @@ class HoursValidity(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     mode: Literal["hours"] = "hours"
-    hours: Annotated[int, Field(strict=True, ge=1, le=24 * 7)] = 24
+    hours: Annotated[int, Whole(ge=1, le=24 * 7)] = 24
 
 
 class EndOfDayValidity(BaseModel):
@@ -95,7 +95,7 @@ class EndOfDayValidity(BaseModel):
     mode: Literal["end_of_day"] = "end_of_day"
 
 
-TestDays = Annotated[int, Field(strict=True, ge=0, le=MAX_TEST_DAYS)]
+TestDays = Annotated[int, Whole(ge=0, le=MAX_TEST_DAYS)]
 
 
 class RuleActions(BaseModel):

@@ -12,10 +12,11 @@ One place, so a NUL in a gate name is refused like a NUL in a visitor's name:
 - the text is normalised to NFC (decomposed Vietnamese from some keyboards is
   recomposed), leading and trailing whitespace is removed and inner runs become one
   space (per line, for multi-line text);
-- the maximum length is met when the text as sent (what JSON Schema counts) or the
-  normalised text fits: decomposed Vietnamese counts as composed, and a text the
-  schema allows is never too long. The minimum counts visible (non-space) characters
-  as sent, so three spaces are not a reason.
+- the maximum length counts the normalised text, as it is stored (the columns check
+  it): decomposed Vietnamese counts as composed. NFC never lengthens a text except for
+  a few characters it expands (U+0958 and the like), so a text the schema's maxLength
+  allows fits. The minimum counts visible (non-space) characters as sent, so three
+  spaces are not a reason.
 
 The JSON Schema of each text type states exactly these rules (``maxLength`` and a
 ``pattern``), so a request the OpenAPI document allows is never refused for its text.
@@ -126,7 +127,7 @@ def check_text(value: str, *, max_length: int, multiline: bool = False) -> str:
     control_character, string_too_long). The minimum is Text's."""
     _refuse_characters(value, _REJECTED_RE[multiline])
     text = _collapse(unicodedata.normalize("NFC", value), multiline)
-    if len(value) > max_length and len(text) > max_length:
+    if len(text) > max_length:
         raise PydanticCustomError(
             "string_too_long",
             "String should have at most {max_length} characters",
