@@ -45,7 +45,7 @@ class AccountIn(BaseModel):
 
     username: Username
     password: Password
-    role: Role
+    role: Annotated[Role, Field(json_schema_extra={"enum": [r.value for r in CONSOLE_ROLES]})]
     site_id: Annotated[int, Field(gt=0)] | None = None  # None: every site
     full_name: Annotated[str, Text(NAME_MAX, min_visible=0)] = ""
 
@@ -54,7 +54,7 @@ class AccountIn(BaseModel):
 class Account:
     id: int
     username: str
-    role: Role
+    role: Annotated[Role, Field(json_schema_extra={"enum": [r.value for r in CONSOLE_ROLES]})]
     site_id: int | None
     full_name: str
 

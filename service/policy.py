@@ -21,7 +21,7 @@ import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Annotated, Literal, Self, get_args
+from typing import Annotated, Any, Literal, Self, get_args
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -80,8 +80,12 @@ ACTION_MESSAGES: dict[Action, tuple[str, str]] = {
 }
 
 
+# The validity's mode picks its kind (the discriminator), so a body must send it.
+_MODE_REQUIRED: dict[str, Any] = {"required": ["mode"]}
+
+
 class HoursValidity(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra=_MODE_REQUIRED)
 
     mode: Literal["hours"] = "hours"
     hours: Annotated[int, Whole(ge=1, le=24 * 7)] = 24
@@ -90,7 +94,7 @@ class HoursValidity(BaseModel):
 class EndOfDayValidity(BaseModel):
     """Valid until midnight at the end of the day of the declaration, site time."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra=_MODE_REQUIRED)
 
     mode: Literal["end_of_day"] = "end_of_day"
 
