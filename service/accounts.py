@@ -8,6 +8,7 @@ stops online guessing without letting a stranger lock a guard out for long.
 
 from __future__ import annotations
 
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
@@ -36,7 +37,8 @@ _hasher = PasswordHasher()
 # Verified when the username is unknown, so a wrong name costs as long as a wrong password.
 _DUMMY_HASH = _hasher.hash("not a password of anyone")
 
-Username = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9._-]{1,39}$")]
+USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,39}$")
+Username = Annotated[str, StringConstraints(pattern=USERNAME_RE.pattern)]
 Password = Annotated[str, Secret(MIN_PASSWORD_LENGTH, 200)]
 
 
@@ -161,7 +163,9 @@ def new_password() -> str:
 
 async def authenticate(conn: asyncpg.Connection, username: str, password: str) -> Account | None:
     """The account if the password is right and the account may log in now."""
-    row = await conn.fetchrow(LOGIN_ROW_SQL, username)
+    # A name no account can have (a NUL, broken Unicode) is not looked up, just unknown.
+    known_shape = USERNAME_RE.fullmatch(username) is not None
+    row = await conn.fetchrow(LOGIN_ROW_SQL, username) if known_shape else None
     if row is None:
         _verify(_DUMMY_HASH, password)
         return None
@@ -180,7 +184,7 @@ async def authenticate(conn: asyncpg.Connection, username: str, password: str) -
 def _verify(password_hash: str, password: str) -> bool:
     try:
         return _hasher.verify(password_hash, password)
-    except (VerificationError, InvalidHashError):
+    except (VerificationError, InvalidHashError, UnicodeEncodeError):  # lone surrogates
         return False
 
 

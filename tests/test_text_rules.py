@@ -28,6 +28,7 @@ from service.door import ReasonIn
 from service.sites import GateIn
 from service.text import REJECTED_BMP_RANGES, Text
 from tests.conftest import Factory, bearer
+from tests.test_console_auth import login
 
 Client = TestClient[Any, Any]
 NOW = datetime.now(UTC).isoformat()
@@ -435,3 +436,30 @@ async def test_odd_text_in_every_field_and_query_parameter_never_gives_a_500(
     targets = await asyncio.to_thread(run_every_target, spec, sender, seed)
     assert sender.server_errors == []
     assert targets > 60 and sender.n > 6 * targets  # every target, several values each
+
+
+async def test_odd_text_in_the_login_form_is_a_wrong_login_not_a_500(
+    client: Client, factory: Factory, site_id: int
+) -> None:
+    username, password = await factory.account(Role.GUARD, site_id=site_id)
+    for name, secret in [
+        (username + "\x00", password),
+        ("\ud800", password),  # sent as the bytes of a surrogate, which is no UTF-8
+        (username, password + "\x00"),
+        (username, "\ud800" + password),
+    ]:
+        form = await (await client.get("/console/login")).text()  # a fresh CSRF token
+        token = re.search(r'name="csrf_token" value="([^"]+)"', form)
+        assert token is not None
+        fields = {"csrf_token": token.group(1), "username": name, "password": secret}
+        body = "&".join(
+            f"{k}={urllib.parse.quote(v, errors='surrogatepass')}" for k, v in fields.items()
+        )
+        resp = await client.post(
+            "/console/login",
+            data=body.encode("ascii"),
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+            allow_redirects=False,
+        )
+        assert resp.status == 401, (name, secret, resp.status)
+    assert (await login(client, username, password))[0] == 303
