@@ -25,6 +25,7 @@ from service.embedded import start_embedded
 from service.logs import configure_logging
 from service.migrations import migrate
 from service.retention import purge
+from service.server import serve
 from service.settings import Settings, SettingsError
 
 logger = logging.getLogger("service")
@@ -163,14 +164,8 @@ def cmd_serve(args: argparse.Namespace, url: str) -> int:
     _raise_open_files_limit()
     app = create_app(settings=settings)
     app.on_startup.append(_freeze_heap)  # last: after the pools and caches are made
-    web.run_app(
-        app,
-        host=settings.host,
-        port=settings.port,
-        access_log=None,
-        print=None,
-        shutdown_timeout=5,
-        keepalive_timeout=settings.keepalive_timeout_s,
+    serve(
+        app, host=settings.host, port=settings.port, keepalive_timeout=settings.keepalive_timeout_s
     )
     return 0
 

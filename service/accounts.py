@@ -8,6 +8,7 @@ stops online guessing without letting a stranger lock a guard out for long.
 
 from __future__ import annotations
 
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
@@ -19,9 +20,11 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from service.auth import Role, principal, requires
 from service.db import DB_KEY, Database
+from service.declaration_model import NAME_MAX
 from service.errors import ApiError
 from service.hashing import DUMMY_HASH, HASH_POOL_KEY, HASHER, HashPool, verify_password
 from service.openapi import documented
+from service.text import Secret, Text
 from service.validation import read_model
 
 MAX_FAILED_LOGINS = 5
@@ -29,8 +32,9 @@ LOCKOUT = timedelta(minutes=5)
 MIN_PASSWORD_LENGTH = 10
 CONSOLE_ROLES = (Role.GUARD, Role.ADMIN, Role.AUDITOR)
 
-Username = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9._-]{1,39}$")]
-Password = Annotated[str, StringConstraints(min_length=MIN_PASSWORD_LENGTH, max_length=200)]
+USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,39}$")
+Username = Annotated[str, StringConstraints(pattern=USERNAME_RE.pattern)]
+Password = Annotated[str, Secret(MIN_PASSWORD_LENGTH, 200)]
 
 
 class AccountIn(BaseModel):
@@ -38,16 +42,16 @@ class AccountIn(BaseModel):
 
     username: Username
     password: Password
-    role: Role
+    role: Annotated[Role, Field(json_schema_extra={"enum": [r.value for r in CONSOLE_ROLES]})]
     site_id: Annotated[int, Field(gt=0)] | None = None  # None: every site
-    full_name: Annotated[str, StringConstraints(strip_whitespace=True, max_length=120)] = ""
+    full_name: Annotated[str, Text(NAME_MAX, min_visible=0)] = ""
 
 
 @dataclass(frozen=True)
 class Account:
     id: int
     username: str
-    role: Role
+    role: Annotated[Role, Field(json_schema_extra={"enum": [r.value for r in CONSOLE_ROLES]})]
     site_id: int | None
     full_name: str
 
@@ -179,8 +183,11 @@ async def authenticate(db: Database, pool: HashPool, username: str, password: st
     """Check the password off the event loop (in `pool`), holding no database
     connection while it hashes. Raises PoolBusy (503) at once when the pool is full."""
     async with pool.slot():
-        async with db.connection() as conn:
-            row = await conn.fetchrow(LOGIN_ROW_SQL, username)
+        row = None
+        # A name no account can have (a NUL, broken Unicode) is not looked up, just unknown.
+        if USERNAME_RE.fullmatch(username) is not None:
+            async with db.connection() as conn:
+                row = await conn.fetchrow(LOGIN_ROW_SQL, username)
         if row is None or row["disabled_at"] is not None or row["locked"]:
             await pool.verify(DUMMY_HASH, password)  # the same cost as a wrong password
             if row is None:

@@ -31,6 +31,7 @@ from service.db import pool_context
 from service.errors import error_middleware
 from service.fanout import fanout_context
 from service.hashing import hash_pool_context
+from service.http_headers import default_headers
 from service.kiosk_limits import KIOSK_LIMITS_KEY, KioskLimits
 from service.login_watch import login_watch_context
 from service.pass_links import PASS_LINKS_KEY, pass_links_for
@@ -40,6 +41,7 @@ from service.retention import retention_context
 from service.sessions import PostgresSessionStorage
 from service.settings import SETTINGS_KEY, Settings
 from service.token_usage import token_usage_context
+from service.validation import query_rules_middleware
 
 
 def create_app(*, settings: Settings) -> web.Application:
@@ -47,10 +49,16 @@ def create_app(*, settings: Settings) -> web.Application:
         max_age_s=settings.session_hours * 3600, secure=settings.secure_cookies
     )
     app = web.Application(
-        middlewares=[error_middleware, session_middleware(sessions), auth_middleware],
+        middlewares=[
+            error_middleware,
+            session_middleware(sessions),
+            auth_middleware,
+            query_rules_middleware,
+        ],
         client_max_size=settings.max_body_bytes,
     )
     app[SETTINGS_KEY] = settings
+    app.on_response_prepare.append(default_headers)
     app[keys.KEYS_KEY] = keys.key_store_for(settings.data_dir)
     app[PASS_LINKS_KEY] = pass_links_for(settings.data_dir)
     app[PUBLIC_LIMITER_KEY] = public_limiter(settings)

@@ -31,7 +31,7 @@ from service.auth import Role, principal, require_site, requires
 from service.db import DB_KEY
 from service.errors import ApiError
 from service.events import KINDS, NewEvent, append_event, verify_chain
-from service.openapi import documented
+from service.openapi import Q_BOOL, documented, q_choice, q_date, q_id, q_int, q_text, q_time
 from service.person_scope import person_not_found, require_visible, visible_to_sql
 from service.spreadsheet import safe_cell
 
@@ -42,6 +42,7 @@ DEFAULT_PAGE = 500
 MAX_PAGE = 5000
 CHUNK_ROWS = 500  # rows per write (and per cursor fetch) when streaming
 MAX_ID_DIGITS = 18
+MAX_REASON_FILTER = 100
 # A spreadsheet runs a cell that starts with one of these as a formula.
 
 EXPORT_COLUMNS = (
@@ -335,8 +336,8 @@ class EventFilters:
     @classmethod
     def from_request(cls, request: web.Request) -> EventFilters:
         reason = _raw(request, "reason")
-        if reason is not None and len(reason) > 100:
-            raise bad_parameter("reason", "reason is at most 100 characters.")
+        if reason is not None and len(reason) > MAX_REASON_FILTER:
+            raise bad_parameter("reason", f"reason is at most {MAX_REASON_FILTER} characters.")
         start, end = time_range(request)
         return cls(
             site_id=scoped_site(request, int_param(request, "site_id")),
@@ -452,41 +453,44 @@ async def record_export(
     detail: dict[str, Any],
     person_id: int | None = None,
 ) -> int:
-    appended = await append_event(
-        conn,
-        NewEvent(
-            kind="export",
-            actor=actor,
-            occurred_at=datetime.now(UTC),
-            site_id=site_id,
-            person_id=person_id,
-            detail=detail,
-        ),
-    )
+    try:
+        appended = await append_event(
+            conn,
+            NewEvent(
+                kind="export",
+                actor=actor,
+                occurred_at=datetime.now(UTC),
+                site_id=site_id,
+                person_id=person_id,
+                detail=detail,
+            ),
+        )
+    except LookupError:  # no chain: the site filter names no site
+        raise ApiError(404, "site_not_found", f"No site with id {site_id}.") from None
     return appended.id
 
-
-EVENT_EXPORT_QUERY = {
-    "site_id": ("integer", False),
-    "gate_id": ("integer", False),
-    "person_id": ("integer", False),
-    "decision": ("string", False),
-    "reason": ("string", False),
-    "kind": ("string", False),
-    "from": ("string", False),
-    "to": ("string", False),
-    "format": ("string", False),
-    "include_hashes": ("boolean", False),
-    "include_exports": ("boolean", False),
-    "limit": ("integer", False),
-    "after": ("string", False),
-}
 
 # --- handlers ---------------------------------------------------------------------------
 
 
 @requires(Role.AUDITOR, Role.ADMIN)
-@documented(query=EVENT_EXPORT_QUERY)
+@documented(
+    query={
+        "site_id": q_id(),
+        "gate_id": q_id(),
+        "person_id": q_id(),
+        "decision": q_choice("allow", "deny"),
+        "reason": q_text(MAX_REASON_FILTER),
+        "kind": q_choice(*sorted(KINDS)),
+        "from": q_time(),
+        "to": q_time(),
+        "format": q_choice(*FORMATS),
+        "include_hashes": Q_BOOL,
+        "include_exports": Q_BOOL,
+        "limit": q_int(1, MAX_PAGE),
+        "after": q_text(100),
+    }
+)
 async def export_events(request: web.Request) -> web.StreamResponse:
     """The event log, filtered: streamed as csv/jsonl, or paged as json."""
     filters = EventFilters.from_request(request)
@@ -604,6 +608,7 @@ async def _settle(conn: asyncpg.Connection, xid: int, *, patience_s: float = 2.0
 
 
 @requires(Role.AUDITOR, Role.ADMIN)
+@documented(query={"site_id": q_id(minimum=0), "from_seq": q_id(), "to_seq": q_id()})
 async def verify(request: web.Request) -> web.Response:
     """Recompute hash chains: one site's (site_id=0 is the chain of no site), or all."""
     site_id = int_param(request, "site_id", minimum=0)
@@ -631,6 +636,7 @@ async def verify(request: web.Request) -> web.Response:
 
 
 @requires(Role.AUDITOR, Role.ADMIN, Role.GUARD)
+@documented(query={"from": q_time(), "to": q_time(), "format": q_choice("json", "csv")})
 async def movements(request: web.Request) -> web.Response:
     """Every stay of a person (entry and exit, gates by name), in time order; a token
     limited to a site sees the stays there, of people known there."""
@@ -733,6 +739,7 @@ async def daily_report(conn: asyncpg.Connection, site_id: int, day: date) -> Dai
 
 
 @requires(Role.AUDITOR, Role.ADMIN)
+@documented(query={"date": q_date(required=True), "format": q_choice("json", "csv")})
 async def site_report(request: web.Request) -> web.Response:
     """Entries, exits, denials by reason and peak occupancy of one day, in site time."""
     site_id = int(request.match_info["site_id"])

@@ -38,6 +38,7 @@ from service.events import Heads, NewEvent, chain
 from service.offline_breach import PASS_ERRORS, against_policy, offline_policies
 from service.passes import PassClaims, PassError, check_claims
 from service.reasons import REASONS, headline, message, short_name
+from service.text import Text
 from service.trust import PassAuthenticator
 
 logger = logging.getLogger(__name__)
@@ -50,7 +51,7 @@ class OfflineVerdict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     verdict: Literal["allow", "deny"]
-    reason: Annotated[str, Field(max_length=40)]
+    reason: Annotated[str, Text(40)]
 
 
 class ScanIn(BaseModel):

@@ -29,6 +29,7 @@ from service.errors import ApiError
 from service.hashing import HASH_POOL_KEY
 from service.login_guard import LOGIN_GUARD_KEY
 from service.offload import PoolBusy
+from service.openapi import Q_LANG, documented, q_id, q_text
 from service.pages import STATIC_DIR, Markup, join, page, render, tag, void
 from service.ratelimit import TooManyRequests
 from service.reasons import words_by_direction
@@ -198,6 +199,7 @@ def _login_page(
 
 
 @public
+@documented(query={"lang": Q_LANG, "ended": q_text(10)})
 async def login_form(request: web.Request) -> web.Response:
     return _login_page(request)
 
@@ -273,6 +275,7 @@ async def _sites_and_choice(
 
 
 @requires(Role.GUARD, Role.ADMIN, Role.AUDITOR)
+@documented(query={"lang": Q_LANG, "site_id": q_id()})
 async def console_page(request: web.Request) -> web.Response:
     caller = principal(request)
     if not caller.account:  # the page runs on a session; an API token cannot drive it
@@ -327,6 +330,7 @@ def _page_headers() -> dict[str, str]:
 
 
 @requires(Role.GUARD, Role.ADMIN, Role.AUDITOR)
+@documented(query={"lang": Q_LANG, "site_id": q_id()})
 async def rollcall(request: web.Request) -> web.Response:
     """Everyone inside, on paper, with a box to tick at the muster point."""
     caller = principal(request)

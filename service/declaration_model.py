@@ -1,12 +1,9 @@
 """Input model of a health declaration (khai báo y tế). Pure: no I/O.
 
-Text rules for names, organisation, purpose and travel areas, applied before length limits
-(phone and national ID have their own formats, below):
-- Unicode is normalised to NFC (decomposed Vietnamese from some keyboards is recomposed);
-- lone surrogates, control, format (bidi overrides, zero-width), private-use and line/paragraph
-  separator characters are rejected;
-- leading/trailing whitespace is removed and inner runs of whitespace become one space;
-- an optional field left blank ("" or only spaces, as HTML forms send it) is None.
+Names, organisation, purpose and travel areas follow the text rules of service.text
+(NFC, no control or invisible characters, whitespace collapsed; phone and national ID have
+their own formats, below); an optional field left blank ("" or only spaces, as HTML forms
+send it) is None.
 
 HTML such as ``<b>`` in a name is kept as plain text: pages and exports must escape it.
 
@@ -20,7 +17,7 @@ when given to ``model_validate``, else the current time.
 from __future__ import annotations
 
 import re
-import unicodedata
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any, Literal, get_args
 from zoneinfo import ZoneInfo
@@ -31,11 +28,14 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    GetCoreSchemaHandler,
     ValidationInfo,
     WithJsonSchema,
     field_validator,
 )
-from pydantic_core import PydanticCustomError
+from pydantic_core import PydanticCustomError, core_schema
+
+from service.text import Text, blank_to_none
 
 DeclarantKind = Literal["staff", "visitor"]
 Symptom = Literal[
@@ -61,44 +61,75 @@ DECLARATION_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 _MOBILE_RE = re.compile(r"0[35789][0-9]{8}")
 _PHONE_SEPARATORS_RE = re.compile(r"[\s.\-()]")
 _NATIONAL_ID_RE = re.compile(r"[0-9]{9}|[0-9]{12}")
-_REJECTED_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Zl", "Zp"})
 
 
-def _clean_text(value: Any) -> Any:
-    if not isinstance(value, str):
-        return value  # the str validator reports the type error
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise PydanticCustomError(
-            "invalid_unicode", "Text contains broken Unicode (a lone surrogate)"
-        ) from None
-    value = unicodedata.normalize("NFC", value)
-    for char in value:
-        if unicodedata.category(char) in _REJECTED_CATEGORIES:
-            raise PydanticCustomError(
-                "control_character",
-                "Text contains a control or invisible character (U+{codepoint})",
-                {"codepoint": f"{ord(char):04X}"},
-            )
-    return " ".join(value.split())
+# Limits apply to the text as sent; the rules are service.text's.
+Name = Annotated[str, Text(NAME_MAX)]
+Organisation = Annotated[str, Text(ORGANISATION_MAX)]
+Purpose = Annotated[str, Text(PURPOSE_MAX)]
+Area = Annotated[str, Text(AREA_MAX)]
 
 
-def _blank_to_none(value: Any) -> Any:
-    if isinstance(value, str) and not value.strip():
-        return None
+def _integral(value: Any) -> Any:
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
     return value
 
 
-def _text(max_length: int) -> Any:
-    return Field(strict=True, min_length=1, max_length=max_length)
+@dataclass(frozen=True)
+class Whole:
+    """A strict int within bounds (``Annotated[int, Whole(ge=0)]``): never True or "2",
+    but 2.0 is 2, as JSON Schema counts it."""
+
+    gt: int | None = None
+    ge: int | None = None
+    le: int | None = None
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        return core_schema.no_info_before_validator_function(
+            _integral, core_schema.int_schema(strict=True, gt=self.gt, ge=self.ge, le=self.le)
+        )
 
 
-# Constraints before the validator: limits apply to the cleaned text, as string_too_long.
-Name = Annotated[str, _text(NAME_MAX), BeforeValidator(_clean_text)]
-Organisation = Annotated[str, _text(ORGANISATION_MAX), BeforeValidator(_clean_text)]
-Purpose = Annotated[str, _text(PURPOSE_MAX), BeforeValidator(_clean_text)]
-Area = Annotated[str, _text(AREA_MAX), BeforeValidator(_clean_text)]
+# What normalize_phone and normalize_national_id accept, as JSON Schema patterns (with
+# fewer separators than they take: what the schema allows, they must accept).
+_SEP = "[ .()-]*"
+PHONE_PATTERN = f"^{_SEP}(?:[+]{_SEP}8{_SEP}4|0){_SEP}[35789](?:{_SEP}[0-9]){{8}}{_SEP}$"
+NATIONAL_ID_PATTERN = "^ *(?:[0-9] *){9}(?:(?:[0-9] *){3})?$"
+# The rules across fields, stated for the OpenAPI document: a phone or a national ID;
+# host and purpose for a visitor, neither for staff.
+_CROSS_FIELD_SCHEMA: dict[str, Any] = {
+    "allOf": [
+        {
+            "anyOf": [
+                {"required": ["phone"], "properties": {"phone": {"type": "string"}}},
+                {"required": ["national_id"], "properties": {"national_id": {"type": "string"}}},
+            ]
+        },
+        {
+            "anyOf": [
+                {
+                    "required": ["kind", "host_name", "purpose"],
+                    "properties": {
+                        "kind": {"const": "visitor"},
+                        "host_name": {"type": "string"},
+                        "purpose": {"type": "string"},
+                    },
+                },
+                {
+                    "required": ["kind"],
+                    "properties": {
+                        "kind": {"const": "staff"},
+                        "host_name": {"type": "null"},
+                        "purpose": {"type": "null"},
+                    },
+                },
+            ]
+        },
+    ]
+}
 
 
 def normalize_phone(raw: str) -> str:
@@ -207,33 +238,39 @@ class LastTest(BaseModel):
 class Declaration(BaseModel):
     """One health declaration as submitted; ``site_id`` names the office it is for."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra=_CROSS_FIELD_SCHEMA)
 
-    site_id: Annotated[int, Field(strict=True, gt=0)]
+    site_id: Annotated[int, Whole(gt=0)]
     kind: DeclarantKind
     full_name: Name
-    national_id: Annotated[str | None, BeforeValidator(_blank_to_none)] = Field(
-        default=None, validate_default=True, strict=True
+    national_id: Annotated[str | None, BeforeValidator(blank_to_none)] = Field(
+        default=None,
+        validate_default=True,
+        strict=True,
+        json_schema_extra={"pattern": NATIONAL_ID_PATTERN},
     )
-    phone: Annotated[str | None, BeforeValidator(_blank_to_none)] = Field(
-        default=None, validate_default=True, strict=True
+    phone: Annotated[str | None, BeforeValidator(blank_to_none)] = Field(
+        default=None,
+        validate_default=True,
+        strict=True,
+        json_schema_extra={"pattern": PHONE_PATTERN},
     )
-    organisation: Annotated[Organisation | None, BeforeValidator(_blank_to_none)] = None
-    host_name: Annotated[Name | None, BeforeValidator(_blank_to_none)] = Field(
+    organisation: Annotated[Organisation | None, BeforeValidator(blank_to_none)] = None
+    host_name: Annotated[Name | None, BeforeValidator(blank_to_none)] = Field(
         default=None, validate_default=True
     )
-    purpose: Annotated[Purpose | None, BeforeValidator(_blank_to_none)] = Field(
+    purpose: Annotated[Purpose | None, BeforeValidator(blank_to_none)] = Field(
         default=None, validate_default=True
     )
     symptoms: frozenset[Symptom]
     contact_f0: Annotated[bool, Field(strict=True)]
     contact_f1: Annotated[bool, Field(strict=True)]
     travel_areas: Annotated[list[Area], Field(max_length=TRAVEL_AREAS_MAX)]
-    vaccination_doses: Annotated[int, Field(strict=True, ge=0, le=VACCINATION_DOSES_MAX)]
+    vaccination_doses: Annotated[int, Whole(ge=0, le=VACCINATION_DOSES_MAX)]
     last_test: LastTest | None = None
     # The key behind the "Declare again" link of an earlier result: proof that this
     # declaration comes from that person (service.identity). Never stored as answered.
-    redeclare_key: Annotated[str | None, BeforeValidator(_blank_to_none)] = Field(
+    redeclare_key: Annotated[str | None, BeforeValidator(blank_to_none)] = Field(
         default=None, strict=True, max_length=100, exclude=True
     )
 

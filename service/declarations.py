@@ -24,10 +24,10 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict
 
 from service.auth import Role, principal, public, require_site, requires
 from service.db import DB_KEY
-from service.declaration_model import Declaration, Purpose
+from service.declaration_model import PURPOSE_MAX, Declaration
 from service.errors import ApiError
 from service.events import NewEvent, append_event, append_events
-from service.field_errors import field_errors
+from service.field_errors import field_error, field_errors
 from service.identity import confirm_claim, new_redeclare_key, resolve_filer
 from service.keys import KEYS_KEY, KeyStore, active_signing_key
 from service.openapi import documented
@@ -38,21 +38,12 @@ from service.person_scope import person_not_found, require_visible
 from service.policy import Evaluation, FlaggedArea, SiteRules, evaluate, reason
 from service.public_limit import limit_public
 from service.qr import render
-from service.validation import read_json, read_model
+from service.text import Text, blank_to_none
+from service.validation import invalid, read_json, read_model
 
 MAX_DECLARATION_BYTES = 16 * 1024
 SELF_DECLARED = "self-declaration"  # the event actor of a public declaration
 _MAX_SITE_ID = 2**32 - 1  # the pass format's site id field
-
-# Field errors that are not pydantic's: code -> (English, Vietnamese).
-CUSTOM_REASONS: dict[str, tuple[str, str]] = {
-    "site_not_found": ("No such site", "Không tìm thấy trụ sở này"),
-    "not_staff": (
-        "Not in the staff list with this phone or national ID; declare as a visitor",
-        "Không có trong danh sách cán bộ với số điện thoại hoặc CMND/CCCD này; "
-        "vui lòng khai báo là khách",
-    ),
-}
 
 
 class DeclarationFieldError(ApiError):
@@ -66,8 +57,7 @@ class DeclarationFieldError(ApiError):
         )
 
     def as_field(self, lang: Literal["en", "vi"]) -> dict[str, str]:
-        en, vi = CUSTOM_REASONS[self.field_code]
-        return {"field": self.field, "reason": vi if lang == "vi" else en, "code": self.field_code}
+        return field_error(self.field, self.field_code, lang=lang)
 
 
 SITE_SQL = "SELECT id, name, timezone, declaration_rules FROM sites WHERE id = $1"
@@ -173,18 +163,12 @@ class Outcome:
     redeclare_key: str  # shown once: proof for the declarer's next declaration
 
 
-def _blank_to_none(value: Any) -> Any:
-    return None if isinstance(value, str) and not value.strip() else value
-
-
 def parse_declaration(data: Any, *, now: datetime, lang: Literal["en", "vi"] = "en") -> Declaration:
     """Validate a declaration body, or raise the 422 with per-field errors."""
     try:
         return Declaration.model_validate(data, context={"now": now})
     except pydantic.ValidationError as e:
-        raise ApiError(
-            422, "validation_failed", "Some fields are invalid.", fields=field_errors(e, lang=lang)
-        ) from None
+        raise invalid(field_errors(e, lang=lang)) from None
 
 
 def _floor_seconds(value: datetime) -> datetime:
@@ -405,17 +389,21 @@ async def post_declaration(request: web.Request) -> web.Response:
     return web.json_response(outcome_json(request.app, outcome), status=201)
 
 
+# What a health officer or admin writes down; line breaks allowed.
+Note = Annotated[str, Text(PURPOSE_MAX, multiline=True)]
+
+
 class ReviewIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     decision: Literal["approve", "reject"]
-    note: Annotated[Purpose | None, BeforeValidator(_blank_to_none)] = None
+    note: Annotated[Note | None, BeforeValidator(blank_to_none)] = None
 
 
 class RevokeIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    reason: Purpose
+    reason: Note
 
 
 @requires(Role.ADMIN, Role.GUARD)

@@ -20,7 +20,7 @@ from aiohttp import web
 
 from service.auth import public
 from service.db import DB_KEY
-from service.declaration_model import SYMPTOMS, VACCINATION_DOSES_MAX
+from service.declaration_model import SYMPTOMS, VACCINATION_DOSES_MAX, Declaration
 from service.declarations import (
     MAX_DECLARATION_BYTES,
     PASS_SQL,
@@ -33,10 +33,13 @@ from service.declarations import (
     pass_urls,
 )
 from service.errors import ApiError
+from service.field_errors import field_error
 from service.keys import KEYS_KEY
+from service.openapi import Q_LANG, documented, q_id
 from service.pages import STATIC_DIR, Markup, esc, join, page, render, tag, void
 from service.pass_links import PASS_LINKS_KEY
 from service.public_limit import limit_public
+from service.validation import invalid
 
 Lang = Literal["vi", "en"]
 SITES_SQL = "SELECT id, name FROM sites ORDER BY name, id LIMIT 500"
@@ -502,8 +505,8 @@ def declaration_data(values: Values) -> dict[str, Any]:
     if data.get("kind") == "":
         del data["kind"]
     symptoms = values.get("symptoms")
-    if symptoms:
-        data["symptoms"] = [] if symptoms == ["none"] else symptoms
+    if symptoms:  # "none" with a symptom as well is form_errors' to report
+        data["symptoms"] = [s for s in symptoms if s != "none"]
     for name in ("contact_f0", "contact_f1"):
         answer = values.get(name)
         if answer:
@@ -523,6 +526,28 @@ def declaration_data(values: Values) -> dict[str, Any]:
                 test[part] = value
         data["last_test"] = test
     return data
+
+
+def form_errors(values: Values, lang: Lang) -> list[dict[str, str]]:
+    """What only the form can get wrong: "None of these" ticked with a symptom."""
+    chosen = values.get("symptoms") or []
+    if "none" in chosen and len(set(chosen)) > 1:
+        return [field_error("symptoms", "none_with_symptoms", lang=lang)]
+    return []
+
+
+def parse_form(values: Values, *, now: datetime, lang: Lang) -> Declaration:
+    """The declaration of a posted form, or the 422 with every field error at once."""
+    conflicts = form_errors(values, lang)
+    try:
+        decl = parse_declaration(declaration_data(values), now=now, lang=lang)
+    except ApiError as e:
+        if e.code != "validation_failed":
+            raise
+        raise invalid(conflicts + e.details["fields"]) from None
+    if conflicts:
+        raise invalid(conflicts)
+    return decl
 
 
 _FIELD_ALIASES = {"last_test": "last_test_kind"}
@@ -552,6 +577,7 @@ async def _sites(request: web.Request) -> list[tuple[int, str]]:
 
 
 @public
+@documented(query={"lang": Q_LANG, "site": q_id()})
 async def declare_form(request: web.Request) -> web.Response:
     limit_public(request)
     lang = lang_of(request.query.get("lang"))
@@ -599,7 +625,7 @@ async def declare_submit(request: web.Request) -> web.Response:
     lang = lang_of(_first(values.get("lang")) or request.query.get("lang"))
     now = datetime.now(UTC)
     try:
-        decl = parse_declaration(declaration_data(values), now=now, lang=lang)
+        decl = parse_form(values, now=now, lang=lang)
         async with request.app[DB_KEY].connection() as conn:
             outcome = await file_declaration(conn, request.app[KEYS_KEY], decl, now=now)
     except DeclarationFieldError as e:
@@ -712,6 +738,7 @@ def _message(lang: Lang, message: str, *, status: int) -> web.Response:
 
 
 @public
+@documented(query={"lang": Q_LANG})
 async def print_pass(request: web.Request) -> web.Response:
     limit_public(request)
     lang = lang_of(request.query.get("lang"))

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import asyncpg
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field
 
 from service.auth import Role, principal, require_site, requires
 from service.db import DB_KEY
@@ -18,9 +18,11 @@ from service.fanout import FANOUT_KEY
 from service.openapi import documented
 from service.person_scope import is_visible, person_not_found, visible_to_sql
 from service.reasons import short_name
+from service.text import Text
 from service.validation import read_model
 
-Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=500)]
+# What a guard or admin writes down: a few words at least, line breaks allowed.
+Reason = Annotated[str, Text(500, min_visible=3, multiline=True)]
 KIOSK_SILENT_AFTER_S = 30
 
 

@@ -34,6 +34,10 @@ _CODE_BY_STATUS = {
 }
 
 
+# Headers of aiohttp's own errors that the client needs, kept when the body is rebuilt.
+_KEPT_HEADERS = ("Allow", "Retry-After", "Location")
+
+
 class ApiError(Exception):
     """An error meant for the client, with its HTTP status and stable code."""
 
@@ -104,7 +108,11 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         if e.status < 400:
             raise
         code, message = _CODE_BY_STATUS.get(e.status, ("http_error", e.reason))
-        return error_response(e.status, code, message)
+        response = error_response(e.status, code, message)
+        for name in _KEPT_HEADERS:  # e.g. the methods a 405 would have taken
+            if name in e.headers:
+                response.headers[name] = e.headers[name]
+        return response
     except DATABASE_DOWN_ERRORS as e:
         logger.warning("database unavailable: %s", type(e).__name__, extra={"path": request.path})
         return error_response(503, *_CODE_BY_STATUS[503])

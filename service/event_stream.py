@@ -18,7 +18,7 @@ from service.auth import Role, require_site, requires
 from service.errors import ApiError
 from service.fanout import FANOUT_KEY, LiveEvent, Subscription
 from service.login_watch import LOGIN_WATCH_KEY, close_when_ended
-from service.openapi import documented
+from service.openapi import documented, q_id
 from service.tasks import cancel_and_wait
 
 SEND_TIMEOUT_S = 5.0
@@ -40,7 +40,7 @@ def _int_param(request: web.Request, name: str, *, required: bool) -> int | None
 
 
 @requires(Role.ADMIN, Role.GUARD, Role.AUDITOR)
-@documented(query={"site_id": ("integer", True), "after_seq": ("integer", False)})
+@documented(query={"site_id": q_id(required=True), "after_seq": q_id(minimum=0)})
 async def events_stream(request: web.Request) -> web.WebSocketResponse:
     site_id = _int_param(request, "site_id", required=True)
     assert site_id is not None

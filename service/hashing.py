@@ -40,7 +40,7 @@ def hash_pool_busy() -> PoolBusy:
 def verify_password(password_hash: str, password: str) -> bool:
     try:
         return HASHER.verify(password_hash, password)
-    except (VerificationError, InvalidHashError):
+    except (VerificationError, InvalidHashError, UnicodeEncodeError):  # lone surrogates
         return False
 
 

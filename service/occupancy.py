@@ -14,7 +14,7 @@ from service.audit import bad_parameter
 from service.auth import Role, require_site, requires
 from service.db import DB_KEY
 from service.errors import ApiError
-from service.openapi import documented
+from service.openapi import documented, q_date
 
 BUCKET_MINUTES = 15
 _DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -80,7 +80,7 @@ def date_param(request: web.Request) -> date | None:
 
 
 @requires(Role.ADMIN, Role.GUARD, Role.AUDITOR)
-@documented(query={"date": ("string", False)})
+@documented(query={"date": q_date()})
 async def site_occupancy(request: web.Request) -> web.Response:
     """A day at a site in 15-minute buckets of site time: entries, exits, inside."""
     site_id = int(request.match_info["site_id"])

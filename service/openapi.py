@@ -17,6 +17,8 @@ import pydantic
 from aiohttp import web
 
 from service.auth import PUBLIC, access_of, public
+from service.pages import PAGE_HEADERS
+from service.text import Text
 
 _DOC_ATTR = "__checkin_doc__"
 H = TypeVar("H", bound=Callable[..., Any])
@@ -45,14 +47,49 @@ _ERRORS = {
 }
 
 
+# A query parameter: its JSON Schema (or just a type), and whether it is required.
+QueryDoc = tuple[dict[str, Any] | str, bool]
+MAX_ID = 10**18 - 1  # ids have at most 18 digits
+
+
+def q_id(*, required: bool = False, minimum: int = 1) -> QueryDoc:
+    return {"type": "integer", "minimum": minimum, "maximum": MAX_ID}, required
+
+
+def q_int(minimum: int, maximum: int) -> QueryDoc:
+    return {"type": "integer", "minimum": minimum, "maximum": maximum}, False
+
+
+def q_choice(*choices: str, required: bool = False) -> QueryDoc:
+    return {"type": "string", "enum": list(choices)}, required
+
+
+def q_text(max_length: int, *, min_length: int = 0, required: bool = False) -> QueryDoc:
+    schema = Text(max_length, min_visible=min_length).json_schema()
+    return schema, required
+
+
+def q_time(*, required: bool = False) -> QueryDoc:
+    return {"type": "string", "format": "date-time"}, required
+
+
+def q_date(*, required: bool = False) -> QueryDoc:
+    return {"type": "string", "format": "date"}, required
+
+
+Q_BOOL = q_choice("true", "false", "1", "0")
+Q_LANG = q_choice("vi", "en")
+
+
 def documented(
     *,
     body: type[pydantic.BaseModel] | None = None,
-    query: dict[str, tuple[str, bool]] | None = None,
+    query: dict[str, QueryDoc] | None = None,
     content: str = "application/json",
 ) -> Callable[[H], H]:
     """What a handler reads: a JSON body model, and query parameters (name -> (JSON
-    Schema type, required)). The summary is the docstring's first line."""
+    Schema or type, required); the q_* helpers make them). The summary is the
+    docstring's first line."""
 
     def mark(handler: H) -> H:
         setattr(handler, _DOC_ATTR, {"body": body, "query": query or {}, "content": content})
@@ -67,7 +104,7 @@ def _ref(name: str) -> dict[str, str]:
 
 def _path_parameter(name: str, pattern: str) -> dict[str, Any]:
     if pattern.startswith(r"\d"):
-        schema: dict[str, Any] = {"type": "integer", "minimum": 0, "maximum": 10**18 - 1}
+        schema: dict[str, Any] = {"type": "integer", "minimum": 1, "maximum": MAX_ID}
     elif "[0-9a-fA-F]{8}" in pattern:
         schema = {"type": "string", "format": "uuid"}
     else:
@@ -106,7 +143,12 @@ def _operation(route: web.AbstractRoute, components: dict[str, Any]) -> dict[str
         for name, pattern in _named_groups(compiled.pattern if compiled else "")
     ]
     params += [
-        {"name": name, "in": "query", "required": required, "schema": {"type": kind}}
+        {
+            "name": name,
+            "in": "query",
+            "required": required,
+            "schema": {"type": kind} if isinstance(kind, str) else kind,
+        }
         for name, (kind, required) in doc["query"].items()
     ]
     if params:
@@ -190,8 +232,11 @@ async def openapi_json(request: web.Request) -> web.Response:
 
 @public
 async def api_docs(request: web.Request) -> web.Response:
-    """A readable list of the API (no scripts, nothing fetched from the internet)."""
-    return web.Response(text=request.app[DOCUMENTS_KEY].docs_html, content_type="text/html")
+    """A readable list of the API (no scripts, nothing fetched from the internet; its
+    style sheet is ours, so the page runs under the pages' strict CSP)."""
+    return web.Response(
+        text=request.app[DOCUMENTS_KEY].docs_html, content_type="text/html", headers=PAGE_HEADERS
+    )
 
 
 def _docs_page(spec: dict[str, Any]) -> str:
@@ -208,8 +253,7 @@ def _docs_page(spec: dict[str, Any]) -> str:
             )
     page = (
         "<!doctype html><html lang='en'><head><meta charset='utf-8'><title>checkin-gateway API"
-        "</title><style>body{font-family:sans-serif;margin:2em}td{padding:.3em .8em;"
-        "border-bottom:1px solid #ddd;vertical-align:top}</style></head><body>"
+        "</title><link rel='stylesheet' href='/static/api-docs.css'></head><body>"
         "<h1>checkin-gateway API</h1><p>Machine-readable: <a href='/api/v1/openapi.json'>"
         '/api/v1/openapi.json</a>. Errors are <code>{"error": {"code", "message"}}'
         "</code>.</p><table><tr><th>route</th><th>what</th><th>who</th><th>body</th></tr>"

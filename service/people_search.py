@@ -8,7 +8,6 @@ a phone book: the phone shows its last three digits, the national ID not at all.
 from __future__ import annotations
 
 import re
-import unicodedata
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,8 +19,9 @@ from service.auth import Role, requires
 from service.db import DB_KEY
 from service.declarations import pass_state
 from service.errors import ApiError
-from service.openapi import documented
+from service.openapi import documented, q_id, q_int, q_text
 from service.person_scope import visible_to_sql
+from service.validation import MAX_QUERY_VALUE, query_text
 
 MIN_QUERY = 2
 MAX_QUERY = 100
@@ -106,13 +106,11 @@ SITE_EXISTS_SQL = "SELECT 1 FROM sites WHERE id = $1"
 
 
 def query_param(request: web.Request) -> str:
-    """The search text, whitespace collapsed; 400 when absent, too short or too long."""
-    raw = request.query.get("q")
-    if raw is None or not raw.strip():
+    """The search text under the text rules (NFC, whitespace collapsed); 400 when absent,
+    too short or too long."""
+    text = query_text(request, "q", max_length=MAX_QUERY_VALUE)
+    if text is None:
         raise ApiError(400, "missing_parameter", "The query parameter q is required.")
-    if any(unicodedata.category(c) in ("Cc", "Cs") for c in raw):
-        raise bad_parameter("q", "q must not contain control characters or broken Unicode.")
-    text = " ".join(raw.split())
     if not MIN_QUERY <= len(text) <= MAX_QUERY:
         raise bad_parameter("q", f"q must be {MIN_QUERY} to {MAX_QUERY} characters.")
     return text
@@ -196,7 +194,11 @@ async def search_people(
 
 @requires(Role.ADMIN, Role.GUARD, Role.AUDITOR)
 @documented(
-    query={"q": ("string", True), "site_id": ("integer", False), "limit": ("integer", False)}
+    query={
+        "q": q_text(MAX_QUERY, min_length=MIN_QUERY, required=True),
+        "site_id": q_id(),
+        "limit": q_int(1, MAX_LIMIT),
+    }
 )
 async def people_search(request: web.Request) -> web.Response:
     """Find people by name, phone or national ID, with their status at the site."""

@@ -21,12 +21,13 @@ import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Annotated, Literal, Self, get_args
+from typing import Annotated, Any, Literal, Self, get_args
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
 
-from service.declaration_model import Area, Declaration, LastTest
+from service.declaration_model import Area, Declaration, LastTest, Whole
 
 Action = Literal["allow", "review", "reject"]
 Status = Literal["cleared", "review", "rejected"]
@@ -85,22 +86,26 @@ ACTION_MESSAGES: dict[Action, tuple[str, str]] = {
 }
 
 
+# The validity's mode picks its kind (the discriminator), so a body must send it.
+_MODE_REQUIRED: dict[str, Any] = {"required": ["mode"]}
+
+
 class HoursValidity(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra=_MODE_REQUIRED)
 
     mode: Literal["hours"] = "hours"
-    hours: Annotated[int, Field(strict=True, ge=1, le=24 * 7)] = 24
+    hours: Annotated[int, Whole(ge=1, le=24 * 7)] = 24
 
 
 class EndOfDayValidity(BaseModel):
     """Valid until midnight at the end of the day of the declaration, site time."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra=_MODE_REQUIRED)
 
     mode: Literal["end_of_day"] = "end_of_day"
 
 
-TestDays = Annotated[int, Field(strict=True, ge=0, le=MAX_TEST_DAYS)]
+TestDays = Annotated[int, Whole(ge=0, le=MAX_TEST_DAYS)]
 
 
 class RuleActions(BaseModel):
@@ -158,7 +163,7 @@ class FlaggedArea(BaseModel):
     @model_validator(mode="after")
     def _ordered(self) -> Self:
         if self.flagged_until is not None and self.flagged_until < self.flagged_from:
-            raise ValueError("flagged_until is before flagged_from")
+            raise PydanticCustomError("dates_out_of_order", "The end date is before the start date")
         return self
 
     def flagged_between(self, first: date, last: date) -> bool:

@@ -7,17 +7,16 @@ from typing import Annotated, Any
 
 import asyncpg
 from aiohttp import web
-from pydantic import BaseModel, BeforeValidator, ConfigDict, field_validator
-from pydantic_core import PydanticCustomError
+from pydantic import BaseModel, BeforeValidator, ConfigDict
 
 from service.auth import Role, principal, requires
 from service.checkin_rules import CheckinRules
 from service.db import DB_KEY
-from service.declaration_model import Area
 from service.errors import ApiError
 from service.events import NewEvent, append_event
 from service.openapi import documented
 from service.policy import FlaggedArea, SiteRules
+from service.text import Text, blank_to_none
 from service.validation import read_model
 
 AREA_CODE_MAX = 40  # flagged_areas_code_length
@@ -42,27 +41,14 @@ RETURNING id, site_id, name, code, flagged_from, flagged_until, created_at
 """
 
 
-def _blank_to_none(value: Any) -> Any:
-    return None if isinstance(value, str) and not value.strip() else value
-
-
 class FlaggedAreaIn(FlaggedArea):
     """A flagged area as an admin posts it (the code fits its column: 40 characters)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    code: Annotated[Area | None, BeforeValidator(_blank_to_none)] = None
-
-    @field_validator("code")
-    @classmethod
-    def _fits_column(cls, value: str | None) -> str | None:
-        if value is not None and len(value) > AREA_CODE_MAX:
-            raise PydanticCustomError(
-                "string_too_long",
-                "String should have at most {max_length} characters",
-                {"max_length": AREA_CODE_MAX},
-            )
-        return value
+    code: Annotated[Annotated[str, Text(AREA_CODE_MAX)] | None, BeforeValidator(blank_to_none)] = (
+        None
+    )
 
 
 def _site_id(request: web.Request) -> int:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import time
 from typing import Annotated, Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import available_timezones
 
 import asyncpg
 from aiohttp import web
@@ -16,31 +17,44 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from service.auth import Role, principal, require_site, requires
 from service.db import DB_KEY
 from service.errors import ApiError
 from service.openapi import documented
+from service.text import Text
 from service.validation import read_model
 
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+SiteName = Annotated[str, Text(200)]
+GateName = Annotated[str, Text(120)]
+
+
+@functools.cache
+def known_timezones() -> frozenset[str]:
+    """The IANA names the site's time zone may be (read once from the tz database)."""
+    return frozenset(available_timezones())
+
+
+def _timezone_enum(schema: dict[str, Any]) -> None:
+    schema["enum"] = sorted(known_timezones())
 
 
 class SiteIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     code: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,39}$")]
-    name: Name
-    timezone: str = "Asia/Ho_Chi_Minh"
+    name: SiteName
+    timezone: Annotated[str, Field(json_schema_extra=_timezone_enum)] = "Asia/Ho_Chi_Minh"
     capacity: Annotated[int, Field(gt=0, le=1_000_000)] | None = None
 
     @field_validator("timezone")
     @classmethod
     def known_timezone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {value!r}") from None
+        if value not in known_timezones():
+            raise PydanticCustomError(
+                "unknown_timezone", "Unknown time zone; use a name such as Asia/Ho_Chi_Minh"
+            )
         return value
 
 
@@ -56,14 +70,16 @@ class OpeningWindow(BaseModel):
     @model_validator(mode="after")
     def opens_before_closes(self) -> OpeningWindow:
         if self.opens >= self.closes:
-            raise ValueError("opens must be before closes")
+            raise PydanticCustomError(
+                "opens_after_closes", "The opening time must be before the closing time"
+            )
         return self
 
 
 class GateIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=120)]
+    name: GateName
     direction: Literal["entrance", "exit", "both"]
     # Empty: always open.
     opening_hours: Annotated[list[OpeningWindow], Field(max_length=14)] = []

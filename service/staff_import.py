@@ -25,23 +25,20 @@ from service.declaration_model import Name, Organisation, normalize_national_id,
 from service.events import NewEvent, append_event
 from service.field_errors import field_errors
 from service.people import IdentityConflict, find_person
+from service.text import blank_to_none
 
 COLUMNS = ("full_name", "phone", "national_id", "organisation", "position", "risk_level")
 MAX_ROWS = 100_000
-
-
-def _blank_to_none(value: Any) -> Any:
-    return None if isinstance(value, str) and not value.strip() else value
 
 
 class StaffRow(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     full_name: Name
-    phone: Annotated[str | None, BeforeValidator(_blank_to_none)] = None
-    national_id: Annotated[str | None, BeforeValidator(_blank_to_none)] = None
-    organisation: Annotated[Organisation | None, BeforeValidator(_blank_to_none)] = None
-    position: Annotated[Name | None, BeforeValidator(_blank_to_none)] = None  # 120, as the column
+    phone: Annotated[str | None, BeforeValidator(blank_to_none)] = None
+    national_id: Annotated[str | None, BeforeValidator(blank_to_none)] = None
+    organisation: Annotated[Organisation | None, BeforeValidator(blank_to_none)] = None
+    position: Annotated[Name | None, BeforeValidator(blank_to_none)] = None  # 120, as the column
     risk_level: Literal["very_high", "high", "medium", "low"]
 
     @field_validator("phone")

@@ -22,6 +22,7 @@ from service.auth import Role, principal, requires
 from service.db import DB_KEY
 from service.errors import ApiError
 from service.events import NewEvent, append_event
+from service.openapi import Q_BOOL, documented, q_choice, q_id, q_time
 from service.person_scope import is_visible, person_not_found
 from service.spreadsheet import safe_cell
 
@@ -291,6 +292,17 @@ def _query_from_request(request: web.Request, now: datetime) -> tuple[TraceQuery
 
 
 @requires(Role.AUDITOR, Role.ADMIN)
+@documented(
+    query={
+        "person": q_id(required=True),
+        "from": q_time(required=True),
+        "to": q_time(required=True),
+        "open_until": q_time(),
+        "min_overlap": ({"type": "number", "minimum": 0}, False),
+        "same_gate": Q_BOOL,
+        "format": q_choice("json", "csv"),
+    }
+)
 async def trace_contacts(request: web.Request) -> web.Response:
     now = datetime.now(UTC)
     try:

@@ -769,3 +769,18 @@ async def test_json_lines_made_by_the_database_match_the_json_pages(
         # The same rows and values; the page walk also has the JSON Lines' export record.
         assert lines == pages[: len(lines)]
         assert {r["kind"] for r in pages[len(lines) :]} <= {"export"}
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl", "json"])
+async def test_an_export_of_a_site_that_does_not_exist_is_a_404(
+    client: TestClient[Any, Any], tokens: dict[Role, str], fmt: str
+) -> None:
+    # Found by tests/test_openapi_constraints.py: it was a 500 (no event chain to record
+    # the export in).
+    resp = await client.get(
+        "/api/v1/audit/events",
+        params={"format": fmt, "site_id": "49146098"},
+        headers=bearer(tokens[Role.ADMIN]),
+    )
+    assert resp.status == 404
+    assert (await resp.json())["error"]["code"] == "site_not_found"

@@ -167,7 +167,15 @@ async def test_bad_declarations_are_422_per_field(client: Client, site_id: int) 
     body = declaration(site_id)
     del body["contact_f1"]
     fields = (await declare(client, body, 422))["error"]["fields"]
-    assert fields == [{"field": "contact_f1", "reason": "Field required", "code": "missing"}]
+    assert fields == [
+        {
+            "field": "contact_f1",
+            "code": "missing",
+            "reason": "This field is required",
+            "reason_en": "This field is required",
+            "reason_vi": "Vui lòng điền thông tin này",
+        }
+    ]
 
 
 async def test_bad_bodies(client: Client) -> None:

@@ -514,7 +514,7 @@ def test_flagged_area_from_json() -> None:
 
 
 def test_flagged_area_until_before_from_rejected() -> None:
-    with pytest.raises(pydantic.ValidationError, match="flagged_until is before flagged_from"):
+    with pytest.raises(pydantic.ValidationError, match="The end date is before the start date"):
         FlaggedArea(name="Uông Bí", flagged_from=TODAY, flagged_until=TODAY - timedelta(days=1))
 
 
