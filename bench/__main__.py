@@ -2,7 +2,7 @@
 
     .venv/bin/python -m bench [--photos ../shared/qr-photos] [--kiosks 10,200,1000]
                               [--consoles 1,100] [--fanout-rate 20] [--seconds 10]
-                              [--attack-kiosks 200] [--attack-seconds 12]
+                              [--attack-kiosks 200] [--attack-seconds 10]
                               [--attack-events 1000000]
                               [--attacks-only] [--quick] [--out docs/benchmarks.md]
 
@@ -79,7 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--fanout-rate", type=float, default=20.0, help="scans/s while fanning out")
     parser.add_argument("--seconds", type=float, default=10.0, help="per load scenario")
     parser.add_argument("--attack-kiosks", type=int, default=200, help="kiosks under attack")
-    parser.add_argument("--attack-seconds", type=float, default=12.0, help="per attack phase")
+    parser.add_argument("--attack-seconds", type=float, default=10.0, help="per attack phase")
     parser.add_argument("--attack-events", type=int, default=1_000_000, help="in the export")
     parser.add_argument(
         "--attacks-only", action="store_true", help="only the attack benchmark (see above)"

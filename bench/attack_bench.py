@@ -1,6 +1,6 @@
 """Attack benchmark: the door's latency, quiet and under each attack, in one run.
 
-    .venv/bin/python -m bench.attack_bench [--kiosks 200] [--seconds 12]
+    .venv/bin/python -m bench.attack_bench [--kiosks 200] [--seconds 10]
                                            [--events 1000000] [--quick]
 
 Kiosks (bench.kiosk_load, over WebSockets) scan at a door's pace: each one person
@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 import tempfile
 import threading
@@ -205,7 +206,7 @@ def phases(
 
 def run(
     kiosks: int = 200,
-    seconds: float = 12.0,
+    seconds: float = 10.0,
     events: int = 1_000_000,
     clients: int = CLIENTS,
     interval_s: float = SCAN_INTERVAL_S,
@@ -217,6 +218,7 @@ def run(
         "seconds": seconds,
         "events": events,
         "clients": clients,
+        "load_average": round(os.getloadavg()[0], 1),
         "runs": [],
     }
     with (
@@ -281,9 +283,11 @@ def throughput(r: dict[str, Any]) -> str:
         failed += f", drained {r['drained_s']:.1f} s later"
     if r["attack"] == "export":
         return (
-            f"{r['per_second']} exports/s ({r['rows_per_second']:,} rows/s, {r['mib']} MiB){failed}"
+            f"{r['rows_per_second']:,} rows/s ({r['requests']} whole exports, "
+            f"{r['mib']} MiB){failed}"
         )
-    return f"{r['per_second']:,.0f} req/s ({r['requests']:,} answered{failed})"
+    rate = r["per_second"]
+    return f"{rate:,.{1 if rate < 10 else 0}f} req/s ({r['requests']:,} answered{failed})"
 
 
 def percent(share: int | None) -> str:
@@ -306,7 +310,9 @@ def describe(result: dict[str, Any]) -> str:
         "Goal: p99 under attack at most "
         f"{GOAL} × the quiet p99 of the same service in the same run. Slower than "
         f"{ACK_TIMEOUT_S} s: decisions past the kiosk's answer timeout (the door decided "
-        "offline)."
+        f"offline). The machine's load average as the run began: {result['load_average']} "
+        f"({os.cpu_count()} cores; the service, PostgreSQL, the kiosks and the attackers share "
+        "them)."
     )
 
 
@@ -374,7 +380,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
     parser.add_argument("--kiosks", type=int, default=200)
-    parser.add_argument("--seconds", type=float, default=12.0, help="per phase")
+    parser.add_argument("--seconds", type=float, default=10.0, help="per phase")
     parser.add_argument("--events", type=int, default=1_000_000, help="in the export")
     parser.add_argument("--quick", action="store_true", help="5 s phases, 100,000 events")
     parser.add_argument("--json", type=Path, help="also write the figures here")

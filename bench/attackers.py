@@ -39,6 +39,7 @@ from typing import Any
 import aiohttp
 
 from bench.export_bench import read_export
+from bench.kiosk_load import run_plan
 
 DRAIN_LIMIT_S = 60.0
 CSRF_RE = re.compile(rb'name="csrf_token" value="([^"]+)"')
@@ -221,15 +222,7 @@ async def run(plan: dict[str, Any]) -> dict[str, Any]:
 
 
 def main() -> int:
-    with open(sys.argv[1], encoding="utf-8") as f:
-        plan = json.load(f)
-    try:
-        import uvloop
-
-        result = uvloop.run(run(plan))
-    except ImportError:
-        result = asyncio.run(run(plan))
-    sys.stdout.write(json.dumps(result) + "\n")
+    sys.stdout.write(json.dumps(run_plan(run)) + "\n")
     return 0
 
 

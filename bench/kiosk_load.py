@@ -33,6 +33,7 @@ import sys
 import time
 import uuid
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, cast
 from urllib.parse import urlsplit
@@ -407,16 +408,24 @@ async def run(plan: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def main() -> int:
+def run_plan(run: Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]) -> dict[str, Any]:
+    """A load process's body: `run` on the plan in argv[1], on uvloop when installed."""
     with open(sys.argv[1], encoding="utf-8") as f:
         plan = json.load(f)
+
+    async def go() -> dict[str, Any]:
+        return await run(plan)
+
     try:
         import uvloop
 
-        result = uvloop.run(run(plan))
+        return uvloop.run(go())
     except ImportError:
-        result = asyncio.run(run(plan))
-    sys.stdout.write(json.dumps(result) + "\n")
+        return asyncio.run(go())
+
+
+def main() -> int:
+    sys.stdout.write(json.dumps(run_plan(run)) + "\n")
     return 0
 
 
