@@ -12,7 +12,8 @@ under each attack in turn, each attack run by its own process (bench.attackers) 
 has answered the last request of the previous attack (see `phases`).
 
 The attacks: 8 login flooders, 8 clients posting declarations, a CSV export of 1M
-events (read to the end, one after another), 8 clients rendering pass PNGs over
+events (read to the end, one after another; the one in flight when the phase ends is
+cut off), 8 clients rendering pass PNGs over
 thousands of passes. Every attack runs twice, each time against a service of its own
 on the same database: with the default limits (one attacker address: all bench clients
 are 127.0.0.1), and with the per-address limits raised out of reach (a distributed
