@@ -2,7 +2,13 @@
 
     .venv/bin/python -m bench [--photos ../shared/qr-photos] [--kiosks 10,200,1000]
                               [--consoles 1,100] [--fanout-rate 20] [--seconds 10]
-                              [--quick] [--out docs/benchmarks.md]
+                              [--attack-kiosks 200] [--attack-seconds 10]
+                              [--attack-events 1000000]
+                              [--attacks-only] [--quick] [--out docs/benchmarks.md]
+
+`--attacks-only` runs only the attack benchmark (the door's latency, quiet and under
+each attack; about 3 minutes) and replaces its section and its summary rows in --out,
+keeping the rest of the file.
 
 Each figure is reported next to a ceiling measured in the same run (pgbench running
 the same check-in SQL; a raw LISTEN/NOTIFY round trip; PostgreSQL's own COPY), as a
@@ -23,8 +29,17 @@ import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
-from bench import checkin_bench, decode_bench, export_bench, fanout_bench, summary, trace_bench
+from bench import (
+    attack_bench,
+    checkin_bench,
+    decode_bench,
+    export_bench,
+    fanout_bench,
+    summary,
+    trace_bench,
+)
 from bench.limits import raise_open_files
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -63,6 +78,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--consoles", default="1,100")
     parser.add_argument("--fanout-rate", type=float, default=20.0, help="scans/s while fanning out")
     parser.add_argument("--seconds", type=float, default=10.0, help="per load scenario")
+    parser.add_argument("--attack-kiosks", type=int, default=200, help="kiosks under attack")
+    parser.add_argument("--attack-seconds", type=float, default=10.0, help="per attack phase")
+    parser.add_argument("--attack-events", type=int, default=1_000_000, help="in the export")
+    parser.add_argument(
+        "--attacks-only", action="store_true", help="only the attack benchmark (see above)"
+    )
     parser.add_argument("--quick", action="store_true", help="fewer photos, shorter runs")
     parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "docs" / "benchmarks.md")
     args = parser.parse_args(argv)
@@ -74,13 +95,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         if argv is None and len(sys.argv) == 1
         else "python -m bench " + " ".join(sys.argv[1:] if argv is None else argv)
     )
-    limits = raise_open_files(max(kiosks + consoles))
+    limits = raise_open_files(max(kiosks + consoles + [args.attack_kiosks]))
+    attack_args = (
+        args.attack_kiosks,
+        5.0 if args.quick else args.attack_seconds,
+        100_000 if args.quick else args.attack_events,
+    )
+    if args.attacks_only:
+        started = time.monotonic()
+        attacks = attack_bench.run(*attack_args)
+        took = time.monotonic() - started
+        write_attacks(args.out, attack_bench.section(attacks, command, took), attacks)
+        sys.stdout.write(attack_bench.to_markdown(attacks) + "\n")
+        checkin_bench.log(f"updated the attack section of {args.out} in {took:.0f}s")
+        return 0
     checkin_bench.log(
         f"open files: soft limit {limits.before} -> {limits.soft} (hard {limits.hard}); "
         f"{seconds:.0f}s per load scenario; writing {args.out}"
     )
 
-    steps = Steps(5)
+    steps = Steps(6)
     steps.next("check-in: kiosks over WebSockets and HTTP, against pgbench")
     checkin = checkin_bench.run(kiosks, seconds, ("ws", "http"))
     steps.next("fan-out: consoles on another instance, against a raw LISTEN/NOTIFY")
@@ -91,8 +125,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     trace = trace_bench.measure(["--events", "100000"] if args.quick else [])
     steps.next("decode: photographs and 720p throughput")
     decode = decode_bench.run(args.photos, quick=args.quick)
+    steps.next("attacks: kiosk latency, quiet and under each attack")
+    attack_started = time.monotonic()
+    attacks = attack_bench.run(*attack_args)
+    attack_took = time.monotonic() - attack_started
 
-    table = summary.rows(checkin, fanout, export, trace, decode)
+    table = summary.rows(checkin, fanout, export, trace, decode, attacks)
     text = "\n".join(
         [
             "# Benchmarks",
@@ -128,6 +166,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "measured.",
             "",
             checkin_bench.to_markdown(checkin),
+            "",
+            attack_bench.section(attacks, command, attack_took),
             "",
             "Reading these: every check-in write locks its site's event-chain head until it",
             "commits (that lock orders the hash chain). pgbench's 32 clients on one site hold",
@@ -179,6 +219,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     sys.stdout.write(text)
     checkin_bench.log(f"wrote {args.out} in {time.monotonic() - steps.started:.0f}s")
     return 0
+
+
+def write_attacks(out: Path, section: str, attacks: dict[str, Any]) -> None:
+    """Replace the attack section and the attack rows of the summary in `out` (the
+    section goes before the fan-out one if the file has none yet); a file that does not
+    exist yet gets just the section."""
+    if not out.exists():
+        out.write_text("# Benchmarks\n\n" + section + "\n", encoding="utf-8")
+        return
+    lines = out.read_text(encoding="utf-8").splitlines()
+    rows = summary.to_markdown(summary.attack_rows(attacks), machine()).splitlines()[2:]
+    kept = [line for line in lines if not line.startswith("| " + summary.ATTACK_ROW_PREFIX)]
+    if "## Summary" in kept:
+        at = kept.index("## Summary")
+        while at < len(kept) and not kept[at].startswith("| scenario |"):
+            at += 1
+        while at < len(kept) and kept[at].startswith("|"):
+            at += 1
+        kept[at:at] = rows
+    if attack_bench.HEADING in kept:
+        start = kept.index(attack_bench.HEADING)
+        end = next((i for i in range(start + 1, len(kept)) if kept[i].startswith("## ")), len(kept))
+        kept[start:end] = [*section.splitlines(), ""]
+    else:
+        end = next((i for i, line in enumerate(kept) if line.startswith("## Fan-out")), len(kept))
+        kept[end:end] = [*section.splitlines(), ""]
+    out.write_text("\n".join(kept) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":

@@ -79,13 +79,13 @@ def seed_database(db_url: str, kiosks: int) -> Seeded:
 
 
 class Service:
-    """`checkin-gateway serve` as its own process, on a free port."""
+    """`checkin-gateway serve` as its own process, on a free port; `env` adds settings."""
 
-    def __init__(self, db_url: str) -> None:
+    def __init__(self, db_url: str, env: dict[str, str] | None = None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.db_url = db_url
-        env = dict(os.environ) | {
+        settings = {
             "DATABASE_URL": db_url,
             "CHECKIN_PORT": str(self.port),
             "CHECKIN_LOG_LEVEL": "WARNING",
@@ -94,7 +94,9 @@ class Service:
             "CHECKIN_KIOSK_HTTP_SCANS_PER_SECOND": "100000",
         }
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "service", "serve"], env=env, cwd=PROJECT_ROOT
+            [sys.executable, "-m", "service", "serve"],
+            env=dict(os.environ) | settings | (env or {}),
+            cwd=PROJECT_ROOT,
         )
 
     def __enter__(self) -> Service:
@@ -141,25 +143,49 @@ def kiosk_plan(
     }
 
 
-def run_load(module: str, plan: dict[str, Any]) -> dict[str, Any]:
-    """Run a load process (`python -m module PLAN.json`) to its end; its JSON result."""
-    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
-        json.dump(plan, f)
-    try:
-        done = subprocess.run(
+class LoadProcess:
+    """A load process (`python -m module PLAN.json`) started now; `result()` waits for
+    its end and returns the JSON line it printed. Started ahead of its plan's start_at,
+    it has imported what it needs by then and waits for the time itself. With `control`,
+    its stdin is a pipe, and `tell` sends it a line."""
+
+    def __init__(self, module: str, plan: dict[str, Any], *, control: bool = False) -> None:
+        self.module, self.plan = module, plan
+        with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+            json.dump(plan, f)
+        self.plan_file = f.name
+        self.proc = subprocess.Popen(
             [sys.executable, "-m", module, f.name],
-            capture_output=True,
+            stdin=subprocess.PIPE if control else None,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             text=True,
             cwd=PROJECT_ROOT,
-            timeout=plan["end_at"] - time.time() + 120,
-            check=False,
         )
-    finally:
-        os.unlink(f.name)
-    if done.returncode != 0:
-        raise RuntimeError(f"{module} failed: {done.stderr[-2000:]}")
-    result: dict[str, Any] = json.loads(done.stdout)
-    return result
+
+    def tell(self, line: str) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
+
+    def result(self) -> dict[str, Any]:
+        try:
+            out, err = self.proc.communicate(timeout=self.plan["end_at"] - time.time() + 120)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise RuntimeError(f"{self.module} did not stop") from None
+        finally:
+            os.unlink(self.plan_file)
+        if self.proc.returncode != 0:
+            raise RuntimeError(f"{self.module} failed: {err[-2000:]}")
+        result: dict[str, Any] = json.loads(out)
+        return result
+
+
+def run_load(module: str, plan: dict[str, Any]) -> dict[str, Any]:
+    """Run a load process to its end; its JSON result."""
+    return LoadProcess(module, plan).result()
 
 
 def load(

@@ -22,6 +22,8 @@ from typing import Any
 
 import aiohttp
 
+from bench.kiosk_load import run_plan
+
 
 async def console(
     session: aiohttp.ClientSession, plan: dict[str, Any], out: dict[str, Any]
@@ -80,14 +82,7 @@ async def run(plan: dict[str, Any]) -> dict[str, Any]:
 
 
 def main() -> int:
-    with open(sys.argv[1], encoding="utf-8") as f:
-        plan = json.load(f)
-    try:
-        import uvloop
-
-        result = uvloop.run(run(plan))
-    except ImportError:
-        result = asyncio.run(run(plan))
+    result = run_plan(run)
     with open(sys.argv[2], "w", encoding="utf-8") as f:
         json.dump(result, f)
     return 0

@@ -9,6 +9,17 @@ socket (KioskSocket), so that the load costs the shared CPU as little as possibl
 With "record_acks" in the plan, the results also map each measured scan's event_id to
 the wall-clock time its decision arrived (the scan is committed by then): the fan-out
 benchmark compares those with when consoles, in another process, receive the event.
+
+For runs measured in phases (the attack benchmark: kiosks connected all along, as doors
+are, through quiet and attacked phases whose times are known only as they come):
+- "samples": the results also list every measured scan as [when it was due (wall
+  clock), seconds to its decision or null if it got none, reason]; `window` makes the
+  figures of any stretch of time from them;
+- "from_schedule" (open loop only): a scan's latency counts from when it was due, not
+  from when it went out: a kiosk still waiting for the previous answer holds the next
+  person at the door, and that wait is theirs too;
+- "until_told": the run ends when a line (or the end) comes on stdin, or at end_at;
+- "announce_start": STARTED and the clock's shift go to stderr as the clock starts.
 """
 
 from __future__ import annotations
@@ -22,6 +33,7 @@ import sys
 import time
 import uuid
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, cast
 from urllib.parse import urlsplit
@@ -29,6 +41,7 @@ from urllib.parse import urlsplit
 import aiohttp
 
 CONNECT_LIMIT_S = 60.0  # after this the clock starts with whoever has connected
+STARTED = "kiosks started, clock moved by"
 
 
 class StartLine:
@@ -58,6 +71,9 @@ class StartLine:
         self.shift_s = max(0.0, time.time() + 0.2 - self.plan["start_at"])
         for key in ("start_at", "measure_from", "end_at"):
             self.plan[key] += self.shift_s
+        if self.plan.get("announce_start"):  # whoever times phases by ours moves them too
+            sys.stderr.write(f"{STARTED} {self.shift_s}\n")
+            sys.stderr.flush()
         self.go.set()
 
     async def ready(self) -> None:
@@ -181,7 +197,7 @@ class KioskSocket(asyncio.Protocol):
             self.send_scan()
 
     def send_scan(self) -> None:
-        if time.time() >= self.plan["end_at"]:
+        if _due(self.plan, self.next_at) >= self.plan["end_at"]:
             if not self.closed.done():
                 self.closed.set_result(None)
             return
@@ -190,7 +206,7 @@ class KioskSocket(asyncio.Protocol):
             f'{{"type":"scan","event_id":"{_event_id()}","payload":{payload},'
             f'"seen_at":"{datetime.now(UTC).isoformat()}"}}'
         )
-        self.sent = time.perf_counter()
+        self.sent = time.perf_counter() - _lateness(self.plan, self.next_at)
         self._write(0x81, body.encode())
 
 
@@ -246,10 +262,10 @@ async def kiosk_http(
     await line.ready()
     i, next_at = k % len(payloads), _first_scan_at(plan, k)
     await _wait(next_at)
-    while time.time() < plan["end_at"]:
+    while _due(plan, next_at) < plan["end_at"]:
         body = _scan(payloads[i % len(payloads)])
         del body["type"]
-        sent = time.perf_counter()
+        sent = time.perf_counter() - _lateness(plan, next_at)
         async with session.post(plan["url"] + "/api/v1/scans", json=body, headers=headers) as r:
             answer = await r.json()
         _record(out, plan, sent, answer, ok=r.status == 200)
@@ -266,6 +282,20 @@ def _first_scan_at(plan: dict[str, Any], k: int) -> float:
     return float(plan["start_at"]) + interval * k / len(plan["tokens"])
 
 
+def _due(plan: dict[str, Any], next_at: float) -> float:
+    """When the next scan is due: open loop, by the schedule (so a kiosk behind it still
+    sends the scans due before the end, as people already at the door still scan);
+    closed loop, now."""
+    return next_at if plan.get("interval_s") else time.time()
+
+
+def _lateness(plan: dict[str, Any], due: float) -> float:
+    """How long after it was due a scan goes out, when latency counts from the schedule."""
+    if not (plan.get("from_schedule") and plan.get("interval_s")):
+        return 0.0
+    return max(0.0, time.time() - due)
+
+
 def _scan(payload: str) -> dict[str, Any]:
     return {
         "type": "scan",
@@ -275,46 +305,57 @@ def _scan(payload: str) -> dict[str, Any]:
     }
 
 
+def _tally() -> dict[str, Any]:
+    return {"latencies": [], "reasons": Counter(), "errors": 0}
+
+
 def _record(
     out: dict[str, Any], plan: dict[str, Any], sent: float, answer: dict[str, Any], *, ok: bool
 ) -> None:
     now = time.time()
+    took = time.perf_counter() - sent
     if now < plan["measure_from"]:
         return
-    if not ok:  # a 503 or an error message: counted, not timed as a decision
-        out["errors"] += 1
-        error = answer.get("error")
-        out["reasons"][answer.get("code") or (error or {}).get("code") or "?"] += 1
-        return
-    out["latencies"].append(time.perf_counter() - sent)
-    out["reasons"][answer.get("reason") or "?"] += 1
-    if plan.get("record_acks"):
+    _count(out, answer, took, ok=ok)
+    if plan.get("samples"):
+        out["samples"].append([now - took, took if ok else None, _reason(answer, ok=ok)])
+    if ok and plan.get("record_acks"):
         out["acks"][answer["event_id"]] = now
 
 
-async def _wait(until: float) -> None:
-    delay = until - time.time()
-    if delay > 0:
-        await asyncio.sleep(delay)
+def _count(tally: dict[str, Any], answer: dict[str, Any], took: float, *, ok: bool) -> None:
+    tally["reasons"][_reason(answer, ok=ok)] += 1
+    if ok:
+        tally["latencies"].append(took)
+    else:  # a 503 or an error message: counted, not timed as a decision
+        tally["errors"] += 1
 
 
-async def run(plan: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {"latencies": [], "reasons": Counter(), "errors": 0, "acks": {}}
-    connector = aiohttp.TCPConnector(limit=0)
-    timeout = aiohttp.ClientTimeout(total=None, sock_read=30)
-    kiosk = kiosk_ws if plan["transport"] == "ws" else kiosk_http
-    line = StartLine(plan, len(plan["tokens"]))
-    loop = asyncio.get_running_loop()
-    late = loop.call_at(loop.time() + CONNECT_LIMIT_S, line.start)
-    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
-        results = await asyncio.gather(
-            *(kiosk(session, plan, k, out, line) for k in range(len(plan["tokens"]))),
-            return_exceptions=True,
-        )
-    late.cancel()
-    errors = [repr(r) for r in results if isinstance(r, BaseException)]
-    lat = sorted(out["latencies"])
-    seconds = plan["end_at"] - plan["measure_from"]
+def _reason(answer: dict[str, Any], *, ok: bool) -> str:
+    if ok:
+        return str(answer.get("reason") or "?")
+    error = answer.get("error")
+    return str(answer.get("code") or (error or {}).get("code") or "?")
+
+
+def window(
+    samples: list[list[Any]], since: float, to: float, slow_after_s: float | None
+) -> dict[str, Any]:
+    """The figures of the scans due from `since` to `to` (wall-clock times)."""
+    tally = _tally()
+    for due, took, reason in samples:
+        if since <= due < to:
+            tally["reasons"][reason] += 1
+            if took is None:
+                tally["errors"] += 1
+            else:
+                tally["latencies"].append(took)
+    return figures(tally, to - since, slow_after_s)
+
+
+def figures(tally: dict[str, Any], seconds: float, slow_after_s: float | None) -> dict[str, Any]:
+    """Decisions, their rate and latency percentiles, and what was not a decision."""
+    lat = sorted(tally["latencies"])
 
     def pct(q: float) -> float | None:
         return round(lat[min(len(lat) - 1, int(q * len(lat)))] * 1000, 2) if lat else None
@@ -325,26 +366,66 @@ async def run(plan: dict[str, Any]) -> dict[str, Any]:
         "p50_ms": pct(0.50),
         "p99_ms": pct(0.99),
         "max_ms": round(lat[-1] * 1000, 2) if lat else None,
-        "reasons": dict(out["reasons"]),
-        "errors": out["errors"],
+        "reasons": dict(tally["reasons"]),
+        "errors": tally["errors"],
+        **({"slow": sum(1 for t in lat if t > slow_after_s)} if slow_after_s is not None else {}),
+    }
+
+
+async def _wait(until: float) -> None:
+    delay = until - time.time()
+    if delay > 0:
+        await asyncio.sleep(delay)
+
+
+async def run(plan: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = _tally() | {"acks": {}, "samples": []}
+    connector = aiohttp.TCPConnector(limit=0)
+    timeout = aiohttp.ClientTimeout(total=None, sock_read=30)
+    kiosk = kiosk_ws if plan["transport"] == "ws" else kiosk_http
+    line = StartLine(plan, len(plan["tokens"]))
+    loop = asyncio.get_running_loop()
+    late = loop.call_at(loop.time() + CONNECT_LIMIT_S, line.start)
+    if plan.get("until_told"):
+        told = loop.run_in_executor(None, sys.stdin.readline)
+        told.add_done_callback(lambda _: plan.update(end_at=min(plan["end_at"], time.time())))
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+        results = await asyncio.gather(
+            *(kiosk(session, plan, k, out, line) for k in range(len(plan["tokens"]))),
+            return_exceptions=True,
+        )
+    late.cancel()
+    errors = [repr(r) for r in results if isinstance(r, BaseException)]
+    slow = plan.get("slow_after_s")
+    return {
+        **figures(out, plan["end_at"] - plan["measure_from"], slow),
         "kiosk_errors": errors[:5],
         "kiosks_failed": len(errors),
         "connected_s": None if line.connected_s is None else round(line.connected_s, 2),
         "start_shift_s": round(line.shift_s, 2),
         **({"acks": out["acks"]} if plan.get("record_acks") else {}),
+        **({"samples": out["samples"]} if plan.get("samples") else {}),
     }
 
 
-def main() -> int:
+def run_plan(run: Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]) -> dict[str, Any]:
+    """A load process's body: `run` on the plan in argv[1], on uvloop when installed."""
     with open(sys.argv[1], encoding="utf-8") as f:
         plan = json.load(f)
+
+    async def go() -> dict[str, Any]:
+        return await run(plan)
+
     try:
         import uvloop
 
-        result = uvloop.run(run(plan))
+        return uvloop.run(go())
     except ImportError:
-        result = asyncio.run(run(plan))
-    sys.stdout.write(json.dumps(result) + "\n")
+        return asyncio.run(go())
+
+
+def main() -> int:
+    sys.stdout.write(json.dumps(run_plan(run)) + "\n")
     return 0
 
 

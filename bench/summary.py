@@ -10,8 +10,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from bench import attack_bench, checkin_bench, fanout_bench
 from bench import ceilings as pgbench_ceilings
-from bench import checkin_bench, fanout_bench
+
+# Every attack row starts so: `--attacks-only` replaces these rows and keeps the others.
+ATTACK_ROW_PREFIX = "door p99 under "
 
 
 def _ms(p50: float | None, p99: float | None) -> str:
@@ -28,6 +31,7 @@ def rows(
     export: dict[str, Any],
     trace: dict[str, Any],
     decode: dict[str, Any],
+    attacks: dict[str, Any] | None = None,
 ) -> list[tuple[str, str, str, str]]:
     """(scenario, figure, ceiling, ratio) for each headline figure."""
     out: list[tuple[str, str, str, str]] = []
@@ -118,6 +122,29 @@ def rows(
                 _ratio(fps, 30.0),
             )
         )
+    return out + (attack_rows(attacks) if attacks else [])
+
+
+def attack_rows(attacks: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    """The kiosks' p99 under each attack against the quiet p99 of the same run."""
+    out = []
+    rate = attacks["kiosks"] / attacks["interval_s"]
+    for run in attacks["runs"]:
+        quiet = run["quiet"]
+        for a in run["attacks"]:
+            k = a["kiosks"]
+            name = attack_bench.attack_name(a["attack"], attacks["clients"], attacks["events"])
+            ratio = attack_bench.ratio(k, quiet)
+            met = "met" if attack_bench.met(k, quiet) else "not met"
+            out.append(
+                (
+                    f"{ATTACK_ROW_PREFIX}{name}, {run['limits']} "
+                    f"({attacks['kiosks']} kiosks at {rate:,.0f} scans/s)",
+                    f"{k['p99_ms']} ms",
+                    f"{quiet['p99_ms']} ms (quiet p99, same run; goal ≤ {attack_bench.GOAL}×)",
+                    f"{'-' if ratio is None else f'{ratio:.2f}'} ({met})",
+                )
+            )
     return out
 
 
