@@ -28,7 +28,7 @@ from service.validation import read_model
 MAX_FAILED_LOGINS = 5
 LOCKOUT = timedelta(minutes=5)
 MIN_PASSWORD_LENGTH = 10
-CONSOLE_ROLES = (Role.GUARD, Role.ADMIN, Role.AUDITOR)
+CONSOLE_ROLES = (Role.GUARD, Role.ADMIN, Role.AUDITOR, Role.HEALTH)
 
 _hasher = PasswordHasher()
 # Verified when the username is unknown, so a wrong name costs as long as a wrong password.
@@ -122,7 +122,9 @@ def hash_password(password: str) -> str:
 
 async def create_account(conn: asyncpg.Connection, new: AccountIn) -> Account:
     if new.role not in CONSOLE_ROLES:
-        raise AccountError("bad_role", "Console accounts are for guards, admins and auditors.")
+        raise AccountError(
+            "bad_role", "Console accounts are for guards, admins, auditors and health officers."
+        )
     if new.site_id is not None and await conn.fetchval(SITE_EXISTS_SQL, new.site_id) is None:
         raise AccountError("site_not_found", f"No site with id {new.site_id}.")
     account_id = await conn.fetchval(

@@ -14,6 +14,9 @@ from service import (
     door,
     event_stream,
     health,
+    health_cases,
+    health_suspensions,
+    health_tests,
     keys,
     kiosk_stream,
     occupancy,
@@ -67,4 +70,7 @@ def create_app(*, settings: Settings) -> web.Application:
     app.add_routes(occupancy.routes())
     app.add_routes(console.routes())
     app.add_routes(accounts.routes())
+    app.add_routes(health_cases.routes())
+    app.add_routes(health_tests.routes())
+    app.add_routes(health_suspensions.routes())
     return app

@@ -560,7 +560,7 @@ async def verify(request: web.Request) -> web.Response:
     return web.json_response({"ok": all(r["ok"] for r in reports), "chains": reports})
 
 
-@requires(Role.AUDITOR, Role.ADMIN, Role.GUARD)
+@requires(Role.AUDITOR, Role.ADMIN, Role.GUARD, Role.HEALTH)
 async def movements(request: web.Request) -> web.Response:
     """Every stay of a person (entry and exit, gates by name), in time order; a token
     limited to a site sees the stays there, of people known there."""
@@ -663,7 +663,7 @@ async def daily_report(conn: asyncpg.Connection, site_id: int, day: date) -> Dai
     )
 
 
-@requires(Role.AUDITOR, Role.ADMIN)
+@requires(Role.AUDITOR, Role.ADMIN, Role.HEALTH)
 async def site_report(request: web.Request) -> web.Response:
     """Entries, exits, denials by reason and peak occupancy of one day, in site time."""
     site_id = int(request.match_info["site_id"])

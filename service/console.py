@@ -217,7 +217,7 @@ async def login_submit(request: web.Request) -> web.Response:
     return response
 
 
-@requires(Role.GUARD, Role.ADMIN, Role.AUDITOR)
+@requires(Role.GUARD, Role.ADMIN, Role.AUDITOR, Role.HEALTH)
 async def logout(request: web.Request) -> web.Response:
     (await get_session(request)).invalidate()
     return _redirect("/console/login")
@@ -246,7 +246,7 @@ async def _sites_and_choice(
     return sites, site
 
 
-@requires(Role.GUARD, Role.ADMIN, Role.AUDITOR)
+@requires(Role.GUARD, Role.ADMIN, Role.AUDITOR, Role.HEALTH)
 async def console_page(request: web.Request) -> web.Response:
     caller = principal(request)
     if not caller.account:  # the page runs on a session; an API token cannot drive it

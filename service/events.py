@@ -38,6 +38,10 @@ KINDS = frozenset(
         "trace",
         "purge",
         "door_correction",
+        "official_test",
+        "health_case",
+        "suspension",
+        "suspension_cleared",
     }
 )
 

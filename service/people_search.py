@@ -193,7 +193,7 @@ async def search_people(
     return rows
 
 
-@requires(Role.ADMIN, Role.GUARD, Role.AUDITOR)
+@requires(Role.ADMIN, Role.GUARD, Role.AUDITOR, Role.HEALTH)
 @documented(
     query={"q": ("string", True), "site_id": ("integer", False), "limit": ("integer", False)}
 )

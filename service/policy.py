@@ -136,6 +136,11 @@ class SiteRules(BaseModel):
     test_required_action: Action = "reject"
     visitor_test_required: Annotated[bool, Field(strict=True)] = False
     visitor_test_days: TestDays = 1
+    # A confirmed case's infectious window starts this many days before onset (site
+    # days); a traced contact needs an official negative taken this many days after
+    # the exposure (service/health_cases.py).
+    infectious_days_before_onset: Annotated[int, Field(strict=True, ge=0, le=14)] = 2
+    quarantine_days: Annotated[int, Field(strict=True, ge=0, le=MAX_TEST_DAYS)] = 0
 
 
 class FlaggedArea(BaseModel):

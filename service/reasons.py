@@ -46,6 +46,23 @@ REASONS: dict[str, tuple[Verdict, str, str]] = {
         "Declaration awaiting review",
     ),
     "declaration_rejected": ("deny", "Khai báo y tế không đạt yêu cầu", "Declaration not accepted"),
+    # health suspensions (service/health_suspensions.py): lifted by a health officer or an
+    # official negative test, never by the guard at the door
+    "case_confirmed": (
+        "deny",
+        "Tạm dừng ra vào theo yêu cầu của cán bộ y tế",
+        "Entry suspended by the health officer",
+    ),
+    "contact_traced": (
+        "deny",
+        "Tạm dừng ra vào: cần kết quả xét nghiệm âm tính",
+        "Entry suspended: a negative test is needed",
+    ),
+    "area_flagged": (
+        "deny",
+        "Tạm dừng ra vào: đã đến khu vực có dịch; gặp cán bộ y tế",
+        "Entry suspended: travel to an area with cases; see the health officer",
+    ),
     # the door
     "gate_closed": ("deny", "Cổng ngoài giờ mở cửa", "Gate closed at this hour"),
     "wrong_direction": (
@@ -66,6 +83,9 @@ REASONS: dict[str, tuple[Verdict, str, str]] = {
         "Server unreachable; please see the guard",
     ),
 }
+
+# The door reasons of a health suspension, gravest first (the door shows the gravest).
+SUSPENSION_REASONS: tuple[str, ...] = ("case_confirmed", "contact_traced", "area_flagged")
 
 
 def message(code: str) -> tuple[str, str]:
