@@ -98,7 +98,13 @@ def test_every_route_declares_its_access(app: web.Application) -> None:
 
 
 def url_of(route: web.AbstractRoute, site_id: int, gate_id: int) -> str:
-    params = {"site_id": str(site_id), "gate_id": str(gate_id), "person_id": "1", "entry_id": "1", "case_id": "1"}
+    params = {
+        "site_id": str(site_id),
+        "gate_id": str(gate_id),
+        "person_id": "1",
+        "entry_id": "1",
+        "case_id": "1",
+    }
     params |= {
         "declaration_id": "1",
         "area_id": "1",
