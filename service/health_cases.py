@@ -156,7 +156,7 @@ async def record_case(
     zone, rules = await _site(conn, site_id)
     start_day = onset_on - timedelta(days=rules.infectious_days_before_onset)
     start = datetime.combine(start_day, time(0), tzinfo=zone).astimezone(UTC)
-    if start >= now:
+    if onset_on > now.astimezone(zone).date():
         raise ApiError(
             422,
             "validation_failed",

@@ -67,7 +67,8 @@ async def door(client: Client, kiosk: str, who: Declared, ago_s: float = 0) -> t
 async def call(
     client: Client, method: str, url: str, token: str, status: int, **json: Any
 ) -> dict[str, Any]:
-    resp = await client.request(method, url, headers=bearer(token), json=json or None)
+    body = None if method == "GET" else json
+    resp = await client.request(method, url, headers=bearer(token), json=body)
     assert resp.status == status, await resp.text()
     out: dict[str, Any] = await resp.json()
     return out
