@@ -17,6 +17,8 @@
     "deny_list_remove",
     "pass_revoked",
     "declaration_reviewed",
+    "suspension",
+    "suspension_cleared",
   ]);
   const ALERT_RECENT_MS = 2 * 60 * 1000; // a replayed denial older than this raises no alert
   const KIOSK_POLL_MS = 5000;
@@ -100,6 +102,8 @@
     deny_list_remove: ["Gỡ khỏi danh sách cấm", "Removed from the deny list"],
     pass_revoked: ["Thu hồi mã QR", "Pass revoked"],
     declaration_reviewed: ["Duyệt khai báo", "Declaration reviewed"],
+    suspension: ["Tạm dừng ra vào", "Entry suspended"],
+    suspension_cleared: ["Hết tạm dừng ra vào", "Suspension lifted"],
     cleared: ["Đạt", "Cleared"],
     review: ["Chờ duyệt", "Under review"],
     rejected: ["Không đạt", "Rejected"],
@@ -265,7 +269,9 @@
     const label =
       event.kind === "scan"
         ? reasonText(event.reason, event.message_vi, event.message_en)
-        : `${t(event.kind)}${event.detail && event.detail.reason ? `: ${event.detail.reason}` : ""}`;
+        : event.kind.startsWith("suspension")
+          ? `${t(event.kind)}: ${reasonText(event.reason, event.message_vi, event.message_en)}`
+          : `${t(event.kind)}${event.detail && event.detail.reason ? `: ${event.detail.reason}` : ""}`;
     return el(
       "tr",
       { class: `kind-${event.kind} ${verdict ? `verdict-${verdict}` : ""}`, "data-seq": event.seq },
