@@ -374,6 +374,16 @@ CREATE FUNCTION area_key(area text) RETURNS text LANGUAGE sql IMMUTABLE PARALLEL
 RETURN btrim(regexp_replace(regexp_replace(normalize(replace(lower(area), 'đ', 'd'), NFD),
                                            '[\u0300-\u036f]', '', 'g'), '\s+', ' ', 'g'));
 
+-- The area keys of a declaration's travel, for the GIN index that lets a flagged area
+-- find the declarations that name it (service/health_rescreen.py) without reading all.
+CREATE FUNCTION travel_area_keys(answers jsonb) RETURNS text[] LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN ARRAY(SELECT area_key(t.area)
+             FROM jsonb_array_elements_text(CASE WHEN jsonb_typeof(answers -> 'travel_areas') = 'array'
+                                                 THEN answers -> 'travel_areas' ELSE '[]'::jsonb END)
+                  AS t (area));
+CREATE INDEX declarations_travel_keys_idx ON declarations USING gin (travel_area_keys(answers))
+    WHERE superseded_at IS NULL;
+
 -- The check-in batch in four round trips (see service/checkin.py).
 -- Read all a batch is decided on, chain heads included, in one snapshot (the RETURN
 -- statement): a write from these heads is refused if anything was appended since.

@@ -24,7 +24,15 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import checkin_bench, decode_bench, export_bench, fanout_bench, summary, trace_bench
+from bench import (
+    checkin_bench,
+    decode_bench,
+    export_bench,
+    fanout_bench,
+    health_bench,
+    summary,
+    trace_bench,
+)
 from bench.limits import raise_open_files
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -80,7 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{seconds:.0f}s per load scenario; writing {args.out}"
     )
 
-    steps = Steps(5)
+    steps = Steps(6)
     steps.next("check-in: kiosks over WebSockets and HTTP, against pgbench")
     checkin = checkin_bench.run(kiosks, seconds, ("ws", "http"))
     steps.next("fan-out: consoles on another instance, against a raw LISTEN/NOTIFY")
@@ -89,10 +97,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     export = export_bench.run(100_000 if args.quick else 1_000_000)
     steps.next("trace: a year of stays")
     trace = trace_bench.measure(["--events", "100000"] if args.quick else [])
+    steps.next("health desk: re-screen of declarations, a case's trace + suspend")
+    health = health_bench.measure(
+        ["--declarations", "10000", "--events", "100000"] if args.quick else []
+    )
     steps.next("decode: photographs and 720p throughput")
     decode = decode_bench.run(args.photos, quick=args.quick)
 
-    table = summary.rows(checkin, fanout, export, trace, decode)
+    table = summary.rows(checkin, fanout, export, trace, decode, health)
     text = "\n".join(
         [
             "# Benchmarks",
@@ -168,6 +180,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             "",
             trace_bench.HEADER,
             trace_bench.to_markdown(trace),
+            "",
+            "## Health desk: re-screen and a case's trace + suspend",
+            "",
+            "Flagging an area re-screens the site's current declarations in the flagging",
+            "transaction; recording a case traces its infectious window, and suspending its",
+            "contacts writes one suspension and one chained event each (bench/health_bench.py;",
+            "each run rolled back).",
+            "",
+            health_bench.HEADER,
+            health_bench.to_markdown(health),
             "",
             "## Decoding",
             "",

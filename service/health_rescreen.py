@@ -29,12 +29,10 @@ WITH touched AS (
     SELECT d.id, d.person_id, d.status
     FROM declarations d
     WHERE d.site_id = $1 AND d.superseded_at IS NULL AND d.valid_until > $5
-      AND jsonb_array_length(d.answers -> 'travel_areas') > 0
+      AND travel_area_keys(d.answers) && $2::text[]  -- declarations_travel_keys_idx
       AND $3::date <= (d.submitted_at AT TIME ZONE $6)::date
       AND ($4::date IS NULL
            OR $4::date >= (d.submitted_at AT TIME ZONE $6)::date - $10::integer)
-      AND EXISTS (SELECT 1 FROM jsonb_array_elements_text(d.answers -> 'travel_areas') AS t (area)
-                  WHERE area_key(t.area) = ANY ($2::text[]))
 ), held AS (
     INSERT INTO suspensions AS s (person_id, site_id, cause, area_id, declaration_id,
                                   created_by, created_at)

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 import asyncpg
 
 from service.auth import Role
+from service.policy import area_key
 from tests.conftest import Factory, bearer
 from tests.health_helpers import Client, Declared, Desk, call, declare, door, make_desk
 from tests.test_console_auth import login
@@ -424,3 +425,36 @@ async def test_health_accounts_log_in_to_the_console_and_act_for_their_site(
     _, err = await made.communicate()
     assert made.returncode == 0, err
     assert b"created health account y.te" in err
+
+
+async def test_the_case_rules_are_validated(client: Client, factory: Factory) -> None:
+    desk = await make_desk(factory)
+    url = f"/api/v1/sites/{desk.site_id}/rules"
+    for bad, named in (
+        ({"quarantine_days": -1}, "quarantine_days"),
+        ({"quarantine_days": "2"}, "quarantine_days"),
+        ({"infectious_days_before_onset": 15}, "infectious_days_before_onset"),
+    ):
+        resp = await client.put(url, json=bad, headers=bearer(desk.admin))
+        assert resp.status == 422, bad
+        assert fields(await resp.json()) == {named}
+    # Rules are the admin's: the health officer reads them.
+    resp = await client.put(url, json={"quarantine_days": 1}, headers=bearer(desk.health))
+    assert resp.status == 403
+    got = await call(client, "GET", url, desk.health, 200)
+    assert (got["rules"]["infectious_days_before_onset"], got["rules"]["quarantine_days"]) == (2, 0)
+
+
+async def test_sql_area_keys_match_the_declaration_rules(conn: asyncpg.Connection) -> None:
+    names = [
+        "Đông Triều",
+        "  dong   TRIEU ",
+        "Phường Thạch Bàn",
+        "Quận Hoàn Kiếm",
+        "Thừa Thiên Huế",
+        "ĐẮK LẮK",
+        "Bà Rịa – Vũng Tàu",
+        "Hải Phòng\tcity",
+    ]
+    got = await conn.fetch("SELECT area_key(n) AS key FROM unnest($1::text[]) AS n", names)
+    assert [r["key"] for r in got] == [area_key(n) for n in names]
