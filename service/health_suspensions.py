@@ -199,14 +199,15 @@ async def person_suspensions(
     conn: asyncpg.Connection, person_id: int, site_id: int | None
 ) -> list[dict[str, Any]]:
     rows = await conn.fetch(PERSON_SUSPENSIONS_SQL, person_id, site_id)
-    return [_json(r) for r in rows]
+    return [row_json(r) for r in rows]
 
 
 async def known_at_site(conn: asyncpg.Connection, person_id: int, site_id: int) -> bool:
     return bool(await conn.fetchval(KNOWN_AT_SITE_SQL, person_id, site_id))
 
 
-def _json(row: asyncpg.Record) -> dict[str, Any]:
+def row_json(row: asyncpg.Record) -> dict[str, Any]:
+    """A row as JSON: times in ISO 8601."""
     return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in dict(row).items()}
 
 
@@ -263,7 +264,7 @@ async def list_suspensions(request: web.Request) -> web.Response:
     async with request.app[DB_KEY].connection() as conn:
         await _site_exists(conn, site_id)
         rows = await conn.fetch(LIST_SQL, site_id, query.cause, query.active, query.limit)
-    return web.json_response({"site_id": site_id, "suspensions": [_json(r) for r in rows]})
+    return web.json_response({"site_id": site_id, "suspensions": [row_json(r) for r in rows]})
 
 
 @requires(Role.ADMIN, Role.HEALTH)

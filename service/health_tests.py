@@ -24,7 +24,12 @@ from service.declarations import SITE_SQL
 from service.errors import ApiError
 from service.events import NewEvent, append_event
 from service.health_cases import Id, case_sites, record_case
-from service.health_suspensions import clear_by_test, known_at_site, person_suspensions
+from service.health_suspensions import (
+    clear_by_test,
+    known_at_site,
+    person_suspensions,
+    row_json,
+)
 from service.openapi import documented
 from service.validation import read_model
 
@@ -71,10 +76,6 @@ class TestIn(BaseModel):
         return value.strip()
 
 
-def _json(row: asyncpg.Record) -> dict[str, Any]:
-    return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in dict(row).items()}
-
-
 async def record_test(
     conn: asyncpg.Connection, body: TestIn, *, sites: list[int], actor: str, now: datetime
 ) -> dict[str, Any]:
@@ -98,10 +99,10 @@ async def record_test(
             occurred_at=now,
             site_id=sites[0] if len(sites) == 1 else None,
             person_id=body.person_id,
-            detail={"test_id": row["id"], "name": name} | _json(row),
+            detail={"test_id": row["id"], "name": name} | row_json(row),
         ),
     )
-    out: dict[str, Any] = _json(row) | {"cleared": [], "cases": []}
+    out: dict[str, Any] = row_json(row) | {"cleared": [], "cases": []}
     if body.result == "negative":
         cleared = await clear_by_test(
             conn,
@@ -159,7 +160,7 @@ async def list_tests(request: web.Request) -> web.Response:
         rows = await conn.fetch(LIST_TESTS_SQL, person_id)
         held = await person_suspensions(conn, person_id, caller.site_id)
     return web.json_response(
-        {"person_id": person_id, "tests": [_json(r) for r in rows], "suspensions": held}
+        {"person_id": person_id, "tests": [row_json(r) for r in rows], "suspensions": held}
     )
 
 
