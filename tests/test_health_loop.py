@@ -4,18 +4,24 @@ Three people declare; two enter and overlap; an area the third travelled to is
 flagged and their next scan is denied; a case is recorded for the first, who is then
 denied; the second, listed as a contact, is suspended and denied; an official
 negative taken after the exposure clears them and the door lets them in. Every step
-is in the site's hash chain with its actor, and the console's feed shows it by name.
+is in the site's hash chain with its actor, and the console's feed shows it by name;
+a second instance of the service on the same database denies the same from the next
+scan.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
+from aiohttp import web
 
+from service.app import create_app
 from service.events import verify_chain
+from service.settings import Settings
 from tests.conftest import Factory, bearer
 from tests.health_helpers import Client, call, declare, door, make_desk
 
@@ -29,8 +35,16 @@ async def feed_until(console: Any, kind: str, count: int) -> list[dict[str, Any]
     return seen
 
 
-async def test_the_loop(client: Client, factory: Factory, conn: asyncpg.Connection) -> None:
+async def test_the_loop(
+    client: Client,
+    factory: Factory,
+    conn: asyncpg.Connection,
+    settings: Settings,
+    aiohttp_client: Callable[[web.Application], Awaitable[Client]],
+) -> None:
     desk = await make_desk(factory)
+    # A second instance of the service on the same database: the door is one.
+    replica = await aiohttp_client(create_app(settings=settings))
     site = desk.site_id
     first = await declare(client, site, "Nguyễn Văn An", "0912 000 001")
     second = await declare(client, site, "Trần Thị Bình", "0912 000 002")
@@ -82,6 +96,7 @@ async def test_the_loop(client: Client, factory: Factory, conn: asyncpg.Connecti
             note="PCR dương tính, CDC quận báo",
         )
         assert await door(client, desk.entrance, first) == ("deny", "case_confirmed")
+        assert await door(replica, desk.entrance, first) == ("deny", "case_confirmed")
         (contact,) = case["contacts"]
         assert (contact["person_id"], contact["name"]) == (second.person_id, second.name)
         assert 1.9 <= contact["overlap_minutes"] <= 2.1
@@ -102,7 +117,7 @@ async def test_the_loop(client: Client, factory: Factory, conn: asyncpg.Connecti
         (hold,) = suspended["suspended"]
         assert hold["person_id"] == second.person_id
         assert hold["clear_after"] == contact["last_overlap_at"]  # quarantine 0 days
-        assert await door(client, desk.entrance, second) == ("deny", "contact_traced")
+        assert await door(replica, desk.entrance, second) == ("deny", "contact_traced")
 
         # An official negative taken after the exposure clears them: the door opens.
         test = await call(
