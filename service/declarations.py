@@ -273,7 +273,9 @@ async def file_declaration(
             for r in await conn.fetch(SITE_FLAGGED_AREAS_SQL, decl.site_id)
         ]
         result: Evaluation = evaluate(
-            await judged_declaration(conn, person.id, decl),
+            await judged_declaration(
+                conn, person.id, decl, official_only=rules.official_tests_required
+            ),
             rules,
             flagged_areas=areas,
             risk_level=person.risk_level if decl.kind == "staff" else None,

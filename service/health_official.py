@@ -1,6 +1,8 @@
 """An official test result outranks the person's own word: the declaration rules judge
 the latest official result in place of the declared test when it is at least as
-recent (a person cannot declare a negative over an official positive)."""
+recent (a person cannot declare a negative over an official positive). Where the site
+requires official results, a declared test counts only when it is a positive (a
+person's own word suffices against them): the cadence is met by official results."""
 
 from __future__ import annotations
 
@@ -22,13 +24,15 @@ def _taken(test: LastTest) -> datetime | None:
 
 
 async def judged_declaration(
-    conn: asyncpg.Connection, person_id: int, declared: Declaration
+    conn: asyncpg.Connection, person_id: int, declared: Declaration, *, official_only: bool
 ) -> Declaration:
     """The declaration as the rules should judge it (what is stored stays as declared)."""
     row = await conn.fetchrow(LATEST_TEST_SQL, person_id)
+    mine = declared.last_test
+    if official_only and mine is not None and mine.result != "positive":
+        declared, mine = declared.model_copy(update={"last_test": None}), None
     if row is None:
         return declared
-    mine = declared.last_test
     if mine is not None:
         # A declared day (no time): the official record taken that day or later wins.
         taken = _taken(mine)

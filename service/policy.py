@@ -141,6 +141,9 @@ class SiteRules(BaseModel):
     # the exposure (service/health_cases.py).
     infectious_days_before_onset: Annotated[int, Field(strict=True, ge=0, le=14)] = 2
     quarantine_days: Annotated[int, Field(strict=True, ge=0, le=MAX_TEST_DAYS)] = 0
+    # The test cadence counts official results only (service/health_official.py): a
+    # negative the person declares without a record does not meet it.
+    official_tests_required: Annotated[bool, Field(strict=True)] = False
 
 
 class FlaggedArea(BaseModel):

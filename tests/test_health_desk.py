@@ -13,6 +13,7 @@ import asyncpg
 from service.auth import Role
 from service.policy import area_key
 from tests.conftest import Factory, bearer
+from tests.declaring import declaration
 from tests.health_helpers import Client, Declared, Desk, call, declare, door, make_desk
 from tests.test_console_auth import login
 
@@ -458,3 +459,44 @@ async def test_sql_area_keys_match_the_declaration_rules(conn: asyncpg.Connectio
     ]
     got = await conn.fetch("SELECT area_key(n) AS key FROM unnest($1::text[]) AS n", names)
     assert [r["key"] for r in got] == [area_key(n) for n in names]
+
+
+async def test_where_the_site_requires_official_results_only_they_meet_the_cadence(
+    client: Client, factory: Factory
+) -> None:
+    desk = await make_desk(factory)
+    resp = await client.put(
+        f"/api/v1/sites/{desk.site_id}/rules",
+        json={"visitor_test_required": True, "official_tests_required": True},
+        headers=bearer(desk.admin),
+    )
+    assert resp.status == 200, await resp.text()
+    taken = datetime.now(UTC) - timedelta(hours=3)
+    said = {"kind": "rapid_antigen", "result": "negative", "taken_at": taken.isoformat()}
+    body = {"full_name": "Cao Thị Yến", "phone": "0917 000 001", "last_test": said}
+
+    async def declared() -> dict[str, Any]:
+        resp = await client.post("/api/v1/declarations", json=declaration(desk.site_id, **body))
+        assert resp.status == 201, await resp.text()
+        out: dict[str, Any] = await resp.json()
+        return out
+
+    first = await declared()
+    assert (first["status"], [r["code"] for r in first["reasons"]]) == (
+        "rejected",
+        ["test_required"],
+    )
+    await call(
+        client,
+        "POST",
+        "/api/v1/tests",
+        desk.health,
+        201,
+        person_id=first["person_id"],
+        kind="rapid",
+        taken_at=taken.isoformat(),
+        result="negative",
+        source="Trạm y tế phường",
+    )
+    again = await declared()
+    assert (again["status"], again["reasons"]) == ("cleared", [])

@@ -469,6 +469,7 @@ def test_default_rules() -> None:
         "visitor_test_days": 1,
         "infectious_days_before_onset": 2,
         "quarantine_days": 0,
+        "official_tests_required": False,
     }
 
 
