@@ -12,6 +12,7 @@ import asyncpg
 
 from service.auth import Role
 from service.policy import area_key
+from service.retention import purge
 from tests.conftest import Factory, bearer
 from tests.declaring import declaration
 from tests.health_helpers import Client, Declared, Desk, call, declare, door, make_desk
@@ -500,3 +501,47 @@ async def test_where_the_site_requires_official_results_only_they_meet_the_caden
     )
     again = await declared()
     assert (again["status"], again["reasons"]) == ("cleared", [])
+
+
+async def test_the_retention_purge_takes_old_health_records_but_not_a_hold_in_force(
+    client: Client, factory: Factory, conn: asyncpg.Connection
+) -> None:
+    desk = await make_desk(factory)
+    a, b = await overlapping_pair(client, desk)
+    case = await new_case(client, desk, a)
+    url = f"/api/v1/cases/{case['id']}/contacts/suspend"
+    await call(client, "POST", url, desk.health, 200, all=True)
+    await call(
+        client,
+        "POST",
+        "/api/v1/tests",
+        desk.health,
+        201,
+        person_id=b.person_id,
+        kind="pcr",
+        taken_at=datetime.now(UTC).isoformat(),
+        result="negative",
+        source="CDC",
+    )
+    later = datetime.now(UTC) + timedelta(hours=1)  # everything so far is "old"
+    report = await purge(conn, older_than=later, actor="test")
+    assert report is not None
+    assert report.health_records_deleted == 2  # b's lifted suspension and b's test
+    assert await door(client, desk.entrance, a) == ("deny", "case_confirmed")
+    await call(
+        client,
+        "POST",
+        f"/api/v1/sites/{desk.site_id}/suspensions/clear",
+        desk.health,
+        200,
+        cause="case_confirmed",
+        person_ids=[a.person_id],
+        note="Khỏi bệnh, có giấy ra viện",
+    )
+    report = await purge(conn, older_than=later, actor="test")
+    assert report is not None and report.health_records_deleted == 2  # a's hold, the case
+    left = await conn.fetchval(
+        "SELECT (SELECT count(*) FROM suspensions) + (SELECT count(*) FROM health_cases)"
+        " + (SELECT count(*) FROM official_tests)"
+    )
+    assert left == 0
