@@ -18,20 +18,20 @@ from zoneinfo import ZoneInfo
 
 import asyncpg
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from service.auth import Principal, Role, principal, requires
 from service.db import DB_KEY
 from service.declarations import SITE_SQL
 from service.errors import ApiError
 from service.events import NewEvent, append_event
-from service.health_suspensions import Hold, known_at_site, suspend
+from service.health_suspensions import Hold, Id, known_at_site, suspend
 from service.openapi import documented
 from service.policy import SiteRules
 from service.trace import Contact, TraceQuery, fetch_contacts, trace
 from service.validation import read_model
 
-Id = Annotated[int, Field(strict=True, ge=1, le=2**63 - 1)]
+MAX_ONSET_AGE = timedelta(days=60)
 
 PERSON_SQL = "SELECT id, full_name FROM people WHERE id = $1"
 # The sites where a person is known: a current declaration or a stay.
@@ -65,6 +65,13 @@ class CaseIn(BaseModel):
     onset_on: date
     note: Annotated[str, Field(max_length=1000)] = ""
     site_id: Id | None = None  # needed only when the person is known at several sites
+
+    @field_validator("onset_on")
+    @classmethod
+    def _recent(cls, value: date) -> date:
+        if value < (datetime.now(UTC) - MAX_ONSET_AGE).date():
+            raise ValueError(f"onset_on is more than {MAX_ONSET_AGE.days} days ago")
+        return value
 
 
 class SuspendIn(BaseModel):

@@ -31,6 +31,7 @@ from service.validation import read_model, validate
 
 Cause = Literal["case_confirmed", "contact_traced", "area_flagged"]
 Note = Annotated[str, Field(min_length=1, max_length=500)]
+Id = Annotated[int, Field(strict=True, ge=1, le=2**63 - 1)]  # a bigint key
 MAX_PEOPLE = 10_000  # person ids in one request
 
 _RETURNED = """
@@ -219,11 +220,9 @@ class ClearIn(BaseModel):
 
     cause: Cause
     note: Note
-    area_id: Annotated[int, Field(strict=True, ge=1)] | None = None
-    case_id: Annotated[int, Field(strict=True, ge=1)] | None = None
-    person_ids: (
-        Annotated[list[Annotated[int, Field(strict=True, ge=1)]], Field(min_length=1)] | None
-    ) = None
+    area_id: Id | None = None
+    case_id: Id | None = None
+    person_ids: Annotated[list[Id], Field(min_length=1)] | None = None
 
     @model_validator(mode="after")
     def _sources(self) -> ClearIn:

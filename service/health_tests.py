@@ -23,8 +23,9 @@ from service.db import DB_KEY
 from service.declarations import SITE_SQL
 from service.errors import ApiError
 from service.events import NewEvent, append_event
-from service.health_cases import Id, case_sites, record_case
+from service.health_cases import case_sites, record_case
 from service.health_suspensions import (
+    Id,
     clear_by_test,
     known_at_site,
     person_suspensions,

@@ -117,6 +117,8 @@ async def test_bad_bodies_get_422_with_the_field_named(client: Client, factory: 
         ({"onset_on": "2026-12-01"}, {"person_id"}),
         ({"person_id": "1", "onset_on": "2026-12-01"}, {"person_id"}),
         ({"person_id": a.person_id, "onset_on": future}, {"onset_on"}),
+        ({"person_id": a.person_id, "onset_on": "0001-01-01"}, {"onset_on"}),
+        ({"person_id": 2**63, "onset_on": "2026-12-01"}, {"person_id"}),
         ({"person_id": a.person_id, "onset_on": "2026-12-01", "x": 1}, {"x"}),
     ]
     for body, named in cases:
@@ -152,6 +154,17 @@ async def test_bad_bodies_get_422_with_the_field_named(client: Client, factory: 
     assert fields(got) == {"cause"}
     got = await call(client, "POST", clear, desk.health, 422, cause="area_flagged")
     assert fields(got) == {"note"}
+    got = await call(
+        client,
+        "POST",
+        clear,
+        desk.health,
+        422,
+        cause="case_confirmed",
+        note="x",
+        person_ids=[2**63],
+    )
+    assert fields(got) == {"person_ids.0"}
     got = await call(
         client, "GET", f"/api/v1/sites/{desk.site_id}/suspensions?cause=fever", desk.health, 422
     )
