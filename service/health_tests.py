@@ -114,6 +114,8 @@ async def record_test(
             now=now,
         )
         out["cleared"] = [{"site_id": r["site_id"], "case_id": r["case_id"]} for r in cleared]
+    elif not sites:
+        out["no_case"] = "The person is known at no site: no case was recorded."
     else:
         for site_id in sites:
             zone = ZoneInfo((await conn.fetchrow(SITE_SQL, site_id))["timezone"])

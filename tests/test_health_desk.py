@@ -558,3 +558,36 @@ async def test_the_retention_purge_takes_old_health_records_but_not_a_hold_in_fo
         " + (SELECT count(*) FROM official_tests)"
     )
     assert left == 0
+
+
+async def test_an_official_positive_for_someone_known_nowhere_says_no_case_was_recorded(
+    client: Client, factory: Factory
+) -> None:
+    desk = await make_desk(factory)
+    nobody = await factory.person()
+    got = await call(
+        client,
+        "POST",
+        "/api/v1/tests",
+        desk.admin,
+        201,
+        person_id=nobody,
+        kind="pcr",
+        taken_at=datetime.now(UTC).isoformat(),
+        result="positive",
+        source="CDC",
+    )
+    assert got["cases"] == [] and "no case" in got["no_case"]
+    # A site's officer does not see them at all.
+    await call(
+        client,
+        "POST",
+        "/api/v1/tests",
+        desk.health,
+        404,
+        person_id=nobody,
+        kind="pcr",
+        taken_at=datetime.now(UTC).isoformat(),
+        result="positive",
+        source="CDC",
+    )
