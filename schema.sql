@@ -55,7 +55,7 @@ CREATE TABLE api_tokens (
     token_hash  bytea NOT NULL CONSTRAINT api_tokens_hash_key UNIQUE
                 CONSTRAINT api_tokens_hash_length CHECK (length(token_hash) = 32),
     role        text NOT NULL CONSTRAINT api_tokens_role_valid
-                CHECK (role IN ('admin', 'guard', 'auditor', 'kiosk')),
+                CHECK (role IN ('admin', 'guard', 'auditor', 'kiosk', 'health')),
     site_id     bigint REFERENCES sites (id),
     gate_id     bigint REFERENCES gates (id),
     label       text NOT NULL DEFAULT '' CONSTRAINT api_tokens_label_length CHECK (length(label) <= 120),
@@ -197,7 +197,9 @@ CREATE TABLE events (
     kind            text NOT NULL CONSTRAINT events_kind_valid CHECK (kind IN (
                         'scan', 'override', 'manual_exit', 'deny_list_add', 'deny_list_remove',
                         'pass_revoked', 'declaration_reviewed', 'admin', 'export', 'trace', 'purge',
-                        'door_correction', 'login_failed', 'login_locked', 'login_burst')),
+                        'door_correction', 'login_failed', 'login_locked', 'login_burst',
+                        'official_test', 'health_case', 'suspension',
+                        'suspension_cleared')),
     occurred_at     timestamptz NOT NULL,
     recorded_at     timestamptz NOT NULL DEFAULT now(),
     site_id         bigint,
@@ -293,7 +295,7 @@ CREATE TABLE console_accounts (
                     CONSTRAINT console_accounts_username_format CHECK (username ~ '^[a-z0-9][a-z0-9._-]{1,39}$'),
     password_hash   text NOT NULL CONSTRAINT console_accounts_password_hash_format CHECK (password_hash LIKE '$argon2id$%'),
     role            text NOT NULL CONSTRAINT console_accounts_role_valid
-                    CHECK (role IN ('admin', 'guard', 'auditor')),
+                    CHECK (role IN ('admin', 'guard', 'auditor', 'health')),
     site_id         bigint REFERENCES sites (id),
     full_name       text NOT NULL DEFAULT '' CONSTRAINT console_accounts_full_name_length CHECK (length(full_name) <= 120),
     failed_logins   integer NOT NULL DEFAULT 0,
@@ -312,6 +314,87 @@ CREATE TABLE console_sessions (
 );
 CREATE INDEX console_sessions_account_idx ON console_sessions (account_id);
 CREATE INDEX console_sessions_expiry_idx ON console_sessions (expires_at);
+
+-- Test results recorded by a health officer or imported from a lab: they outrank
+-- what a person declares about their own tests.
+CREATE TABLE official_tests (
+    id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    person_id       bigint NOT NULL REFERENCES people (id),
+    kind            text NOT NULL CONSTRAINT official_tests_kind_valid CHECK (kind IN ('pcr', 'rapid')),
+    taken_at        timestamptz NOT NULL,
+    result          text NOT NULL CONSTRAINT official_tests_result_valid CHECK (result IN ('negative', 'positive')),
+    source          text NOT NULL CONSTRAINT official_tests_source_length CHECK (length(source) BETWEEN 1 AND 200),
+    recorded_by     text NOT NULL,
+    recorded_at     timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX official_tests_person_idx ON official_tests (person_id, taken_at DESC);
+
+-- Confirmed cases (F0) recorded at a site, with the contacts their trace found when
+-- the case was recorded (the list the officer acts on: service/health_cases.py).
+CREATE TABLE health_cases (
+    id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    person_id       bigint NOT NULL REFERENCES people (id),
+    site_id         bigint NOT NULL REFERENCES sites (id),
+    onset_on        date NOT NULL,
+    note            text NOT NULL DEFAULT '' CONSTRAINT health_cases_note_length CHECK (length(note) <= 1000),
+    window_from     timestamptz NOT NULL,
+    window_to       timestamptz NOT NULL,
+    contacts        jsonb NOT NULL DEFAULT '[]'::jsonb
+                    CONSTRAINT health_cases_contacts_array CHECK (jsonb_typeof(contacts) = 'array'),
+    test_id         bigint REFERENCES official_tests (id),
+    recorded_by     text NOT NULL,
+    recorded_at     timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX health_cases_site_idx ON health_cases (site_id, recorded_at);
+CREATE INDEX health_cases_person_idx ON health_cases (person_id);
+
+-- A person held at a site's doors for a health reason until cleared: a confirmed case,
+-- a traced contact (cleared by an official negative taken at or after clear_after),
+-- or travel to an area flagged after they declared. The door reads the active ones
+-- by (person, site).
+CREATE TABLE suspensions (
+    id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    person_id       bigint NOT NULL REFERENCES people (id),
+    site_id         bigint NOT NULL REFERENCES sites (id),
+    cause           text NOT NULL CONSTRAINT suspensions_cause_valid
+                    CHECK (cause IN ('case_confirmed', 'contact_traced', 'area_flagged')),
+    case_id         bigint REFERENCES health_cases (id),
+    area_id         bigint,  -- flagged_areas.id (no key: an area may be removed, its suspensions stay)
+    declaration_id  bigint REFERENCES declarations (id) ON DELETE SET NULL,  -- purged: service.retention
+    exposed_at      timestamptz,
+    clear_after     timestamptz,
+    created_by      text NOT NULL,
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    cleared_at      timestamptz,
+    cleared_by      text,
+    cleared_note    text CONSTRAINT suspensions_cleared_note_length CHECK (length(cleared_note) <= 500),
+    CONSTRAINT suspensions_clearance_complete CHECK ((cleared_at IS NULL) = (cleared_by IS NULL)),
+    CONSTRAINT suspensions_cause_source CHECK (
+        (cause = 'area_flagged') = (area_id IS NOT NULL)
+        AND (cause = 'area_flagged' OR case_id IS NOT NULL))
+);
+CREATE INDEX suspensions_active_idx ON suspensions (person_id, site_id) WHERE cleared_at IS NULL;
+CREATE UNIQUE INDEX suspensions_active_key
+    ON suspensions (person_id, site_id, cause, coalesce(case_id, 0), coalesce(area_id, 0))
+    WHERE cleared_at IS NULL;
+CREATE INDEX suspensions_site_idx ON suspensions (site_id, cause) WHERE cleared_at IS NULL;
+
+-- An area name as the declaration rules compare them (service.policy.area_key): case,
+-- spacing and Vietnamese diacritics ignored, đ counted as d. Vietnamese marks are all
+-- in the combining block U+0300..U+036F, which NFD separates from their letters.
+CREATE FUNCTION area_key(area text) RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN btrim(regexp_replace(regexp_replace(normalize(replace(lower(area), 'đ', 'd'), NFD),
+                                           '[\u0300-\u036f]', '', 'g'), '\s+', ' ', 'g'));
+
+-- The area keys of a declaration's travel, for the GIN index that lets a flagged area
+-- find the declarations that name it (service/health_rescreen.py) without reading all.
+CREATE FUNCTION travel_area_keys(answers jsonb) RETURNS text[] LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN ARRAY(SELECT area_key(t.area)
+             FROM jsonb_array_elements_text(CASE WHEN jsonb_typeof(answers -> 'travel_areas') = 'array'
+                                                 THEN answers -> 'travel_areas' ELSE '[]'::jsonb END)
+                  AS t (area));
+CREATE INDEX declarations_travel_keys_idx ON declarations USING gin (travel_area_keys(answers))
+    WHERE superseded_at IS NULL;
 
 -- The check-in batch in four round trips (see service/checkin.py).
 -- Read all a batch is decided on, chain heads included, in one snapshot (the RETURN
@@ -352,7 +435,12 @@ BEGIN
                        d.id IS NOT DISTINCT FROM p.declaration_id,
                        EXISTS (SELECT 1 FROM deny_list dl
                                WHERE dl.person_id = p.person_id AND dl.removed_at IS NULL
-                                 AND (dl.site_id IS NULL OR dl.site_id = p.site_id)))), '[]')
+                                 AND (dl.site_id IS NULL OR dl.site_id = p.site_id)),
+                       -- The gravest active health suspension, by key (suspensions_active_idx).
+                       (SELECT su.cause FROM suspensions su
+                        WHERE su.person_id = p.person_id AND su.site_id = p.site_id AND su.cleared_at IS NULL
+                        ORDER BY array_position(ARRAY['case_confirmed', 'contact_traced', 'area_flagged'], su.cause)
+                        LIMIT 1))), '[]')
                    FROM passes p
                    JOIN people pe ON pe.id = p.person_id
                    LEFT JOIN declarations d

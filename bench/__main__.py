@@ -37,6 +37,7 @@ from bench import (
     decode_bench,
     export_bench,
     fanout_bench,
+    health_bench,
     summary,
     trace_bench,
 )
@@ -123,6 +124,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     export = export_bench.run(100_000 if args.quick else 1_000_000)
     steps.next("trace: a year of stays")
     trace = trace_bench.measure(["--events", "100000"] if args.quick else [])
+    steps.next("health desk: re-screen of declarations, a case's trace + suspend")
+    health = health_bench.measure(
+        ["--declarations", "10000", "--events", "100000"] if args.quick else []
+    )
     steps.next("decode: photographs and 720p throughput")
     decode = decode_bench.run(args.photos, quick=args.quick)
     steps.next("attacks: kiosk latency, quiet and under each attack")
@@ -130,7 +135,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     attacks = attack_bench.run(*attack_args)
     attack_took = time.monotonic() - attack_started
 
-    table = summary.rows(checkin, fanout, export, trace, decode, attacks)
+    table = summary.rows(checkin, fanout, export, trace, decode, health, attacks)
     text = "\n".join(
         [
             "# Benchmarks",
@@ -208,6 +213,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             "",
             trace_bench.HEADER,
             trace_bench.to_markdown(trace),
+            "",
+            "## Health desk: re-screen and a case's trace + suspend",
+            "",
+            "Flagging an area re-screens the site's current declarations in the flagging",
+            "transaction; recording a case traces its infectious window, and suspending its",
+            "contacts writes one suspension and one chained event each (bench/health_bench.py;",
+            "each run rolled back).",
+            "",
+            health_bench.HEADER,
+            health_bench.to_markdown(health),
             "",
             "## Decoding",
             "",

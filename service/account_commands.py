@@ -11,6 +11,7 @@ import asyncpg
 from pydantic import ValidationError
 
 from service.accounts import (
+    CONSOLE_ROLES,
     AccountError,
     AccountIn,
     create_account,
@@ -95,7 +96,7 @@ def add_parsers(sub: argparse._SubParsersAction, wrap: Callable[..., object]) ->
         "create", help="create an account; prints a new random password unless --password-stdin"
     )
     create.add_argument("username", help="lower-case letters, digits, . _ -")
-    create.add_argument("--role", choices=("guard", "admin", "auditor"), default="guard")
+    create.add_argument("--role", choices=tuple(r.value for r in CONSOLE_ROLES), default="guard")
     create.add_argument("--site", type=int, help="limit the account to one site (guards)")
     create.add_argument("--name", help="the person's full name")
     create.add_argument(

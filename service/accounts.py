@@ -30,7 +30,7 @@ from service.validation import read_model
 MAX_FAILED_LOGINS = 5
 LOCKOUT = timedelta(minutes=5)
 MIN_PASSWORD_LENGTH = 10
-CONSOLE_ROLES = (Role.GUARD, Role.ADMIN, Role.AUDITOR)
+CONSOLE_ROLES = (Role.GUARD, Role.ADMIN, Role.AUDITOR, Role.HEALTH)
 
 USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,39}$")
 Username = Annotated[str, StringConstraints(pattern=USERNAME_RE.pattern)]
@@ -133,7 +133,9 @@ async def create_account(
 ) -> Account:
     """Create the account; `password_hash` is new.password's, when made elsewhere."""
     if new.role not in CONSOLE_ROLES:
-        raise AccountError("bad_role", "Console accounts are for guards, admins and auditors.")
+        raise AccountError(
+            "bad_role", "Console accounts are for guards, admins, auditors and health officers."
+        )
     if new.site_id is not None and await conn.fetchval(SITE_EXISTS_SQL, new.site_id) is None:
         raise AccountError("site_not_found", f"No site with id {new.site_id}.")
     account_id = await conn.fetchval(

@@ -14,6 +14,9 @@ from service import (
     door,
     event_stream,
     health,
+    health_cases,
+    health_suspensions,
+    health_tests,
     keys,
     kiosk_stream,
     login_guard,
@@ -91,4 +94,7 @@ def create_app(*, settings: Settings) -> web.Application:
     app.add_routes(accounts.routes())
     app.add_routes(login_guard.routes())
     app.on_startup.append(openapi.build_documents)
+    app.add_routes(health_cases.routes())
+    app.add_routes(health_tests.routes())
+    app.add_routes(health_suspensions.routes())
     return app

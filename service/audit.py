@@ -635,7 +635,7 @@ async def verify(request: web.Request) -> web.Response:
     return web.json_response({"ok": all(r["ok"] for r in reports), "chains": reports})
 
 
-@requires(Role.AUDITOR, Role.ADMIN, Role.GUARD)
+@requires(Role.AUDITOR, Role.ADMIN, Role.GUARD, Role.HEALTH)
 @documented(query={"from": q_time(), "to": q_time(), "format": q_choice("json", "csv")})
 async def movements(request: web.Request) -> web.Response:
     """Every stay of a person (entry and exit, gates by name), in time order; a token
@@ -738,7 +738,7 @@ async def daily_report(conn: asyncpg.Connection, site_id: int, day: date) -> Dai
     )
 
 
-@requires(Role.AUDITOR, Role.ADMIN)
+@requires(Role.AUDITOR, Role.ADMIN, Role.HEALTH)
 @documented(query={"date": q_date(required=True), "format": q_choice("json", "csv")})
 async def site_report(request: web.Request) -> web.Response:
     """Entries, exits, denials by reason and peak occupancy of one day, in site time."""

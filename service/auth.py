@@ -33,6 +33,7 @@ class Role(StrEnum):
     GUARD = "guard"
     AUDITOR = "auditor"
     KIOSK = "kiosk"
+    HEALTH = "health"  # cán bộ y tế: reviews, tests, cases, traces, suspensions
 
 
 @dataclass(frozen=True)

@@ -153,7 +153,7 @@ def _gate(row: list[Any]) -> GateInfo:
 
 def _pass_state(row: list[Any]) -> tuple[PassState, int]:
     """A pass's state and its site."""
-    pass_id, person_id, site_id, revoked, name, status, valid_until, current, denied = row
+    pass_id, person_id, site_id, revoked, name, status, valid_until, current, denied, held = row
     state = PassState(
         pass_id=UUID(pass_id),
         person_id=person_id,
@@ -163,6 +163,7 @@ def _pass_state(row: list[Any]) -> tuple[PassState, int]:
         declaration_valid_until=None if valid_until is None else _time(valid_until),
         declaration_is_the_pass_one=current,
         deny_listed=denied,
+        suspension=held,
     )
     return state, site_id
 

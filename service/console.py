@@ -243,7 +243,7 @@ async def login_submit(request: web.Request) -> web.Response:
     return response
 
 
-@requires(Role.GUARD, Role.ADMIN, Role.AUDITOR)
+@requires(Role.GUARD, Role.ADMIN, Role.AUDITOR, Role.HEALTH)
 async def logout(request: web.Request) -> web.Response:
     (await get_session(request)).invalidate()
     return _redirect("/console/login")
@@ -274,7 +274,7 @@ async def _sites_and_choice(
     return sites, site
 
 
-@requires(Role.GUARD, Role.ADMIN, Role.AUDITOR)
+@requires(Role.GUARD, Role.ADMIN, Role.AUDITOR, Role.HEALTH)
 @documented(query={"lang": Q_LANG, "site_id": q_id()})
 async def console_page(request: web.Request) -> web.Response:
     caller = principal(request)

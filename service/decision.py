@@ -43,6 +43,7 @@ class PassState:
     declaration_valid_until: datetime | None
     declaration_is_the_pass_one: bool
     deny_listed: bool
+    suspension: str | None = None  # the gravest active health suspension's reason code
 
 
 @dataclass(frozen=True)
@@ -134,6 +135,8 @@ def decide(
         return deny("pass_superseded" if state.revoked_reason == "superseded" else "pass_revoked")
     if state.deny_listed:
         return deny("deny_listed")
+    if state.suspension is not None:
+        return deny(state.suspension)
     if state.declaration_status is None:
         return deny("declaration_missing")
     if not state.declaration_is_the_pass_one:

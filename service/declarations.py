@@ -28,6 +28,7 @@ from service.declaration_model import PURPOSE_MAX, Declaration
 from service.errors import ApiError
 from service.events import NewEvent, append_event, append_events
 from service.field_errors import field_error, field_errors
+from service.health_official import judged_declaration
 from service.identity import confirm_claim, new_redeclare_key, resolve_filer
 from service.keys import KEYS_KEY, KeyStore, active_signing_key
 from service.openapi import documented
@@ -269,7 +270,12 @@ async def file_declaration(
             for r in await conn.fetch(SITE_FLAGGED_AREAS_SQL, decl.site_id)
         ]
         result: Evaluation = evaluate(
-            decl,
+            await judged_declaration(
+                conn,
+                person.id if person else None,
+                decl,
+                official_only=rules.official_tests_required,
+            ),
             rules,
             flagged_areas=areas,
             # A claim is judged without the record it claims (no staff risk level).
@@ -406,7 +412,7 @@ class RevokeIn(BaseModel):
     reason: Note
 
 
-@requires(Role.ADMIN, Role.GUARD)
+@requires(Role.ADMIN, Role.GUARD, Role.HEALTH)
 async def review_queue(request: web.Request) -> web.Response:
     """Declarations of a site waiting for a guard or a health officer, oldest first."""
     site_id = int(request.match_info["site_id"])
@@ -424,7 +430,7 @@ async def review_queue(request: web.Request) -> web.Response:
     return web.json_response({"site_id": site_id, "declarations": waiting})
 
 
-@requires(Role.ADMIN, Role.GUARD)
+@requires(Role.ADMIN, Role.GUARD, Role.HEALTH)
 @documented(body=ReviewIn)
 async def review_declaration(request: web.Request) -> web.Response:
     declaration_id = int(request.match_info["declaration_id"])
@@ -590,7 +596,7 @@ def _current_json(rows: Sequence[asyncpg.Record], now: datetime) -> list[dict[st
     return out
 
 
-@requires(Role.ADMIN, Role.GUARD, Role.AUDITOR)
+@requires(Role.ADMIN, Role.GUARD, Role.AUDITOR, Role.HEALTH)
 async def get_person(request: web.Request) -> web.Response:
     person_id = int(request.match_info["person_id"])
     caller = principal(request)

@@ -131,7 +131,7 @@ async def manual_exit(request: web.Request) -> web.Response:
     return web.json_response({"event_row_id": appended.id, "seq": appended.seq}, status=201)
 
 
-@requires(Role.GUARD, Role.ADMIN, Role.AUDITOR)
+@requires(Role.GUARD, Role.ADMIN, Role.AUDITOR, Role.HEALTH)
 async def presence(request: web.Request) -> web.Response:
     site_id = _site_id(request)
     require_site(request, site_id)

@@ -39,7 +39,7 @@ def _int_param(request: web.Request, name: str, *, required: bool) -> int | None
     return int(raw)
 
 
-@requires(Role.ADMIN, Role.GUARD, Role.AUDITOR)
+@requires(Role.ADMIN, Role.GUARD, Role.AUDITOR, Role.HEALTH)
 @documented(query={"site_id": q_id(required=True), "after_seq": q_id(minimum=0)})
 async def events_stream(request: web.Request) -> web.WebSocketResponse:
     site_id = _int_param(request, "site_id", required=True)

@@ -41,6 +41,10 @@ KINDS = frozenset(
         "login_failed",
         "login_locked",
         "login_burst",
+        "official_test",
+        "health_case",
+        "suspension",
+        "suspension_cleared",
     }
 )
 

@@ -192,7 +192,7 @@ async def search_people(
     return rows
 
 
-@requires(Role.ADMIN, Role.GUARD, Role.AUDITOR)
+@requires(Role.ADMIN, Role.GUARD, Role.AUDITOR, Role.HEALTH)
 @documented(
     query={
         "q": q_text(MAX_QUERY, min_length=MIN_QUERY, required=True),

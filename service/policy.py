@@ -147,6 +147,14 @@ class SiteRules(BaseModel):
     test_required_action: Action = "reject"
     visitor_test_required: Annotated[bool, Field(strict=True)] = False
     visitor_test_days: TestDays = 1
+    # A confirmed case's infectious window starts this many days before onset (site
+    # days); a traced contact needs an official negative taken this many days after
+    # the exposure (service/health_cases.py).
+    infectious_days_before_onset: Annotated[int, Field(strict=True, ge=0, le=14)] = 2
+    quarantine_days: Annotated[int, Field(strict=True, ge=0, le=MAX_TEST_DAYS)] = 0
+    # The test cadence counts official results only (service/health_official.py): a
+    # negative the person declares without a record does not meet it.
+    official_tests_required: Annotated[bool, Field(strict=True)] = False
 
 
 class FlaggedArea(BaseModel):

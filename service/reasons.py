@@ -57,6 +57,23 @@ REASONS: dict[str, tuple[Verdict, str, str]] = {
         "Declaration awaiting review",
     ),
     "declaration_rejected": ("deny", "Khai báo y tế không đạt yêu cầu", "Declaration not accepted"),
+    # health suspensions (service/health_suspensions.py): lifted by a health officer or an
+    # official negative test, never by the guard at the door
+    "case_confirmed": (
+        "deny",
+        "Tạm dừng ra vào theo yêu cầu của cán bộ y tế",
+        "Entry suspended by the health officer",
+    ),
+    "contact_traced": (
+        "deny",
+        "Tạm dừng ra vào: cần kết quả xét nghiệm âm tính",
+        "Entry suspended: a negative test is needed",
+    ),
+    "area_flagged": (
+        "deny",
+        "Tạm dừng ra vào: đã đến khu vực có dịch; gặp cán bộ y tế",
+        "Entry suspended: travel to an area with cases; see the health officer",
+    ),
     # the door
     "gate_closed": ("deny", "Cổng ngoài giờ mở cửa", "Gate closed at this hour"),
     "wrong_direction": (
@@ -78,22 +95,16 @@ REASONS: dict[str, tuple[Verdict, str, str]] = {
     ),
 }
 
+# The door reasons of a health suspension, gravest first (the door shows the gravest).
+SUSPENSION_REASONS: tuple[str, ...] = ("case_confirmed", "contact_traced", "area_flagged")
+
 
 # Denials that only an admin may override (with a reason, as every override), never a
 # guard: the pass was revoked, the person is on the deny list, a health officer
-# rejected their declaration, or they are suspended as a case, a contact or for a
-# flagged area (the health desk's codes, listed here so they are covered when they
-# come). Every other denial is the guard's call, at the door, within the site's
-# override window.
+# rejected their declaration, or the health desk suspended them. Every other denial is
+# the guard's call, at the door, within the site's override window.
 ADMIN_ONLY_OVERRIDES: frozenset[str] = frozenset(
-    {
-        "pass_revoked",
-        "deny_listed",
-        "declaration_rejected",
-        "case_confirmed",
-        "contact_traced",
-        "area_flagged",
-    }
+    {"pass_revoked", "deny_listed", "declaration_rejected", *SUSPENSION_REASONS}
 )
 
 

@@ -8,7 +8,8 @@ one transaction:
 2. blanks the personal fields of older events (person, pass, name, payload) and marks
    them purged; their digest and hashes are kept, so the chain still verifies;
 3. deletes stays that ended, passes that expired and declarations that lapsed before
-   the cut-off, and visitors who have nothing left;
+   the cut-off, the health desk's old records (service.health_retention), and visitors
+   who have nothing left;
 4. records itself as a `purge` event.
 """
 
@@ -26,6 +27,7 @@ from aiohttp import web
 
 from service.db import DB_KEY
 from service.events import NewEvent, append_event
+from service.health_retention import purge_health
 from service.settings import Settings
 from service.tasks import cancel_and_wait
 
@@ -101,6 +103,9 @@ WHERE p.kind = 'visitor'
   AND NOT EXISTS (SELECT 1 FROM presence s WHERE s.person_id = p.id)
   AND NOT EXISTS (SELECT 1 FROM deny_list l WHERE l.person_id = p.id)
   AND NOT EXISTS (SELECT 1 FROM events e WHERE e.person_id = p.id)
+  AND NOT EXISTS (SELECT 1 FROM suspensions h WHERE h.person_id = p.id)
+  AND NOT EXISTS (SELECT 1 FROM health_cases h WHERE h.person_id = p.id)
+  AND NOT EXISTS (SELECT 1 FROM official_tests h WHERE h.person_id = p.id)
 """
 
 
@@ -113,6 +118,7 @@ class PurgeReport:
     passes_deleted: int
     declarations_deleted: int
     visitors_deleted: int
+    health_records_deleted: int = 0  # service.health_retention
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self) | {"cutoff": self.cutoff.isoformat()}
@@ -135,6 +141,7 @@ async def purge(
             events_blanked=_count(await conn.execute(BLANK_EVENTS_SQL, older_than)),
             stays_deleted=_count(await conn.execute(DELETE_STAYS_SQL, older_than)),
             passes_deleted=_count(await conn.execute(DELETE_PASSES_SQL, older_than)),
+            health_records_deleted=await purge_health(conn, older_than),
             declarations_deleted=_count(await conn.execute(DELETE_DECLARATIONS_SQL, older_than)),
             visitors_deleted=_count(await conn.execute(DELETE_VISITORS_SQL)),
         )

@@ -14,6 +14,7 @@ from service.checkin_rules import CheckinRules
 from service.db import DB_KEY
 from service.errors import ApiError
 from service.events import NewEvent, append_event
+from service.health_rescreen import rescreen
 from service.openapi import documented
 from service.policy import FlaggedArea, SiteRules
 from service.text import Text, blank_to_none
@@ -33,6 +34,11 @@ WHERE site_id = $1 ORDER BY flagged_from DESC, id
 INSERT_AREA_SQL = """
 INSERT INTO flagged_areas (site_id, name, code, flagged_from, flagged_until)
 VALUES ($1, $2, $3, $4, $5)
+RETURNING id, site_id, name, code, flagged_from, flagged_until, created_at
+"""
+UPDATE_AREA_SQL = """
+UPDATE flagged_areas SET name = $3, code = $4, flagged_from = $5, flagged_until = $6
+WHERE id = $1 AND site_id = $2
 RETURNING id, site_id, name, code, flagged_from, flagged_until, created_at
 """
 DELETE_AREA_SQL = """
@@ -113,7 +119,7 @@ async def _write_rules(request: web.Request, rule_set: RuleSet) -> web.Response:
     return web.json_response({"site_id": site_id, "rules": rules})
 
 
-@requires(Role.ADMIN, Role.GUARD, Role.AUDITOR)
+@requires(Role.ADMIN, Role.GUARD, Role.AUDITOR, Role.HEALTH)
 async def get_rules(request: web.Request) -> web.Response:
     return await _read_rules(request, DECLARATION_RULES)
 
@@ -137,7 +143,7 @@ async def put_door_rules(request: web.Request) -> web.Response:
     return await _write_rules(request, DOOR_RULES)
 
 
-@requires(Role.ADMIN, Role.GUARD, Role.AUDITOR)
+@requires(Role.ADMIN, Role.GUARD, Role.AUDITOR, Role.HEALTH)
 async def list_flagged_areas(request: web.Request) -> web.Response:
     site_id = _site_id(request)
     async with request.app[DB_KEY].connection() as conn:
@@ -147,7 +153,7 @@ async def list_flagged_areas(request: web.Request) -> web.Response:
     return web.json_response({"flagged_areas": [_area_json(r) for r in rows]})
 
 
-@requires(Role.ADMIN)
+@requires(Role.ADMIN, Role.HEALTH)
 @documented(body=FlaggedAreaIn)
 async def add_flagged_area(request: web.Request) -> web.Response:
     site_id = _site_id(request)
@@ -164,14 +170,45 @@ async def add_flagged_area(request: web.Request) -> web.Response:
             )
         except asyncpg.ForeignKeyViolationError:
             raise _site_not_found(site_id) from None
-        created = _area_json(row)
-        await append_event(
-            conn, _admin_event(request, site_id, {"action": "flagged_area_add", "area": created})
+        answer = await _rescreened(conn, request, row, "flagged_area_add")
+    return web.json_response(answer, status=201)
+
+
+async def _rescreened(
+    conn: asyncpg.Connection, request: web.Request, row: asyncpg.Record, action: str
+) -> dict[str, Any]:
+    """The area as flagged now, with the re-screen it caused (both recorded)."""
+    result = await rescreen(conn, row, actor=principal(request).actor, now=datetime.now(UTC))
+    area = _area_json(row)
+    detail = {"action": action, "area": area} | result.as_json()
+    await append_event(conn, _admin_event(request, row["site_id"], detail))
+    return area | result.as_json()
+
+
+@requires(Role.ADMIN, Role.HEALTH)
+@documented(body=FlaggedAreaIn)
+async def update_flagged_area(request: web.Request) -> web.Response:
+    """Change a flagged area (e.g. widen its period): re-screens as a new one does."""
+    site_id = _site_id(request)
+    area_id = int(request.match_info["area_id"])
+    area = await read_model(request, FlaggedAreaIn)
+    async with request.app[DB_KEY].connection() as conn, conn.transaction():
+        row = await conn.fetchrow(
+            UPDATE_AREA_SQL,
+            area_id,
+            site_id,
+            area.name,
+            area.code,
+            area.flagged_from,
+            area.flagged_until,
         )
-    return web.json_response(created, status=201)
+        if row is None:
+            raise ApiError(404, "flagged_area_not_found", f"No flagged area {area_id} here.")
+        answer = await _rescreened(conn, request, row, "flagged_area_change")
+    return web.json_response(answer)
 
 
-@requires(Role.ADMIN)
+@requires(Role.ADMIN, Role.HEALTH)
 async def delete_flagged_area(request: web.Request) -> web.Response:
     site_id = _site_id(request)
     area_id = int(request.match_info["area_id"])
@@ -201,5 +238,10 @@ def routes() -> list[web.RouteDef]:
             site + r"/flagged-areas/{area_id:\d{1,18}}",
             delete_flagged_area,
             name="delete_flagged_area",
+        ),
+        web.put(
+            site + r"/flagged-areas/{area_id:\d{1,18}}",
+            update_flagged_area,
+            name="update_flagged_area",
         ),
     ]

@@ -139,7 +139,7 @@ async def insert_gate(conn: asyncpg.Connection, site_id: int, gate: GateIn) -> d
     return _record(row)
 
 
-@requires(Role.ADMIN, Role.GUARD, Role.AUDITOR)
+@requires(Role.ADMIN, Role.GUARD, Role.AUDITOR, Role.HEALTH)
 async def list_sites(request: web.Request) -> web.Response:
     async with request.app[DB_KEY].connection() as conn:
         rows = await conn.fetch(LIST_SITES_SQL, principal(request).site_id)
@@ -155,7 +155,7 @@ async def create_site(request: web.Request) -> web.Response:
     return web.json_response(created, status=201)
 
 
-@requires(Role.ADMIN, Role.GUARD, Role.AUDITOR)
+@requires(Role.ADMIN, Role.GUARD, Role.AUDITOR, Role.HEALTH)
 async def get_site(request: web.Request) -> web.Response:
     site_id = int(request.match_info["site_id"])
     require_site(request, site_id)

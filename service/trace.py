@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -40,7 +40,7 @@ WITH mine AS (
       AND coalesce(exited_at, $4::timestamptz) > $2::timestamptz
       AND ($7::bigint IS NULL OR site_id = $7::bigint)
 ), shared AS (
-    SELECT o.person_id, m.site_id,
+    SELECT o.person_id, m.site_id, o.entry_gate_id,
            GREATEST(o.entered_at, m.lo) AS lo,
            LEAST(coalesce(o.exited_at, $4::timestamptz), m.hi) AS hi
     FROM mine m
@@ -59,11 +59,12 @@ WITH mine AS (
            count(*) AS shared_stays,
            min(lo) AS first_overlap,
            max(hi) AS last_overlap,
-           array_agg(DISTINCT site_id ORDER BY site_id) AS site_ids
+           array_agg(DISTINCT site_id ORDER BY site_id) AS site_ids,
+           array_remove(array_agg(DISTINCT entry_gate_id ORDER BY entry_gate_id), NULL) AS gate_ids
     FROM shared GROUP BY person_id
 )
 SELECT c.person_id, p.full_name, p.phone, p.organisation, c.overlap_seconds::float8,
-       c.shared_stays, c.first_overlap, c.last_overlap, c.site_ids
+       c.shared_stays, c.first_overlap, c.last_overlap, c.site_ids, c.gate_ids
 FROM contacts c JOIN people p ON p.id = c.person_id
 WHERE c.overlap_seconds >= $6::float8 * 60
 ORDER BY c.overlap_seconds DESC, c.person_id
@@ -136,6 +137,7 @@ class Contact:
     first_overlap: datetime
     last_overlap: datetime
     site_ids: list[int]
+    gate_ids: list[int] = field(default_factory=list)  # the contact's entry gates
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -210,6 +212,7 @@ async def fetch_contacts(conn: asyncpg.Connection, query: TraceQuery) -> list[Co
             first_overlap=r["first_overlap"],
             last_overlap=r["last_overlap"],
             site_ids=list(r["site_ids"]),
+            gate_ids=list(r["gate_ids"]),
         )
         for r in rows
     ]
@@ -291,7 +294,7 @@ def _query_from_request(request: web.Request, now: datetime) -> tuple[TraceQuery
     return query, output
 
 
-@requires(Role.AUDITOR, Role.ADMIN)
+@requires(Role.AUDITOR, Role.ADMIN, Role.HEALTH)
 @documented(
     query={
         "person": q_id(required=True),

@@ -295,12 +295,14 @@ async def gate_id(factory: Factory, site_id: int) -> int:
 
 @pytest.fixture
 async def tokens(factory: Factory, site_id: int, gate_id: int) -> dict[Role, str]:
-    """One token per role; the guard's is scoped to the site, the kiosk's to the gate."""
+    """One token per role; the guard's and the health officer's are scoped to the site,
+    the kiosk's to the gate."""
     return {
         Role.ADMIN: await factory.token(Role.ADMIN),
         Role.GUARD: await factory.token(Role.GUARD, site_id=site_id),
         Role.AUDITOR: await factory.token(Role.AUDITOR),
         Role.KIOSK: await factory.token(Role.KIOSK, gate_id=gate_id),
+        Role.HEALTH: await factory.token(Role.HEALTH, site_id=site_id),
     }
 
 

@@ -467,6 +467,9 @@ def test_default_rules() -> None:
         "test_required_action": "reject",
         "visitor_test_required": False,
         "visitor_test_days": 1,
+        "infectious_days_before_onset": 2,
+        "quarantine_days": 0,
+        "official_tests_required": False,
     }
 
 

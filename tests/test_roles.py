@@ -11,7 +11,7 @@ from aiohttp.test_utils import TestClient
 from service.auth import PUBLIC, Role, access_of
 from tests.conftest import bearer
 
-A, G, U, K = Role.ADMIN, Role.GUARD, Role.AUDITOR, Role.KIOSK
+A, G, U, K, H = Role.ADMIN, Role.GUARD, Role.AUDITOR, Role.KIOSK, Role.HEALTH
 
 # Route name -> who may call it. A new route must be added here, on purpose.
 EXPECTED: dict[str, frozenset[Role]] = {
@@ -19,58 +19,68 @@ EXPECTED: dict[str, frozenset[Role]] = {
     "openapi": PUBLIC,
     "api_docs": PUBLIC,
     "readyz": PUBLIC,
-    "sites": frozenset({A, G, U}),
+    "sites": frozenset({A, G, U, H}),
     "create_site": frozenset({A}),
-    "site": frozenset({A, G, U}),
+    "site": frozenset({A, G, U, H}),
     "create_gate": frozenset({A}),
     "kiosk_stream": frozenset({K}),
     "scans": frozenset({K}),
     "scans_batch": frozenset({K}),
     "kiosk_heartbeat": frozenset({K}),
-    "events_stream": frozenset({A, G, U}),
+    "events_stream": frozenset({A, G, U, H}),
     "create_override": frozenset({G, A}),
     "manual_exit": frozenset({G, A}),
-    "presence": frozenset({G, A, U}),
+    "presence": frozenset({G, A, U, H}),
     "kiosks": frozenset({G, A}),
     "deny_list": frozenset({A, G, U}),
     "add_to_deny_list": frozenset({A}),
     "remove_from_deny_list": frozenset({A}),
     "keys": PUBLIC,
     "create_declaration": PUBLIC,
-    "review_declaration": frozenset({A, G}),
-    "review_queue": frozenset({A, G}),
-    "person": frozenset({A, G, U}),
+    "review_declaration": frozenset({A, G, H}),
+    "review_queue": frozenset({A, G, H}),
+    "person": frozenset({A, G, U, H}),
     "revoke_person_passes": frozenset({A}),
     "revoke_pass": frozenset({A}),
     "pass_qr_png": PUBLIC,
     "pass_qr_svg": PUBLIC,
-    "site_rules": frozenset({A, G, U}),
+    "site_rules": frozenset({A, G, U, H}),
     "set_site_rules": frozenset({A}),
     "site_door_rules": frozenset({A, G, U}),
     "set_site_door_rules": frozenset({A}),
-    "flagged_areas": frozenset({A, G, U}),
-    "add_flagged_area": frozenset({A}),
-    "delete_flagged_area": frozenset({A}),
+    "flagged_areas": frozenset({A, G, U, H}),
+    "add_flagged_area": frozenset({A, H}),
+    "update_flagged_area": frozenset({A, H}),
+    "delete_flagged_area": frozenset({A, H}),
     "declare_form": PUBLIC,
     "declare_submit": PUBLIC,
     "pass_print": PUBLIC,
     "static": PUBLIC,
     "audit_events": frozenset({A, U}),
     "audit_verify": frozenset({A, U}),
-    "person_movements": frozenset({A, G, U}),
-    "people_search": frozenset({A, G, U}),
+    "person_movements": frozenset({A, G, U, H}),
+    "people_search": frozenset({A, G, U, H}),
     "site_occupancy": frozenset({A, G, U}),
-    "site_report": frozenset({A, U}),
-    "trace": frozenset({A, U}),
+    "site_report": frozenset({A, U, H}),
+    "trace": frozenset({A, U, H}),
     "console_login_form": PUBLIC,
     "console_login": PUBLIC,
-    "console_logout": frozenset({G, A, U}),
-    "console": frozenset({G, A, U}),
+    "console_logout": frozenset({G, A, U, H}),
+    "console": frozenset({G, A, U, H}),
     "console_rollcall": frozenset({G, A, U}),
     "accounts": frozenset({A}),
     "create_account": frozenset({A}),
     "disable_account": frozenset({A}),
     "security_alerts": frozenset({A}),
+    # the health officer's desk (issue 19)
+    "create_test": frozenset({A, H}),
+    "person_tests": frozenset({A, H, U}),
+    "create_case": frozenset({A, H}),
+    "case": frozenset({A, H, U}),
+    "case_contacts": frozenset({A, H, U}),
+    "suspend_contacts": frozenset({A, H}),
+    "suspensions": frozenset({A, H, G, U}),
+    "clear_suspensions": frozenset({A, H}),
 }
 
 
@@ -91,7 +101,13 @@ def test_every_route_declares_its_access(app: web.Application) -> None:
 
 
 def url_of(route: web.AbstractRoute, site_id: int, gate_id: int) -> str:
-    params = {"site_id": str(site_id), "gate_id": str(gate_id), "person_id": "1", "entry_id": "1"}
+    params = {
+        "site_id": str(site_id),
+        "gate_id": str(gate_id),
+        "person_id": "1",
+        "entry_id": "1",
+        "case_id": "1",
+    }
     params |= {
         "declaration_id": "1",
         "area_id": "1",

@@ -17,6 +17,8 @@
     "deny_list_remove",
     "pass_revoked",
     "declaration_reviewed",
+    "suspension",
+    "suspension_cleared",
   ]);
   // Alerts are for denials happening now, while an override is still possible: the
   // site's override window, on the server's clock (the page's may be wrong).
@@ -111,6 +113,8 @@
     deny_list_remove: ["Gỡ khỏi danh sách cấm", "Removed from the deny list"],
     pass_revoked: ["Thu hồi mã QR", "Pass revoked"],
     declaration_reviewed: ["Duyệt khai báo", "Declaration reviewed"],
+    suspension: ["Tạm dừng ra vào", "Entry suspended"],
+    suspension_cleared: ["Hết tạm dừng ra vào", "Suspension lifted"],
     cleared: ["Đạt", "Cleared"],
     review: ["Chờ duyệt", "Under review"],
     rejected: ["Không đạt", "Rejected"],
@@ -323,6 +327,7 @@
     let label = `${t(event.kind)}${why}`;
     if (event.kind === "scan") label = warned ? `${said} (${warned})` : said;
     else if (event.kind === "override") label = `${said}${why}`; // "let in" or "let out"
+    else if (event.kind.startsWith("suspension")) label = `${t(event.kind)}: ${said}`;
     else if (event.kind === "declaration_reviewed")
       label = `${t(event.kind)}: ${t(detail.decision === "approve" ? "cleared" : "rejected")}${detail.note ? ` (${detail.note})` : ""}`;
     const breach = event.offline_against_policy

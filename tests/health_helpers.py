@@ -1,0 +1,74 @@
+"""Shared set-up for the health desk tests: a site whose people declare through the API
+(so their passes are signed by the service's own key) and pass its kiosks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from aiohttp.test_utils import TestClient
+
+from service.auth import Role
+from tests.checkin_helpers import scan
+from tests.conftest import Factory, bearer
+from tests.declaring import declaration
+
+Client = TestClient[Any, Any]
+
+
+@dataclass
+class Desk:
+    site_id: int
+    entrance: str  # kiosk tokens
+    exit: str
+    health: str  # a health officer's token for the site
+    admin: str
+
+
+@dataclass
+class Declared:
+    person_id: int
+    payload: str
+    name: str
+
+
+async def make_desk(factory: Factory) -> Desk:
+    site_id = await factory.site()
+    entrance = await factory.gate(site_id, name="Cổng A", direction="entrance")
+    exit_ = await factory.gate(site_id, name="Cổng ra", direction="exit")
+    return Desk(
+        site_id,
+        await factory.token(Role.KIOSK, gate_id=entrance),
+        await factory.token(Role.KIOSK, gate_id=exit_),
+        await factory.token(Role.HEALTH, site_id=site_id),
+        await factory.token(Role.ADMIN),
+    )
+
+
+async def declare(client: Client, site_id: int, name: str, phone: str, **answers: Any) -> Declared:
+    resp = await client.post(
+        "/api/v1/declarations",
+        json=declaration(site_id, full_name=name, phone=phone, **answers),
+    )
+    assert resp.status == 201, await resp.text()
+    body = await resp.json()
+    assert body["status"] == "cleared", body
+    return Declared(body["person_id"], body["pass"]["payload"], name)
+
+
+async def door(client: Client, kiosk: str, who: Declared, ago_s: float = 0) -> tuple[str, str]:
+    """A scan at a kiosk, `ago_s` seconds ago by the kiosk's clock: (decision, reason)."""
+    seen = datetime.now(UTC) - timedelta(seconds=ago_s)
+    body = await scan(client, kiosk, who.payload, seen_at=seen.isoformat())
+    return body["decision"], body["reason"]
+
+
+async def call(
+    client: Client, method: str, url: str, token: str, status: int, **json: Any
+) -> dict[str, Any]:
+    body = None if method == "GET" else json
+    resp = await client.request(method, url, headers=bearer(token), json=body)
+    assert resp.status == status, await resp.text()
+    out: dict[str, Any] = await resp.json()
+    return out
