@@ -10,6 +10,7 @@ from typing import Any
 from aiohttp.test_utils import TestClient
 
 from service.auth import Role
+from service.db import DB_KEY
 from tests.checkin_helpers import scan
 from tests.conftest import Factory, bearer
 from tests.declaring import declaration
@@ -31,6 +32,7 @@ class Declared:
     person_id: int
     payload: str
     name: str
+    redeclare_key: str  # proof for the person's next declaration
 
 
 async def make_desk(factory: Factory) -> Desk:
@@ -54,7 +56,18 @@ async def declare(client: Client, site_id: int, name: str, phone: str, **answers
     assert resp.status == 201, await resp.text()
     body = await resp.json()
     assert body["status"] == "cleared", body
-    return Declared(body["person_id"], body["pass"]["payload"], name)
+    person_id = await filed_for(client, body)
+    return Declared(person_id, body["pass"]["payload"], name, body["redeclare_key"])
+
+
+async def filed_for(client: Client, answer: dict[str, Any]) -> int:
+    """The person a declaration was filed for: the public answer names none, so it is
+    read from the record."""
+    async with client.app[DB_KEY].connection() as conn:
+        person_id: int = await conn.fetchval(
+            "SELECT person_id FROM declarations WHERE id = $1", answer["declaration_id"]
+        )
+    return person_id
 
 
 async def door(client: Client, kiosk: str, who: Declared, ago_s: float = 0) -> tuple[str, str]:

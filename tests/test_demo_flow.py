@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 import asyncpg
 from aiohttp.test_utils import TestClient
 
-from service.accounts import authenticate, set_password
+from service.accounts import login_state, set_password
 from service.auth import lookup_token, revoke_token
 from service.demo import seed_demo
 from service.events import verify_chain
@@ -134,12 +134,12 @@ async def test_demo_start_keeps_what_works_and_says_what_it_changed(
         p: t for p, t in first.tokens.items() if p != "kiosk-exit"
     }
     assert again.login_states == {"guard": "ok", "admin": "changed"}
-    assert await authenticate(conn, "admin", "chosen by the admin") is not None  # left alone
-    assert await authenticate(conn, "guard", first.logins["guard"]) is not None
+    assert await login_state(conn, "admin", "chosen by the admin") == "ok"  # left alone
+    assert await login_state(conn, "guard", first.logins["guard"]) == "ok"
     # The staff are imported once, not again at every start.
     imports = "SELECT count(*) FROM events WHERE detail->>'action' = 'staff_import'"
     assert await conn.fetchval(imports) == 1
     reset = await seed_demo(conn, credentials, reset=True)
     assert await lookup_token(conn, again.tokens["admin"]) is None
-    assert await authenticate(conn, "admin", reset.logins["admin"]) is not None
+    assert await login_state(conn, "admin", reset.logins["admin"]) == "ok"
     assert reset.login_states == {"guard": "ok", "admin": "ok"}

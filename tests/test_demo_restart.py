@@ -17,7 +17,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from service.accounts import authenticate
+from service.accounts import login_state
 from service.demo import CREDENTIALS_FILE
 from tests.cli_helpers import Served, env_for, http_status, run_cli, serving
 from tests.declaring import declaration
@@ -95,7 +95,7 @@ async def test_reset_demo_revokes_and_a_lost_file_is_said(db_url: str, tmp_path:
     try:
         guard = login_password(reset.banner, "guard")
         assert guard != login_password(first.banner, "guard")
-        assert await authenticate(conn, "guard", guard) is not None
+        assert await login_state(conn, "guard", guard) == "ok"
     finally:
         await conn.close()
 

@@ -15,7 +15,16 @@ from service.policy import area_key
 from service.retention import purge
 from tests.conftest import Factory, bearer
 from tests.declaring import declaration
-from tests.health_helpers import Client, Declared, Desk, call, declare, door, make_desk
+from tests.health_helpers import (
+    Client,
+    Declared,
+    Desk,
+    call,
+    declare,
+    door,
+    filed_for,
+    make_desk,
+)
 from tests.test_console_auth import login
 
 SITE_TZ = ZoneInfo("Asia/Ho_Chi_Minh")  # the sites' default time zone
@@ -394,6 +403,7 @@ async def test_an_official_positive_opens_a_case_and_outranks_a_declared_negativ
             "travel_areas": [],
             "vaccination_doses": 2,
             "last_test": older,
+            "redeclare_key": a.redeclare_key,
         },
     )
     assert resp.status == 201, await resp.text()
@@ -506,7 +516,7 @@ async def test_where_the_site_requires_official_results_only_they_meet_the_caden
         "/api/v1/tests",
         desk.health,
         201,
-        person_id=first["person_id"],
+        person_id=await filed_for(client, first),
         kind="rapid",
         taken_at=taken.isoformat(),
         result="negative",
