@@ -7,10 +7,12 @@ RUN apt-get update \
 
 RUN useradd --create-home --uid 10001 checkin
 WORKDIR /app
-COPY pyproject.toml README.md schema.sql ./
+COPY pyproject.toml README.md ./
+COPY checkin_core ./checkin_core
 COPY service ./service
 COPY scanner ./scanner
-RUN pip install --no-cache-dir -e . && chown -R checkin /app
+# Not editable: the package carries its schema, migrations, templates and static files.
+RUN pip install --no-cache-dir . && chown -R checkin /app
 # A new named volume takes the owner of this folder: the service must write its keys here.
 RUN mkdir -p /data && chown checkin /data
 

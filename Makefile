@@ -29,8 +29,8 @@ screenshots: $(STAMP) browser xvfb
 	  tests/test_scanner_screen.py tests/test_scanner_xvfb.py
 
 lint: $(STAMP)
-	$(BIN)/ruff check service scanner tests bench
-	$(BIN)/ruff format --check service scanner tests bench
+	$(BIN)/ruff check checkin_core service scanner tests bench
+	$(BIN)/ruff format --check checkin_core service scanner tests bench
 	$(BIN)/mypy
 
 bench: $(STAMP)

@@ -47,7 +47,7 @@ from bench.limits import raise_open_files
 from bench.pg import fresh_database, server
 from bench.watch import cpu_seconds
 from scanner.kiosk import KioskConfig
-from service.keys import key_store_for, rotate
+from service.passes.keys import key_store_for, rotate
 
 # One person every 1.5 s at each door: a turnstile at the morning rush.
 SCAN_INTERVAL_S = 1.5

@@ -47,7 +47,7 @@ from bench.limits import raise_open_files
 from bench.pg import fresh_database, server
 from bench.seed import Seeded, seed
 from bench.watch import watch
-from service.db import init_connection
+from service.platform.db import init_connection
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 CEILINGS_BY_LABEL = {c.label: c for c in CEILINGS}

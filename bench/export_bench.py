@@ -21,8 +21,8 @@ import asyncpg
 
 from bench.checkin_bench import Service, log
 from bench.pg import fresh_database, server
-from service.auth import Role, create_token
-from service.db import init_connection
+from service.platform.db import init_connection
+from service.web.auth import Role, create_token
 
 # Events of one site, in the shape scans have, made in the database (no hashing:
 # the export reads them, it does not verify them).

@@ -42,7 +42,7 @@ from bench.checkin_bench import (
 from bench.limits import raise_open_files
 from bench.pg import fresh_database, server
 from bench.seed import Seeded
-from service.auth import Role, create_token
+from service.web.auth import Role, create_token
 
 KIOSKS = 10
 GRACE_S = 3.0  # consoles keep reading this long after the last scan

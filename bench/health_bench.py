@@ -6,11 +6,11 @@
 (a) A fresh database with one site and `--declarations` current declarations (one per
 person; 60 % declare travel to one to three of 60 areas, `--touch` of them to the area
 then flagged), ANALYZE, then the re-screen that flagging an area runs
-(service.health_rescreen: one statement, plus the events of the new suspensions),
+(service.health.rescreen: one statement, plus the events of the new suspensions),
 in a transaction rolled back after each of three runs.
 (b) A year of stays at another site (bench.trace_bench's data: `--events` entry and exit
 events), then recording a case for a person who was in on the last days
-(service.health_cases.record_case: the trace over the infectious window, the case, its
+(service.health.cases.record_case: the trace over the infectious window, the case, its
 suspension) and suspending all its contacts, timed together, three people.
 Seeded with set-based SQL. Goal for each: under 1 s.
 """
@@ -29,10 +29,10 @@ import asyncpg
 
 from bench import trace_bench
 from bench.pg import fresh_database, server
-from service.db import init_connection
-from service.health_cases import record_case
-from service.health_rescreen import rescreen
-from service.health_suspensions import Hold, suspend
+from service.health.cases import record_case
+from service.health.rescreen import rescreen
+from service.health.suspensions import Hold, suspend
+from service.platform.db import init_connection
 
 GOAL_MS = 1000.0
 RUNS = 3

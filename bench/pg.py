@@ -15,8 +15,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
-from service.db import init_connection
-from service.migrations import migrate
+from service.platform.db import init_connection
+from service.platform.migrations import migrate
 
 
 def with_database(url: str, name: str) -> str:

@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
-from service.auth import Role, create_token
-from service.passes import SigningKey, issue_pass
+from checkin_core.passes import SigningKey, issue_pass
+from service.web.auth import Role, create_token
 
 
 @dataclass(frozen=True)

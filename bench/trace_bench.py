@@ -23,8 +23,8 @@ from typing import Any
 import asyncpg
 
 from bench.pg import fresh_database, server
-from service.db import init_connection
-from service.trace import TraceQuery, fetch_contacts
+from service.audit.trace import TraceQuery, fetch_contacts
+from service.platform.db import init_connection
 
 DAYS = 365
 GOAL_MS = 200.0
@@ -103,7 +103,7 @@ async def time_traces(
 
 
 async def explain(conn: asyncpg.Connection, person_id: int, end: datetime) -> str:
-    from service.trace import CONTACTS_SQL
+    from service.audit.trace import CONTACTS_SQL
 
     rows = await conn.fetch(
         "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) " + CONTACTS_SQL,

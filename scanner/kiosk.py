@@ -26,6 +26,7 @@ from typing import Any, TextIO
 
 import aiohttp
 
+from checkin_core.aio import wait_for_event
 from scanner.capture import Capture, CapturedFrame, SourceSpec, VideoSource
 from scanner.debounce import DEFAULT_COOLDOWN_S, Debouncer
 from scanner.decode import Decoded, DecodePipeline, make_decoder
@@ -42,7 +43,6 @@ from scanner.verdict import (
 )
 from scanner.window import Size, door_screen_size
 from scanner.worker import DecodeWorker
-from service.tasks import wait_for_event
 
 logger = logging.getLogger(__name__)
 

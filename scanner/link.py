@@ -20,8 +20,8 @@ from typing import Any
 
 import aiohttp
 
+from checkin_core.aio import wait_for_event
 from scanner.outbox import AsyncOutbox, Scan
-from service.tasks import wait_for_event
 
 logger = logging.getLogger(__name__)
 

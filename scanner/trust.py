@@ -15,7 +15,7 @@ from typing import Any
 
 import aiohttp
 
-from service.passes import TrustList
+from checkin_core.passes import TrustList
 
 logger = logging.getLogger(__name__)
 

@@ -14,8 +14,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from service.passes import PassError, PassErrorReason, TrustList, authenticate_pass, verify_pass
-from service.reasons import REASONS, headline, message
+from checkin_core.passes import (
+    PassError,
+    PassErrorReason,
+    TrustList,
+    authenticate_pass,
+    verify_pass,
+)
+from checkin_core.reasons import REASONS, headline, message
 
 OfflinePolicy = Literal["deny", "verify-offline"]
 OFFLINE_POLICIES: tuple[OfflinePolicy, ...] = ("deny", "verify-offline")
@@ -82,7 +88,7 @@ class Verdict:
     source: Source = "service"
     duplicate: bool = False
     direction: str | None = None  # "in", "out", or None when the kiosk cannot tell
-    headline_vi: str = ""  # the service's words; else service.reasons' for the verdict
+    headline_vi: str = ""  # the service's words; else checkin_core.reasons' for the verdict
     headline_en: str = ""
 
     @property

@@ -5,46 +5,38 @@ from __future__ import annotations
 from aiohttp import web
 from aiohttp_session import session_middleware
 
-from service import (
-    accounts,
-    audit,
-    console,
-    declarations,
-    declare_form,
-    door,
-    event_stream,
-    health,
-    health_cases,
-    health_suspensions,
-    health_tests,
-    keys,
-    kiosk_stream,
-    login_guard,
-    occupancy,
-    openapi,
-    overrides,
-    people_search,
-    rules,
-    sites,
-    trace,
-)
-from service.auth import auth_middleware
-from service.batcher import batcher_context
-from service.db import pool_context
-from service.errors import error_middleware
-from service.fanout import fanout_context
-from service.hashing import hash_pool_context
-from service.http_headers import default_headers
-from service.kiosk_limits import KIOSK_LIMITS_KEY, KioskLimits
-from service.login_watch import login_watch_context
-from service.pass_links import PASS_LINKS_KEY, pass_links_for
-from service.public_limit import PUBLIC_LIMITER_KEY, public_limiter
-from service.qr import renderer_context
-from service.retention import retention_context
-from service.sessions import PostgresSessionStorage
-from service.settings import SETTINGS_KEY, Settings
-from service.token_usage import token_usage_context
-from service.validation import query_rules_middleware
+from service.audit import api as audit_api
+from service.audit import trace
+from service.audit.retention import retention_context
+from service.checkin import kiosk_stream
+from service.checkin.batcher import batcher_context
+from service.checkin.kiosk_limits import KIOSK_LIMITS_KEY, KioskLimits
+from service.console import pages as console_pages
+from service.declarations import filing, form
+from service.door import actions as door_actions
+from service.door import occupancy, overrides
+from service.events import stream as event_stream
+from service.events.fanout import fanout_context
+from service.health import cases, official_tests, suspensions
+from service.identity import accounts, login_guard
+from service.identity.hashing import hash_pool_context
+from service.identity.login_watch import login_watch_context
+from service.identity.sessions import PostgresSessionStorage
+from service.identity.token_usage import token_usage_context
+from service.passes import keys
+from service.passes.links import PASS_LINKS_KEY, pass_links_for
+from service.passes.qr import renderer_context
+from service.people import search as people_search
+from service.platform import probes
+from service.platform.db import pool_context
+from service.platform.settings import SETTINGS_KEY, Settings
+from service.sites import gates, rules
+from service.web import openapi
+from service.web.auth import auth_middleware
+from service.web.errors import error_middleware
+from service.web.http_headers import default_headers
+from service.web.public_limit import PUBLIC_LIMITER_KEY, public_limiter
+from service.web.validation import query_rules_middleware
 
 
 def create_app(*, settings: Settings) -> web.Application:
@@ -75,26 +67,26 @@ def create_app(*, settings: Settings) -> web.Application:
     app.cleanup_ctx.append(hash_pool_context(settings))
     app.cleanup_ctx.append(login_guard.login_guard_context(settings))
     app.cleanup_ctx.append(retention_context(settings))
-    app.add_routes(health.routes())
-    app.add_routes(sites.routes())
+    app.add_routes(probes.routes())
+    app.add_routes(gates.routes())
     app.add_routes(keys.routes())
-    app.add_routes(declarations.routes())
+    app.add_routes(filing.routes())
     app.add_routes(rules.routes())
-    app.add_routes(declare_form.routes())
+    app.add_routes(form.routes())
     app.add_routes(kiosk_stream.routes())
     app.add_routes(event_stream.routes())
-    app.add_routes(door.routes())
+    app.add_routes(door_actions.routes())
     app.add_routes(overrides.routes())
     app.add_routes(openapi.routes())
-    app.add_routes(audit.routes())
+    app.add_routes(audit_api.routes())
     app.add_routes(trace.routes())
     app.add_routes(people_search.routes())
     app.add_routes(occupancy.routes())
-    app.add_routes(console.routes())
+    app.add_routes(console_pages.routes())
     app.add_routes(accounts.routes())
     app.add_routes(login_guard.routes())
     app.on_startup.append(openapi.build_documents)
-    app.add_routes(health_cases.routes())
-    app.add_routes(health_tests.routes())
-    app.add_routes(health_suspensions.routes())
+    app.add_routes(cases.routes())
+    app.add_routes(official_tests.routes())
+    app.add_routes(suspensions.routes())
     return app

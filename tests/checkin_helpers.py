@@ -9,8 +9,8 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient
 
-from service.auth import Role
-from service.passes import SigningKey
+from checkin_core.passes import SigningKey
+from service.web.auth import Role
 from tests.conftest import Factory, bearer
 
 

@@ -18,13 +18,13 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from service.accounts import AccountIn, create_account
+from checkin_core.passes import SigningKey, issue_pass
 from service.app import create_app
-from service.auth import Role, create_token
-from service.db import init_connection
-from service.migrations import migrate
-from service.passes import SigningKey, issue_pass
-from service.settings import Settings
+from service.identity.accounts import AccountIn, create_account
+from service.platform.db import init_connection
+from service.platform.migrations import migrate
+from service.platform.settings import Settings
+from service.web.auth import Role, create_token
 
 
 def with_database(url: str, name: str) -> str:

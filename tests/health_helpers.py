@@ -9,8 +9,8 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient
 
-from service.auth import Role
-from service.db import DB_KEY
+from service.platform.db import DB_KEY
+from service.web.auth import Role
 from tests.checkin_helpers import scan
 from tests.conftest import Factory, bearer
 from tests.declaring import declaration

@@ -19,9 +19,16 @@ import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient
 
-from service.auth import Role
-from service.db import init_connection
-from service.events import HASHED_FIELDS, AppendedEvent, NewEvent, append_events, digest_of, link
+from service.events.log import (
+    HASHED_FIELDS,
+    AppendedEvent,
+    NewEvent,
+    append_events,
+    digest_of,
+    link,
+)
+from service.platform.db import init_connection
+from service.web.auth import Role
 from tests.checkin_helpers import make_door, scan
 from tests.conftest import Factory, bearer
 

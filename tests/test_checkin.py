@@ -11,12 +11,12 @@ import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient
 
-from service.auth import Role
-from service.checkin import ScanIn, ScanItem, decide_batch
-from service.events import verify_chain
-from service.passes import SigningKey, b45decode, b45encode, issue_pass
-from service.reasons import REASONS
-from service.trust import PassAuthenticator
+from checkin_core.passes import SigningKey, b45decode, b45encode, issue_pass
+from checkin_core.reasons import REASONS
+from service.checkin.batch import ScanIn, ScanItem, decide_batch
+from service.events.log import verify_chain
+from service.passes.trust import PassAuthenticator
+from service.web.auth import Role
 from tests.checkin_helpers import Door, make_door, scan, scan_body
 from tests.conftest import Factory, bearer
 

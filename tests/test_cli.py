@@ -9,8 +9,8 @@ from typing import Any
 import asyncpg
 from aiohttp.test_utils import TestClient
 
-from service.auth import Role, lookup_token
-from service.token_usage import TOKEN_USAGE_KEY
+from service.identity.token_usage import TOKEN_USAGE_KEY
+from service.web.auth import Role, lookup_token
 from tests.cli_helpers import env_for, run_cli
 from tests.conftest import bearer
 
@@ -116,7 +116,7 @@ def test_bad_setting_fails_fast_naming_the_variable(tmp_path: Path) -> None:
 async def three_admin_events(conn: asyncpg.Connection, site_id: int, *, actor: str) -> None:
     from datetime import UTC, datetime
 
-    from service.events import NewEvent, append_events
+    from service.events.log import NewEvent, append_events
 
     now = datetime.now(UTC)
     async with conn.transaction():

@@ -9,7 +9,7 @@ from typing import Any
 from aiohttp.test_utils import TestClient
 from playwright.async_api import Browser, expect
 
-from service.auth import Role
+from service.web.auth import Role
 from tests.checkin_helpers import make_door, scan
 from tests.conftest import Factory
 from tests.test_console_browser import base_url, browser, open_console, person_with_pass

@@ -11,8 +11,8 @@ import aiohttp
 import asyncpg
 from aiohttp.test_utils import TestClient
 
-from service.accounts import MAX_FAILED_LOGINS
-from service.auth import Role
+from service.identity.accounts import MAX_FAILED_LOGINS
+from service.web.auth import Role
 from tests.checkin_helpers import make_door, scan
 from tests.conftest import Factory, bearer
 

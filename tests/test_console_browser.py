@@ -22,9 +22,9 @@ from aiohttp.test_utils import TestClient
 from playwright.async_api import Browser, Page, async_playwright, expect
 
 from service.app import create_app
-from service.auth import Role
-from service.login_guard import LOGIN_BURST_ATTEMPTS
-from service.settings import Settings
+from service.identity.login_guard import LOGIN_BURST_ATTEMPTS
+from service.platform.settings import Settings
+from service.web.auth import Role
 from tests.chaos.cable import Cable
 from tests.checkin_helpers import Door, make_door, scan, scan_body
 from tests.conftest import Factory, bearer

@@ -1,4 +1,4 @@
-"""A console's live feed ends with the login behind it (service.login_watch): logout,
+"""A console's live feed ends with the login behind it (service.identity.login_watch): logout,
 a disabled account, a password change, expiry or a revoked token close the socket with
 code 4401 within about a second, on whichever instance holds it."""
 
@@ -15,11 +15,11 @@ import pytest
 from aiohttp import WSMsgType
 from aiohttp.test_utils import TestClient
 
-from service.accounts import set_password
 from service.app import create_app
-from service.auth import Role, revoke_token
-from service.login_watch import CHECK_INTERVAL_S, CLOSE_CODE, SESSION_ENDED, TOKEN_REVOKED
-from service.settings import Settings
+from service.identity.accounts import set_password
+from service.identity.login_watch import CHECK_INTERVAL_S, CLOSE_CODE, SESSION_ENDED, TOKEN_REVOKED
+from service.platform.settings import Settings
+from service.web.auth import Role, revoke_token
 from tests.checkin_helpers import Door, make_door, scan
 from tests.conftest import Factory, bearer
 from tests.test_console_auth import login

@@ -11,7 +11,7 @@ import asyncpg
 from aiohttp.test_utils import TestClient
 from playwright.async_api import Browser, Page, expect
 
-from service.auth import Role
+from service.web.auth import Role
 from tests import test_console_browser
 from tests.checkin_helpers import make_door, scan
 from tests.conftest import Factory, bearer

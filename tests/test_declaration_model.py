@@ -8,13 +8,13 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from service.declaration_model import (
+from service.declarations.model import (
     NAME_MAX,
     Declaration,
     normalize_national_id,
     normalize_phone,
 )
-from service.field_errors import field_errors
+from service.web.field_errors import field_errors
 
 # 10:00 in Hà Nội on 9 October 2021.
 NOW = datetime(2021, 10, 9, 3, 0, tzinfo=UTC)

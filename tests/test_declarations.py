@@ -15,12 +15,12 @@ from aiohttp.test_utils import TestClient
 from PIL import Image
 from pyzbar.pyzbar import decode
 
-from service.auth import Role
-from service.events import verify_chain
-from service.keys import KEYS_KEY, KeyCommandError, key_store_for, retire, rotate
-from service.passes import PassError, PassErrorReason, TrustList, verify_pass
-from service.qr import QR_RENDERER_KEY, qr_version
-from service.settings import Settings
+from checkin_core.passes import PassError, PassErrorReason, TrustList, verify_pass
+from service.events.log import verify_chain
+from service.passes.keys import KEYS_KEY, KeyCommandError, key_store_for, retire, rotate
+from service.passes.qr import QR_RENDERER_KEY, qr_version
+from service.platform.settings import Settings
+from service.web.auth import Role
 from tests.conftest import Factory, bearer
 from tests.declaring import declaration, staff
 

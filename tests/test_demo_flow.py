@@ -11,10 +11,10 @@ from zoneinfo import ZoneInfo
 import asyncpg
 from aiohttp.test_utils import TestClient
 
-from service.accounts import login_state, set_password
-from service.auth import lookup_token, revoke_token
-from service.demo import seed_demo
-from service.events import verify_chain
+from service.cli.demo import seed_demo
+from service.events.log import verify_chain
+from service.identity.accounts import login_state, set_password
+from service.web.auth import lookup_token, revoke_token
 from tests.checkin_helpers import scan
 from tests.conftest import bearer
 from tests.declaring import declaration

@@ -17,8 +17,8 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from service.accounts import login_state
-from service.demo import CREDENTIALS_FILE
+from service.cli.demo import CREDENTIALS_FILE
+from service.identity.accounts import login_state
 from tests.cli_helpers import Served, env_for, http_status, run_cli, serving
 from tests.declaring import declaration
 

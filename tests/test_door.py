@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 import asyncpg
 from aiohttp.test_utils import TestClient
 
-from service.events import verify_chain
+from service.events.log import verify_chain
 from tests.checkin_helpers import Door, make_door, scan
 from tests.conftest import Factory, bearer
 

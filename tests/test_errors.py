@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from service.auth import Role
+from service.web.auth import Role
 from tests.conftest import bearer
 
 

@@ -7,8 +7,7 @@ from uuid import uuid4
 
 import asyncpg
 
-from service.db import init_connection
-from service.events import (
+from service.events.log import (
     HASHED_FIELDS,
     NewEvent,
     _canonical_new,
@@ -17,6 +16,7 @@ from service.events import (
     digest_of,
     verify_chain,
 )
+from service.platform.db import init_connection
 
 NOW = datetime(2021, 10, 9, 3, 0, tzinfo=UTC)
 

@@ -1,5 +1,5 @@
 """An exit says goodbye: the words of the decision, and of the console's events, at an
-exit gate (17.2). The words come from service.reasons; these tests check what the
+exit gate (17.2). The words come from checkin_core.reasons; these tests check what the
 service sends, over the API and the console feed."""
 
 from __future__ import annotations

@@ -10,8 +10,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from service.app import create_app
-from service.fanout import SUBSCRIBER_BUFFER, LiveEvent, Subscription
-from service.settings import Settings
+from service.events.fanout import SUBSCRIBER_BUFFER, LiveEvent, Subscription
+from service.platform.settings import Settings
 from tests.checkin_helpers import make_door, scan, scan_body
 from tests.conftest import Factory, bearer
 
@@ -99,7 +99,7 @@ def test_a_consumer_that_does_not_read_is_cut_off_not_waited_for() -> None:
 async def test_a_slow_console_is_cut_off_and_others_keep_up(
     client: TestClient[Any, Any], app: web.Application, factory: Factory
 ) -> None:
-    from service.fanout import FANOUT_KEY
+    from service.events.fanout import FANOUT_KEY
 
     door = await make_door(factory)
     slow, _ = await app[FANOUT_KEY].subscribe(door.site_id, None)  # never reads

@@ -10,14 +10,15 @@ import pydantic
 import pytest
 from aiohttp.test_utils import TestClient
 
-from service.accounts import AccountIn
-from service.auth import Role
-from service.door import DenyListIn, OverrideIn
-from service.field_errors import REASONS, field_errors
-from service.kiosk_stream import Heartbeat, ScanBatch
-from service.policy import SiteRules
-from service.rules import FlaggedAreaIn
-from service.sites import GateIn, SiteIn
+from service.checkin.kiosk_stream import Heartbeat, ScanBatch
+from service.declarations.policy import SiteRules
+from service.door.actions import DenyListIn
+from service.door.overrides import OverrideIn
+from service.identity.accounts import AccountIn
+from service.sites.gates import GateIn, SiteIn
+from service.sites.rules import FlaggedAreaIn
+from service.web.auth import Role
+from service.web.field_errors import REASONS, field_errors
 from tests.conftest import bearer
 from tests.test_declare_form import form, post
 

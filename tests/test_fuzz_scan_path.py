@@ -30,9 +30,9 @@ from aiohttp.test_utils import TestClient
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from service.checkin import MAX_PAYLOAD_CHARS
-from service.passes import PAYLOAD_PREFIX, SigningKey, issue_pass
-from service.reasons import REASONS
+from checkin_core.passes import PAYLOAD_PREFIX, SigningKey, issue_pass
+from checkin_core.reasons import REASONS
+from service.checkin.batch import MAX_PAYLOAD_CHARS
 from tests.checkin_helpers import Door, make_door, scan_body
 from tests.conftest import Factory, bearer
 
@@ -285,7 +285,7 @@ async def test_a_payload_no_kiosk_can_send_is_refused_and_not_recorded(
 
 
 def is_valid_heartbeat(message: Any) -> bool:
-    from service.kiosk_stream import Heartbeat
+    from service.checkin.kiosk_stream import Heartbeat
 
     if not isinstance(message, dict) or message.get("type") != "heartbeat":
         return False

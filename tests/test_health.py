@@ -4,7 +4,7 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient
 
-from service.migrations import expected_version
+from service.platform.migrations import expected_version
 
 
 async def test_healthz(client: TestClient[Any, Any]) -> None:

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 from playwright.async_api import Browser, expect
 
-from service.auth import Role
+from service.web.auth import Role
 from tests.checkin_helpers import make_door
 from tests.conftest import Factory, bearer
 from tests.test_console_browser import (  # noqa: F401 (browser is a fixture)

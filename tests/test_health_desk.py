@@ -10,9 +10,9 @@ from zoneinfo import ZoneInfo
 
 import asyncpg
 
-from service.auth import Role
-from service.policy import area_key
-from service.retention import purge
+from service.audit.retention import purge
+from service.declarations.policy import area_key
+from service.web.auth import Role
 from tests.conftest import Factory, bearer
 from tests.declaring import declaration
 from tests.health_helpers import (

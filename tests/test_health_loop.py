@@ -20,8 +20,8 @@ import asyncpg
 from aiohttp import web
 
 from service.app import create_app
-from service.events import verify_chain
-from service.settings import Settings
+from service.events.log import verify_chain
+from service.platform.settings import Settings
 from tests.conftest import Factory, bearer
 from tests.health_helpers import Client, call, declare, door, make_desk
 

@@ -34,9 +34,9 @@ from aiohttp import WSCloseCode, WSMsgType
 from aiohttp.test_utils import TestClient
 
 from service.app import create_app
-from service.auth import Role
-from service.kiosk_stream import IDLE_CLOSE_CODE
-from service.settings import Settings
+from service.checkin.kiosk_stream import IDLE_CLOSE_CODE
+from service.platform.settings import Settings
+from service.web.auth import Role
 from tests.checkin_helpers import Door, make_door, scan_body
 from tests.cli_helpers import env_for, free_port
 from tests.conftest import Factory, bearer
@@ -112,7 +112,7 @@ async def test_a_scan_the_http_route_takes_fits_the_socket(
 ) -> None:
     """The longest payload a scan may carry, in the characters that escape longest in
     JSON (a surrogate pair each): answered, not cut off by the socket's limit."""
-    from service.checkin import MAX_PAYLOAD_CHARS
+    from service.checkin.batch import MAX_PAYLOAD_CHARS
 
     ws = await kiosk_socket(client, door.kiosk[door.entrance])
     body = scan_body("\U0001f600" * (MAX_PAYLOAD_CHARS // 2))

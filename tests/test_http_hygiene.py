@@ -13,9 +13,9 @@ from typing import Any
 from aiohttp.test_utils import TestClient
 from playwright.async_api import Browser
 
-from service.auth import Role
+from service.web.auth import Role
+from tests.cli_helpers import env_for, free_port, wait_ready
 from tests.conftest import Factory, bearer
-from tests.test_cli import env_for, free_port, wait_ready
 from tests.test_console_browser import base_url, browser  # noqa: F401 (a fixture)
 
 Client = TestClient[Any, Any]

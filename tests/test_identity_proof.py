@@ -18,8 +18,8 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from service.app import create_app
-from service.auth import Role
-from service.settings import Settings
+from service.platform.settings import Settings
+from service.web.auth import Role
 from tests.checkin_helpers import scan
 from tests.conftest import Factory, bearer
 from tests.declaring import declaration, staff

@@ -11,8 +11,8 @@ import asyncpg
 from aiohttp import WSMsgType
 from aiohttp.test_utils import TestClient
 
-from service.auth import revoke_token
-from service.login_watch import CHECK_INTERVAL_S, CLOSE_CODE, TOKEN_REVOKED
+from service.identity.login_watch import CHECK_INTERVAL_S, CLOSE_CODE, TOKEN_REVOKED
+from service.web.auth import revoke_token
 from tests.checkin_helpers import Door, make_door, scan_body
 from tests.conftest import Factory, bearer
 

@@ -18,13 +18,13 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from service.accounts import MAX_FAILED_LOGINS
 from service.app import create_app
-from service.auth import Role
-from service.events import verify_chain
-from service.hashing import HASH_POOL_KEY, THREAD_PREFIX
-from service.login_guard import LOGIN_BURST_ATTEMPTS
-from service.settings import Settings
+from service.events.log import verify_chain
+from service.identity.accounts import MAX_FAILED_LOGINS
+from service.identity.hashing import HASH_POOL_KEY, THREAD_PREFIX
+from service.identity.login_guard import LOGIN_BURST_ATTEMPTS
+from service.platform.settings import Settings
+from service.web.auth import Role
 from tests.checkin_helpers import make_door, scan
 from tests.conftest import Factory, bearer
 from tests.login_helpers import Browser, visitor
@@ -147,7 +147,7 @@ async def test_failed_logins_and_lockouts_are_recorded_without_secrets(
 ) -> None:
     username, _ = await factory.account()
     admin = await factory.token(Role.ADMIN)
-    caplog.set_level(logging.WARNING, logger="service.login_guard")
+    caplog.set_level(logging.WARNING, logger="service.identity.login_guard")
     browser = visitor(browsers, client)
     for _ in range(MAX_FAILED_LOGINS):
         assert (await browser.login(username, "secret-guess-1")).status == 401

@@ -5,7 +5,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from service.migrations import current_version, expected_version, migrate
+from service.platform.migrations import current_version, expected_version, migrate
 
 CATALOGUE_SQL = """
 SELECT 'column' AS kind, table_name || '.' || column_name AS name,

@@ -13,7 +13,7 @@ import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient
 
-from service.auth import Role
+from service.web.auth import Role
 from tests.checkin_helpers import make_door, scan
 from tests.conftest import Factory, bearer
 

@@ -11,7 +11,7 @@ from typing import Any
 import asyncpg
 from aiohttp.test_utils import TestClient
 
-from service.auth import Role
+from service.web.auth import Role
 from tests.checkin_helpers import Door, make_door, scan_body
 from tests.conftest import Factory, bearer
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from service.openapi import DOCUMENTS_KEY, build_spec
+from service.web.openapi import DOCUMENTS_KEY, build_spec
 from tests.cli_helpers import env_for, free_port, run_cli, wait_ready
 
 

@@ -12,7 +12,7 @@ import schemathesis
 from aiohttp.test_utils import TestClient
 from hypothesis import HealthCheck, given, settings
 
-from service.auth import Role
+from service.web.auth import Role
 from tests.conftest import bearer
 from tests.test_console_browser import base_url
 

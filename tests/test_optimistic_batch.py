@@ -9,11 +9,11 @@ from typing import Any, cast
 import asyncpg
 import pytest
 
-from service.batcher import OPTIMISTIC_TRIES, ScanBatcher
-from service.checkin import STATE_SQL, ScanIn, ScanItem, decide_batch
-from service.db import Database, init_connection
-from service.events import verify_chain
-from service.trust import PassAuthenticator
+from service.checkin.batch import STATE_SQL, ScanIn, ScanItem, decide_batch
+from service.checkin.batcher import OPTIMISTIC_TRIES, ScanBatcher
+from service.events.log import verify_chain
+from service.passes.trust import PassAuthenticator
+from service.platform.db import Database, init_connection
 from tests.checkin_helpers import Door, make_door, scan_body
 from tests.conftest import Factory
 

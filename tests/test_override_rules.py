@@ -10,8 +10,8 @@ from typing import Any
 import asyncpg
 from aiohttp.test_utils import TestClient
 
-from service.person_scope import KNOWN_AT_SITE_SQL
-from service.reasons import ADMIN_ONLY_OVERRIDES
+from checkin_core.reasons import ADMIN_ONLY_OVERRIDES
+from service.people.scope import KNOWN_AT_SITE_SQL
 from tests.checkin_helpers import Door, make_door, scan
 from tests.conftest import Factory, bearer
 

@@ -17,7 +17,7 @@ from PIL import Image
 from pyzbar import pyzbar
 from qrcode.constants import ERROR_CORRECT_M
 
-from service.passes import (
+from checkin_core.passes import (
     MAX_PAYLOAD_CHARS,
     PAYLOAD_PREFIX,
     KeyStatus,

@@ -12,8 +12,8 @@ import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient
 
-from service.auth import Role
-from service.people_search import number_prefixes
+from service.people.search import number_prefixes
+from service.web.auth import Role
 from tests.checkin_helpers import make_door, scan
 from tests.conftest import Factory, bearer
 

@@ -5,8 +5,8 @@ from zoneinfo import ZoneInfo
 import pydantic
 import pytest
 
-from service.declaration_model import Declaration
-from service.policy import (
+from service.declarations.model import Declaration
+from service.declarations.policy import (
     ACTION_MESSAGES,
     REASONS,
     Evaluation,

@@ -1,10 +1,10 @@
-"""service.reasons: the words of every verdict fit the way the person goes."""
+"""checkin_core.reasons: the words of every verdict fit the way the person goes."""
 
 from __future__ import annotations
 
 import pytest
 
-from service.reasons import REASONS, headline, label, message, words_by_direction
+from checkin_core.reasons import REASONS, headline, label, message, words_by_direction
 
 # What a person leaving must never be told: to come in, or to declare again.
 ENTERING_VI = ("mời vào", "cho phép vào", "khai báo lại", "cho vào")

@@ -8,7 +8,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from service.auth import PUBLIC, Role, access_of
+from service.web.auth import PUBLIC, Role, access_of
 from tests.conftest import bearer
 
 A, G, U, K, H = Role.ADMIN, Role.GUARD, Role.AUDITOR, Role.KIOSK, Role.HEALTH

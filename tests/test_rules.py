@@ -8,9 +8,9 @@ from typing import Any
 import asyncpg
 from aiohttp.test_utils import TestClient
 
-from service.auth import Role
-from service.events import verify_chain
-from service.policy import SiteRules
+from service.declarations.policy import SiteRules
+from service.events.log import verify_chain
+from service.web.auth import Role
 from tests.conftest import Factory, bearer
 from tests.declaring import declaration
 

@@ -22,8 +22,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from service.auth import Role
-from service.passes import TrustList, verify_pass
+from checkin_core.passes import TrustList, verify_pass
+from service.web.auth import Role
 from tests.checkin_helpers import make_door, scan_body
 from tests.conftest import Factory, bearer
 from tests.declaring import declaration

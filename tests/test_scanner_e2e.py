@@ -22,8 +22,8 @@ import asyncpg
 import pytest
 from aiohttp import web
 
-from service.auth import Role
-from service.passes import SigningKey
+from checkin_core.passes import SigningKey
+from service.web.auth import Role
 from tests.conftest import Factory
 from tests.kiosk_helpers import Look, Shot, forge, write_video
 

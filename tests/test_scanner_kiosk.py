@@ -18,10 +18,10 @@ import cv2
 import numpy as np
 import pytest
 
+from checkin_core.passes import SigningKey, TrustList
 from scanner.capture import SourceSpec
 from scanner.kiosk import Kiosk, KioskConfig
 from scanner.outbox import Outbox
-from service.passes import SigningKey, TrustList
 from tests.kiosk_helpers import FakeCapture, FakeService, blank_frame, code_frame, forge, make_pass
 
 KEY = SigningKey.generate()
@@ -386,7 +386,7 @@ async def test_a_key_the_kiosk_does_not_know_yet_is_left_to_the_service(
     server_url: str, service: FakeService, tmp_path: Path
 ) -> None:
     new_key = SigningKey.generate()  # rotated in; the kiosk's list is older
-    service.trust = TrustList([KEY.trusted_key(), new_key.trusted_key()])
+    service.passes.trust = TrustList([KEY.trusted_key(), new_key.trusted_key()])
     service.published = TRUST
     lines, _ = await run(config(server_url, tmp_path), shots(make_pass(new_key)))
     assert [(v["reason"], v["source"]) for v in lines] == [("welcome", "service")]

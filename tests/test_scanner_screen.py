@@ -15,13 +15,13 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
+from checkin_core.passes import SigningKey, TrustList
+from checkin_core.reasons import message
 from scanner.__main__ import build_parser
 from scanner.screen import BAR, GREEN, ONLINE, RED, Renderer, Status
 from scanner.screen import OFFLINE as OFFLINE_COLOR
 from scanner.verdict import GateInfo, Verdict, judge_offline
 from scanner.window import parse_size
-from service.passes import SigningKey, TrustList
-from service.reasons import message
 from tests.kiosk_helpers import make_pass
 
 WELCOME = Verdict("allow", "welcome", "Mời vào", "Welcome", "N. V. An")

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
+from checkin_core.passes import SigningKey, TrustList
 from scanner.trust import TrustCache, fetch_trust
 from scanner.verdict import GateInfo, Verdict, certain_rejection, judge_offline
-from service.passes import SigningKey, TrustList
 from tests.kiosk_helpers import forge, make_pass
 
 KEY = SigningKey.generate()

@@ -24,7 +24,7 @@ import pytest
 from aiohttp import web
 
 from scanner.screen import GREEN, ONLINE, Display
-from service.auth import Role
+from service.web.auth import Role
 from tests.conftest import Factory
 from tests.kiosk_helpers import Shot, write_video
 from tests.test_scanner_e2e import ROOT, free_port

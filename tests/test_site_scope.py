@@ -24,8 +24,8 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from service.auth import PUBLIC, Role, access_of
-from service.person_scope import KNOWN_AT_SITE_SQL
+from service.people.scope import KNOWN_AT_SITE_SQL
+from service.web.auth import PUBLIC, Role, access_of
 from tests.checkin_helpers import Door, make_door, scan
 from tests.conftest import Factory, bearer
 from tests.test_cli import env_for, run_cli

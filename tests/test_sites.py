@@ -4,7 +4,7 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient
 
-from service.auth import Role
+from service.web.auth import Role
 from tests.conftest import Factory, bearer
 
 
@@ -98,7 +98,7 @@ async def test_guard_sees_only_its_own_site(
 async def test_revoked_token_is_refused(
     client: TestClient[Any, Any], tokens: dict[Role, str], conn: Any
 ) -> None:
-    from service.auth import revoke_token
+    from service.web.auth import revoke_token
 
     assert await revoke_token(conn, token=tokens[Role.ADMIN])
     resp = await client.get("/api/v1/sites", headers=bearer(tokens[Role.ADMIN]))

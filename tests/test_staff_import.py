@@ -6,7 +6,7 @@ from pathlib import Path
 
 import asyncpg
 
-from service.staff_import import import_staff_csv
+from service.people.staff_import import import_staff_csv
 from tests.cli_helpers import env_for, run_cli
 
 HEADER = "full_name,phone,national_id,organisation,position,risk_level\n"

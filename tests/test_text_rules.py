@@ -1,4 +1,4 @@
-"""The text rules (service/text.py) on every text field and query parameter: a NUL, a
+"""The text rules (service/web/text.py) on every text field and query parameter: a NUL, a
 lone surrogate or an overlong text is a 422 naming the field, never a 500."""
 
 from __future__ import annotations
@@ -23,10 +23,10 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from pydantic_core import PydanticCustomError
 
-from service.auth import Role
-from service.door import ReasonIn
-from service.sites import GateIn
-from service.text import REJECTED_BMP_RANGES, Text
+from service.door.actions import ReasonIn
+from service.sites.gates import GateIn
+from service.web.auth import Role
+from service.web.text import REJECTED_BMP_RANGES, Text
 from tests.conftest import Factory, bearer
 from tests.test_console_auth import login
 

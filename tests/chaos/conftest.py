@@ -21,8 +21,8 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from service.db import init_connection
-from service.migrations import migrate
+from service.platform.db import init_connection
+from service.platform.migrations import migrate
 from tests.chaos.cluster import PgCluster, free_port
 from tests.chaos.gateway import Gateway
 from tests.chaos.rig import FULL, SHORT, Rig, Scale, make_site

@@ -18,7 +18,7 @@ from typing import Any
 
 import asyncpg
 
-from service.events import verify_chain
+from service.events.log import verify_chain
 from tests.chaos.fleet import Fleet
 
 SCANS_SQL = """

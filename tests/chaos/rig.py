@@ -10,8 +10,8 @@ from pathlib import Path
 
 import asyncpg
 
-from service.auth import Role
-from service.db import init_connection
+from service.platform.db import init_connection
+from service.web.auth import Role
 from tests.chaos.cluster import PgCluster
 from tests.chaos.console import Console
 from tests.chaos.fleet import Fleet, LinkTuning, SimKiosk

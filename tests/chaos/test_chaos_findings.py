@@ -13,9 +13,9 @@ from aiohttp.test_utils import TestClient
 
 from scanner.outbox import Outbox, Scan
 from service.app import create_app
-from service.db import DB_KEY
-from service.fanout import FANOUT_KEY
-from service.settings import Settings
+from service.events.fanout import FANOUT_KEY
+from service.platform.db import DB_KEY
+from service.platform.settings import Settings
 from tests.checkin_helpers import Door, make_door, scan, scan_body
 from tests.conftest import Factory, bearer
 

@@ -1,0 +1,184 @@
+"""Groups concurrent scans into one transaction (group commit).
+
+Scans queue up while the previous batch is in the database; the worker takes all that
+are waiting (up to a limit) and decides them together. At low load a batch is one scan
+and nothing waits; under load the batches grow, and the commit rate stops being the
+limit. A scan is answered only after its batch has committed. One worker: two would
+read the same sites at once, and one of their two writes would be refused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
+
+import asyncpg
+from aiohttp import web
+
+from checkin_core.aio import cancel_and_wait
+from service.checkin.batch import Decision, ScanItem, decide_batch
+from service.passes.trust import PassAuthenticator
+from service.platform.db import DB_KEY, Database
+from service.web.errors import UNAVAILABLE_ERRORS, ServiceUnavailable
+
+logger = logging.getLogger(__name__)
+
+# Batches read without a lock and commit only if their sites did not move meanwhile.
+OPTIMISTIC_TRIES = 3
+OnCommit = Callable[[dict[int, int]], None]  # site id -> last seq written
+
+
+@dataclass
+class _Unit:
+    """Scans that must be decided together and in order (one request's worth)."""
+
+    items: Sequence[ScanItem]
+    future: asyncio.Future[list[Decision]] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+
+
+class ScanBatcher:
+    def __init__(
+        self,
+        db: Database,
+        authenticator: PassAuthenticator,
+        *,
+        on_commit: OnCommit | None = None,
+        max_batch: int = 256,
+    ) -> None:
+        self.db = db
+        self.authenticator = authenticator
+        self.on_commit = on_commit
+        self.max_batch = max_batch
+        self._queue: asyncio.Queue[_Unit] = asyncio.Queue()
+        self._tasks: list[asyncio.Task[None]] = []
+        self.batches = 0
+        self.scans = 0
+        self.conflicts = 0
+
+    def start(self) -> None:
+        self._tasks = [asyncio.create_task(self._work())]
+
+    async def stop(self) -> None:
+        await cancel_and_wait(self._tasks)
+        while not self._queue.empty():
+            unit = self._queue.get_nowait()
+            if not unit.future.done():
+                unit.future.set_exception(ServiceUnavailable("The service is shutting down."))
+
+    async def submit(self, item: ScanItem) -> Decision:
+        return (await self.submit_many([item]))[0]
+
+    async def submit_many(self, items: Sequence[ScanItem]) -> list[Decision]:
+        """Decide these scans in this order, in one batch."""
+        unit = _Unit(items)
+        self._queue.put_nowait(unit)
+        return await unit.future
+
+    async def _work(self) -> None:
+        while True:
+            units = self._take([await self._queue.get()])
+            # One connection for as long as batches follow each other: giving it back
+            # to the pool costs a round trip (the pool resets it) per batch.
+            try:
+                async with self.db.connection() as conn:
+                    while await self._run(conn, units) and not self._queue.empty():
+                        units = self._take([self._queue.get_nowait()])
+            except UNAVAILABLE_ERRORS as e:  # no connection to be had
+                logger.warning("batch failed, database unavailable: %s", type(e).__name__)
+                for unit in units:
+                    _fail(unit, ServiceUnavailable())
+            except asyncio.CancelledError:
+                for unit in units:
+                    _fail(unit, ServiceUnavailable("The service is shutting down."))
+                raise
+
+    def _take(self, units: list[_Unit]) -> list[_Unit]:
+        size = len(units[0].items)
+        while size < self.max_batch and not self._queue.empty():
+            units.append(self._queue.get_nowait())
+            size += len(units[-1].items)
+        return units
+
+    async def _run(self, conn: asyncpg.Connection, units: list[_Unit]) -> bool:
+        """Decide and answer these units; False if the connection may be unusable."""
+        try:
+            decisions = await self._decide(conn, [i for u in units for i in u.items])
+        except UNAVAILABLE_ERRORS as e:
+            logger.warning("batch failed, database unavailable: %s", type(e).__name__)
+            for unit in units:
+                _fail(unit, ServiceUnavailable())
+            return False
+        except asyncio.CancelledError:
+            for unit in units:
+                _fail(unit, ServiceUnavailable("The service is shutting down."))
+            raise
+        except Exception:
+            if len(units) == 1:
+                logger.exception("scan batch failed")
+                _fail(units[0], RuntimeError("scan batch failed"))
+                return False
+            # One bad unit must not sink the others: decide each on its own.
+            usable = True
+            for unit in units:
+                usable = await self._run(conn, [unit]) and usable
+            return usable
+        start = 0
+        for unit in units:
+            end = start + len(unit.items)
+            if not unit.future.done():
+                unit.future.set_result(decisions[start:end])
+            start = end
+        return True
+
+    async def _decide(self, conn: asyncpg.Connection, items: list[ScanItem]) -> list[Decision]:
+        conflicts = 0
+        reused_id = False
+        while True:
+            try:
+                locked = conflicts >= OPTIMISTIC_TRIES
+                result = await decide_batch(conn, items, self.authenticator, locked=locked)
+                break
+            except asyncpg.SerializationError:
+                # Another writer (an override, another instance) appended to one of the
+                # sites since the read: decide again on fresh state; after a few tries,
+                # with the sites locked, which cannot be refused.
+                self.conflicts += 1
+                conflicts += 1
+                if locked:
+                    raise
+            except asyncpg.UniqueViolationError:
+                # The same event id committed by another instance meanwhile: once more,
+                # and the retry will see it as a duplicate.
+                if reused_id:
+                    raise
+                reused_id = True
+        self.batches += 1
+        self.scans += len(items)
+        if self.on_commit is not None:
+            self.on_commit(result.heads)
+        return result.decisions
+
+
+def _fail(unit: _Unit, error: Exception) -> None:
+    if not unit.future.done():
+        unit.future.set_exception(error)
+
+
+BATCHER_KEY = web.AppKey("batcher", ScanBatcher)
+AUTHENTICATOR_KEY = web.AppKey("authenticator", PassAuthenticator)
+
+
+async def batcher_context(app: web.Application) -> AsyncIterator[None]:
+    from service.events.fanout import FANOUT_KEY  # the fan-out is set up before us
+
+    authenticator = PassAuthenticator()
+    app[AUTHENTICATOR_KEY] = authenticator
+    batcher = ScanBatcher(app[DB_KEY], authenticator, on_commit=app[FANOUT_KEY].poke)
+    app[BATCHER_KEY] = batcher
+    batcher.start()
+    yield
+    await batcher.stop()

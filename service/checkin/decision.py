@@ -1,0 +1,188 @@
+"""The door decision for one scan, given what is known of the pass, the person and the
+site. Pure: the caller loads the state, and applies what this returns.
+
+Rules run in a fixed order and the first that fails decides. Exits are judged leniently
+on purpose: a person leaving is never trapped inside because their pass expired or was
+revoked; only a pass we cannot attribute to anybody is refused at an exit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, time, timedelta
+from typing import Any, Literal
+from uuid import UUID
+from zoneinfo import ZoneInfo
+
+from checkin_core.passes import PassClaims
+from service.sites.door_rules import CheckinRules
+
+Direction = Literal["in", "out"]
+
+
+@dataclass(frozen=True)
+class GateInfo:
+    id: int
+    site_id: int
+    direction: str  # entrance | exit | both
+    opening_hours: list[dict[str, Any]]
+    timezone: str
+    capacity: int | None
+    rules: CheckinRules
+
+
+@dataclass(frozen=True)
+class PassState:
+    """What the database says of an authenticated pass and its holder."""
+
+    pass_id: UUID
+    person_id: int
+    full_name: str
+    revoked_reason: str | None
+    declaration_status: str | None  # of the person's current declaration at the site
+    declaration_valid_until: datetime | None
+    declaration_is_the_pass_one: bool
+    deny_listed: bool
+    suspension: str | None = None  # the gravest active health suspension's reason code
+
+
+@dataclass(frozen=True)
+class RecentUse:
+    gate_id: int
+    direction: str
+    occurred_at: datetime
+
+
+@dataclass
+class SiteView:
+    """What a batch knows of one site while deciding, kept current scan by scan."""
+
+    inside: set[int] = field(default_factory=set)  # person ids with an open stay
+    count: int = 0  # people inside (only counted when the site has a capacity)
+    last_allowed: dict[UUID, RecentUse] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    decision: Literal["allow", "deny"]
+    reason: str
+    direction: Direction
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def opens_stay(self) -> bool:
+        return self.decision == "allow" and self.direction == "in" and not self.warnings
+
+    @property
+    def closes_stay(self) -> bool:
+        return self.decision == "allow" and self.direction == "out"
+
+
+def resolve_direction(
+    gate: GateInfo, asked: Direction | None, inside: bool
+) -> Direction | Literal["wrong"]:
+    natural: Direction | None = {"entrance": "in", "exit": "out"}.get(gate.direction)  # type: ignore[assignment]
+    if natural is None:  # a gate used both ways
+        return asked or ("out" if inside else "in")
+    if asked is not None and asked != natural:
+        return "wrong"
+    return natural
+
+
+def gate_is_open(gate: GateInfo, at: datetime) -> bool:
+    if not gate.opening_hours:
+        return True
+    local = at.astimezone(ZoneInfo(gate.timezone))
+    now_t = local.time().replace(tzinfo=None)
+    for window in gate.opening_hours:
+        if local.isoweekday() in window["days"]:
+            if time.fromisoformat(window["opens"]) <= now_t < time.fromisoformat(window["closes"]):
+                return True
+    return False
+
+
+def decide(
+    *,
+    gate: GateInfo,
+    direction: Direction,
+    pass_error: str | None,
+    claims: PassClaims | None,
+    state: PassState | None,
+    view: SiteView,
+    at: datetime,
+) -> Verdict:
+    """The verdict for one scan. `pass_error` is the pass check's reason code, if any;
+    `claims` are set when the signature is genuine (even if expired)."""
+
+    def deny(reason: str) -> Verdict:
+        return Verdict("deny", reason, direction)
+
+    if direction == "out":
+        if claims is None:  # nobody to attribute the exit to
+            return deny(pass_error or "malformed")
+        if pass_error == "wrong_site":
+            return deny("wrong_site")
+        if state is None:
+            return deny("pass_unknown")
+        warnings = () if state.person_id in view.inside else ("not_inside",)
+        return Verdict("allow", "goodbye", direction, warnings)
+
+    if pass_error is not None:
+        return deny(pass_error)
+    if claims is None or state is None:
+        return deny("pass_unknown")
+    if state.revoked_reason is not None:
+        return deny("pass_superseded" if state.revoked_reason == "superseded" else "pass_revoked")
+    if state.deny_listed:
+        return deny("deny_listed")
+    if state.suspension is not None:
+        return deny(state.suspension)
+    if state.declaration_status is None:
+        return deny("declaration_missing")
+    if not state.declaration_is_the_pass_one:
+        return deny("pass_superseded")
+    if state.declaration_status == "review":
+        return deny("declaration_review")
+    if state.declaration_status == "rejected":
+        return deny("declaration_rejected")
+    if state.declaration_valid_until is None or at >= state.declaration_valid_until:
+        return deny("declaration_expired")
+    if not gate_is_open(gate, at):
+        return deny("gate_closed")
+    recent = view.last_allowed.get(state.pass_id)
+    window = timedelta(seconds=gate.rules.shared_pass_window_s)
+    if (
+        recent is not None
+        and recent.gate_id != gate.id
+        and recent.direction == direction
+        and abs(at - recent.occurred_at) <= window
+    ):
+        return deny("shared_pass")
+    if state.person_id in view.inside:
+        if gate.rules.anti_passback == "strict":
+            return deny("already_inside")
+        return Verdict("allow", "welcome", direction, ("already_inside",))
+    if gate.capacity is not None and view.count >= gate.capacity:
+        return deny("site_full")
+    return Verdict("allow", "welcome", direction)
+
+
+def apply(
+    verdict: Verdict,
+    view: SiteView,
+    gate: GateInfo,
+    person_id: int | None,
+    pass_id: UUID | None,
+    at: datetime,
+) -> None:
+    """Update the batch's view of the site after a verdict, as the database will be."""
+    if verdict.decision != "allow" or person_id is None:
+        return
+    if verdict.opens_stay:
+        view.inside.add(person_id)
+        view.count += 1
+    elif verdict.closes_stay and person_id in view.inside:
+        view.inside.discard(person_id)
+        view.count -= 1
+    if pass_id is not None:
+        view.last_allowed[pass_id] = RecentUse(gate.id, verdict.direction, at)

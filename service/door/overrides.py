@@ -1,0 +1,188 @@
+"""Letting a denied person in once ("allow once"): who may, for whom and until when.
+
+The person must be known at the scan's site (else an override would make them known
+there, with a false stay in their tracing record); a guard may not override the
+reasons of reasons.ADMIN_ONLY_OVERRIDES, an admin may; the denial must be recent (the
+site's door rules, `override_window_s`) and still open: refused once the person has gone
+through the same way since. Refusals carry their words in vi and en for the console.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+from uuid import UUID
+
+import asyncpg
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field
+
+from checkin_core.reasons import ADMIN_ONLY_OVERRIDES, short_name
+from service.door.actions import (
+    CLOSE_STAY_SQL,
+    OPEN_STAY_INSERT_SQL,
+    OPEN_STAY_SQL,
+    PERSON_SQL,
+    Reason,
+    announce,
+)
+from service.events.log import NewEvent, append_events, lock_chains
+from service.people.scope import is_visible, person_not_found
+from service.platform.db import DB_KEY
+from service.sites.door_rules import CheckinRules
+from service.web.auth import Principal, Role, principal, require_site, requires
+from service.web.errors import worded_error
+from service.web.openapi import documented
+from service.web.validation import read_model
+
+
+class OverrideIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    event_id: UUID  # the denied scan
+    reason: Reason
+    person_id: Annotated[int, Field(gt=0)] | None = None  # when the scan named nobody
+
+
+DENIED_SCAN_SQL = """
+SELECT site_id, seq, occurred_at, gate_id, person_id, pass_id, direction, decision, reason,
+       detail
+FROM events WHERE event_id = $1 AND kind = 'scan'
+"""
+# The person went through the same way after the denial: it is over.
+SUPERSEDED_SQL = """
+SELECT EXISTS (SELECT 1 FROM events
+               WHERE chain_id = $1 AND seq > $2 AND person_id = $3 AND direction = $4
+                 AND decision = 'allow' AND kind IN ('scan', 'override'))
+"""
+SITE_RULES_SQL = "SELECT checkin_rules FROM sites WHERE id = $1"
+ALREADY_OVERRIDDEN_SQL = """
+SELECT 1 FROM events
+WHERE kind = 'override' AND chain_id = $1 AND person_id = $2 AND detail->>'overrides' = $3
+"""
+
+
+def denied_for(scan: asyncpg.Record) -> set[str]:
+    """The reasons behind a denial: the door's, and the server's own verdict when the
+    door judged offline (an offline deny may hide a revoked pass)."""
+    server = (scan["detail"] or {}).get("server_verdict") or {}
+    return {r for r in (scan["reason"], server.get("reason")) if r}
+
+
+def check_override_allowed(
+    caller: Principal, scan: asyncpg.Record, window_s: int, now: datetime
+) -> None:
+    """Who may override this denial, and whether it is still happening at the door."""
+    if caller.role is not Role.ADMIN and denied_for(scan) & ADMIN_ONLY_OVERRIDES:
+        raise worded_error(
+            403,
+            "override_admin_only",
+            "Chỉ quản trị viên được cho vào khi mã bị thu hồi, người bị cấm vào"
+            " hoặc đang bị cách ly.",
+            "Only an admin may let someone in whose pass is revoked, who is on the deny"
+            " list or who is suspended.",
+        )
+    detail = scan["detail"] or {}
+    # An offline replay whose kiosk clock was not trusted: nobody knows when it was.
+    unknown_time = "offline" in detail and detail.get("clock_skew")
+    if unknown_time or (now - scan["occurred_at"]).total_seconds() > window_s:
+        raise worded_error(
+            409,
+            "override_too_late",
+            f"Lượt từ chối này đã quá {window_s // 60} phút; hãy quét lại mã.",
+            f"This denial is more than {window_s // 60} minutes old; scan the pass again.",
+        )
+
+
+@requires(Role.GUARD, Role.ADMIN)
+@documented(body=OverrideIn)
+async def create_override(request: web.Request) -> web.Response:
+    """Let a denied person through once, with the guard's reason on record: soon after
+    the scan, for a person known at the site, for a denial a guard may override."""
+    body = await read_model(request, OverrideIn)
+    caller = principal(request)
+    now = datetime.now(UTC)
+    async with request.app[DB_KEY].connection() as conn, conn.transaction():
+        scan = await conn.fetchrow(DENIED_SCAN_SQL, body.event_id)
+        if scan is None:
+            raise worded_error(
+                404,
+                "scan_not_found",
+                "Không tìm thấy lượt quét này.",
+                "No scan with this event_id.",
+            )
+        site_id = scan["site_id"]
+        require_site(request, site_id)
+        if scan["decision"] != "deny":
+            raise worded_error(
+                409, "not_denied", "Lượt quét này không bị từ chối.", "This scan was not denied."
+            )
+        person_id = scan["person_id"] or body.person_id
+        if person_id is None:
+            raise worded_error(
+                422,
+                "person_required",
+                "Lượt quét không có tên người: hãy ghi mã người đã kiểm tra.",
+                "The scan names nobody: give the person_id you checked.",
+            )
+        # Never someone of another site: the override would make them known here.
+        if not await is_visible(conn, person_id, site_id):
+            raise person_not_found(person_id)
+        person = await conn.fetchrow(PERSON_SQL, person_id)
+        rules = CheckinRules.model_validate(await conn.fetchval(SITE_RULES_SQL, site_id))
+        check_override_allowed(caller, scan, rules.override_window_s, now)
+        heads = await lock_chains(conn, [site_id])
+        if await conn.fetchval(ALREADY_OVERRIDDEN_SQL, site_id, person_id, str(body.event_id)):
+            raise worded_error(
+                409,
+                "already_overridden",
+                "Lượt từ chối này đã được cho vào rồi.",
+                "This denial was already overridden.",
+            )
+        if await conn.fetchval(SUPERSEDED_SQL, site_id, scan["seq"], person_id, scan["direction"]):
+            raise worded_error(
+                409,
+                "denial_superseded",
+                "Người này đã qua cổng sau lượt từ chối này.",
+                "This person has gone through since this denial.",
+            )
+        event = NewEvent(
+            kind="override",
+            actor=caller.actor,
+            occurred_at=now,
+            site_id=site_id,
+            gate_id=scan["gate_id"],
+            person_id=person_id,
+            pass_id=scan["pass_id"],
+            direction=scan["direction"],
+            decision="allow",
+            reason="override_allowed",
+            detail={
+                "overrides": str(body.event_id),
+                "denied_for": scan["reason"],
+                "reason": body.reason,
+                "name": short_name(person["full_name"]),
+            },
+        )
+        (appended,) = await append_events(conn, [event], heads)
+        stay = await conn.fetchval(OPEN_STAY_SQL, site_id, person_id)
+        if scan["direction"] == "in" and stay is None:
+            await conn.execute(
+                OPEN_STAY_INSERT_SQL, site_id, person_id, now, scan["gate_id"], appended.id
+            )
+        elif scan["direction"] == "out" and stay is not None:
+            await conn.execute(CLOSE_STAY_SQL, stay, now, scan["gate_id"], appended.id, "scan")
+    announce(request, heads)
+    return web.json_response(
+        {
+            "override_id": appended.id,
+            "site_id": site_id,
+            "seq": appended.seq,
+            "person_id": person_id,
+        },
+        status=201,
+    )
+
+
+def routes() -> list[web.RouteDef]:
+    return [web.post("/api/v1/overrides", create_override, name="create_override")]

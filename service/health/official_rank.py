@@ -1,0 +1,48 @@
+"""An official test result outranks the person's own word: the declaration rules judge
+the latest official result in place of the declared test when it is at least as
+recent (a person cannot declare a negative over an official positive). Where the site
+requires official results, a declared test counts only when it is a positive (a
+person's own word suffices against them): the cadence is met by official results."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import asyncpg
+
+from service.declarations.model import DECLARATION_TZ, Declaration, LastTest
+
+LATEST_TEST_SQL = """
+SELECT kind, result, taken_at FROM official_tests WHERE person_id = $1
+ORDER BY taken_at DESC, id DESC LIMIT 1
+"""
+_DECLARED_KIND = {"pcr": "pcr", "rapid": "rapid_antigen"}
+
+
+def _taken(test: LastTest) -> datetime | None:
+    return test.taken_at if isinstance(test.taken_at, datetime) else None
+
+
+async def judged_declaration(
+    conn: asyncpg.Connection, person_id: int | None, declared: Declaration, *, official_only: bool
+) -> Declaration:
+    """The declaration as the rules should judge it (what is stored stays as declared).
+    A claim (no person yet) has no official record of its own."""
+    row = await conn.fetchrow(LATEST_TEST_SQL, person_id) if person_id is not None else None
+    mine = declared.last_test
+    if official_only and mine is not None and mine.result != "positive":
+        declared, mine = declared.model_copy(update={"last_test": None}), None
+    if row is None:
+        return declared
+    if mine is not None:
+        # A declared day (no time): the official record taken that day or later wins.
+        taken = _taken(mine)
+        if taken is not None and taken > row["taken_at"]:
+            return declared
+        official_day = row["taken_at"].astimezone(DECLARATION_TZ).date()
+        if taken is None and mine.taken_on(DECLARATION_TZ) > official_day:
+            return declared
+    official = LastTest.model_construct(
+        kind=_DECLARED_KIND[row["kind"]], result=row["result"], taken_at=row["taken_at"]
+    )
+    return declared.model_copy(update={"last_test": official})

@@ -1,0 +1,174 @@
+"""Official test results (recorded by a health officer), and what each one sets off.
+
+In the transaction that records a result: a negative clears the contact suspensions
+it satisfies (service.health.suspensions); a positive records a case (onset: the
+day the test was taken, site time) at the site the caller acts for, or, for a caller
+of every site, at each site where the person is known, so the person is suspended and
+traced there at once. The declaration rules judge a person's latest official result
+instead of the one they declare, when it is at least as recent (service.health.official_rank).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo
+
+import asyncpg
+from aiohttp import web
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+
+from service.declarations.filing import SITE_SQL
+from service.events.log import NewEvent, append_event
+from service.health.cases import case_sites, record_case
+from service.health.suspensions import (
+    Id,
+    clear_by_test,
+    known_at_site,
+    person_suspensions,
+    row_json,
+)
+from service.platform.db import DB_KEY
+from service.web.auth import Role, principal, requires
+from service.web.errors import ApiError
+from service.web.openapi import documented
+from service.web.validation import read_model
+
+CLOCK_SKEW = timedelta(minutes=5)
+MAX_AGE = timedelta(days=60)
+
+INSERT_TEST_SQL = """
+INSERT INTO official_tests (person_id, kind, taken_at, result, source, recorded_by, recorded_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7)
+RETURNING id, person_id, kind, taken_at, result, source, recorded_by, recorded_at
+"""
+LIST_TESTS_SQL = """
+SELECT id, person_id, kind, taken_at, result, source, recorded_by, recorded_at
+FROM official_tests WHERE person_id = $1 ORDER BY taken_at DESC, id DESC LIMIT 200
+"""
+PERSON_NAME_SQL = "SELECT full_name FROM people WHERE id = $1"
+
+
+class TestIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    person_id: Id
+    kind: Literal["pcr", "rapid"]
+    taken_at: AwareDatetime
+    result: Literal["negative", "positive"]
+    source: Annotated[str, Field(min_length=1, max_length=200)]
+    site_id: Id | None = None  # where a positive opens its case; default: see the module
+
+    @field_validator("taken_at")
+    @classmethod
+    def _plausible(cls, value: datetime) -> datetime:
+        now = datetime.now(UTC)
+        if value > now + CLOCK_SKEW:
+            raise ValueError("taken_at is in the future")
+        if value < now - MAX_AGE:
+            raise ValueError(f"taken_at is more than {MAX_AGE.days} days ago")
+        return value
+
+    @field_validator("source")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("source is blank")
+        return value.strip()
+
+
+async def record_test(
+    conn: asyncpg.Connection, body: TestIn, *, sites: list[int], actor: str, now: datetime
+) -> dict[str, Any]:
+    """Record a result and act on it (in the caller's transaction)."""
+    row = await conn.fetchrow(
+        INSERT_TEST_SQL,
+        body.person_id,
+        body.kind,
+        body.taken_at,
+        body.result,
+        body.source,
+        actor,
+        now,
+    )
+    name = await conn.fetchval(PERSON_NAME_SQL, body.person_id)
+    await append_event(
+        conn,
+        NewEvent(
+            kind="official_test",
+            actor=actor,
+            occurred_at=now,
+            site_id=sites[0] if len(sites) == 1 else None,
+            person_id=body.person_id,
+            detail={"test_id": row["id"], "name": name} | row_json(row),
+        ),
+    )
+    out: dict[str, Any] = row_json(row) | {"cleared": [], "cases": []}
+    if body.result == "negative":
+        cleared = await clear_by_test(
+            conn,
+            person_id=body.person_id,
+            taken_at=body.taken_at,
+            test_id=row["id"],
+            actor=actor,
+            now=now,
+        )
+        out["cleared"] = [{"site_id": r["site_id"], "case_id": r["case_id"]} for r in cleared]
+    elif not sites:
+        out["no_case"] = "The person is known at no site: no case was recorded."
+    else:
+        for site_id in sites:
+            zone = ZoneInfo((await conn.fetchrow(SITE_SQL, site_id))["timezone"])
+            case = await record_case(
+                conn,
+                person_id=body.person_id,
+                site_id=site_id,
+                onset_on=body.taken_at.astimezone(zone).date(),
+                note=f"official positive test {row['id']} ({body.source})",
+                actor=actor,
+                now=now,
+                test_id=row["id"],
+            )
+            out["cases"].append(case.as_json())
+    return out
+
+
+@requires(Role.ADMIN, Role.HEALTH)
+@documented(body=TestIn)
+async def create_test(request: web.Request) -> web.Response:
+    """Record an official test result; a positive opens a case at once."""
+    body = await read_model(request, TestIn)
+    caller = principal(request)
+    now = datetime.now(UTC)
+    async with request.app[DB_KEY].connection() as conn, conn.transaction():
+        sites = await case_sites(conn, caller, body.person_id, body.site_id)
+        if caller.site_id is not None and not sites:
+            raise ApiError(404, "person_not_found", f"No person {body.person_id} known here.")
+        out = await record_test(conn, body, sites=sites, actor=caller.actor, now=now)
+        out["suspensions"] = await person_suspensions(conn, body.person_id, caller.site_id)
+    return web.json_response(out, status=201)
+
+
+@requires(Role.ADMIN, Role.HEALTH, Role.AUDITOR)
+async def list_tests(request: web.Request) -> web.Response:
+    """A person's official test results, newest first, and their active suspensions."""
+    person_id = int(request.match_info["person_id"])
+    caller = principal(request)
+    async with request.app[DB_KEY].connection() as conn:
+        exists = await conn.fetchval(PERSON_NAME_SQL, person_id) is not None
+        if not exists or (
+            caller.site_id is not None and not await known_at_site(conn, person_id, caller.site_id)
+        ):
+            raise ApiError(404, "person_not_found", f"No person {person_id} known here.")
+        rows = await conn.fetch(LIST_TESTS_SQL, person_id)
+        held = await person_suspensions(conn, person_id, caller.site_id)
+    return web.json_response(
+        {"person_id": person_id, "tests": [row_json(r) for r in rows], "suspensions": held}
+    )
+
+
+def routes() -> list[web.RouteDef]:
+    return [
+        web.post("/api/v1/tests", create_test, name="create_test"),
+        web.get(r"/api/v1/people/{person_id:\d{1,18}}/tests", list_tests, name="person_tests"),
+    ]

@@ -1,0 +1,72 @@
+"""The connection pool: one per process, owned by the app's cleanup context."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator, Callable
+
+import asyncpg
+from aiohttp import web
+
+from service.platform.settings import Settings
+from service.web.errors import ServiceUnavailable
+
+
+class Database:
+    """The pool, with a bounded wait: a request never hangs for a connection."""
+
+    def __init__(self, pool: asyncpg.Pool, *, acquire_timeout_s: float) -> None:
+        self.pool = pool
+        self.acquire_timeout_s = acquire_timeout_s
+
+    @contextlib.asynccontextmanager
+    async def connection(self) -> AsyncIterator[asyncpg.Connection]:
+        try:
+            conn = await self.pool.acquire(timeout=self.acquire_timeout_s)
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:  # whatever stops us connecting, the database is unavailable
+            raise ServiceUnavailable() from e
+        try:
+            yield conn
+        finally:
+            await self.pool.release(conn)
+
+
+DB_KEY = web.AppKey("db", Database)
+
+CleanupContext = Callable[[web.Application], AsyncIterator[None]]
+
+
+async def init_connection(conn: asyncpg.Connection) -> None:
+    # jsonb columns come and go as Python objects.
+    await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+
+
+async def create_pool(database_url: str, settings: Settings) -> asyncpg.Pool:
+    # min_size=0: the service starts (and /readyz says why it is not ready) even when
+    # the database is down; connections are made on demand and kept.
+    return await asyncpg.create_pool(
+        database_url,
+        min_size=0,
+        max_size=settings.pool_max_size,
+        command_timeout=settings.db_command_timeout_s,
+        init=init_connection,
+    )
+
+
+def pool_context(settings: Settings) -> CleanupContext:
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        if settings.database_url is None:
+            raise RuntimeError("DATABASE_URL must be resolved before the app starts")
+        pool = await create_pool(settings.database_url, settings)
+        app[DB_KEY] = Database(pool, acquire_timeout_s=settings.db_acquire_timeout_s)
+        yield
+        try:
+            await asyncio.wait_for(pool.close(), timeout=10)
+        except TimeoutError:
+            pool.terminate()
+
+    return ctx
