@@ -19,7 +19,7 @@ from aiohttp.test_utils import TestClient
 from scanner.link import Link
 from scanner.outbox import AsyncOutbox, Outbox, Scan
 from tests.checkin_helpers import make_door, scan_body
-from tests.conftest import Factory, bearer
+from tests.factory import Factory, bearer
 
 Client = TestClient[Any, Any]
 BATCH = "/api/v1/scans/batch"

@@ -27,7 +27,7 @@ from aiohttp.test_utils import TestClient
 from service.people.scope import KNOWN_AT_SITE_SQL
 from service.web.auth import PUBLIC, Role, access_of
 from tests.checkin_helpers import Door, make_door, scan
-from tests.conftest import Factory, bearer
+from tests.factory import Factory, bearer
 from tests.test_cli import env_for, run_cli
 from tests.test_console_auth import login
 from tests.test_roles import named_routes
@@ -95,6 +95,15 @@ async def make_world(client: Client, factory: Factory, conn: asyncpg.Connection)
         " RETURNING id",
         other.site_id,
     )
+    # A case at the other site: the stranger, with a contact who is a secret too.
+    case = await conn.fetchval(
+        "INSERT INTO health_cases (person_id, site_id, onset_on, window_from, window_to,"
+        " contacts, recorded_by) VALUES ($1, $2, current_date, now() - interval '2 days',"
+        " now(), $3, 'test') RETURNING id",
+        stranger,
+        other.site_id,
+        [{"person_id": stranger, "full_name": SECRET_NAME}],
+    )
     # A denial at the other site naming the stranger (their pass, at the exit: not inside).
     other_denial = await scan(client, other.kiosk[other.entrance], payload)
     assert other_denial["decision"] == "deny"
@@ -106,6 +115,7 @@ async def make_world(client: Client, factory: Factory, conn: asyncpg.Connection)
         "declaration_id": str(review_decl),
         "entry_id": str(entry),
         "area_id": str(area),
+        "case_id": str(case),
         "pass_id": str(pass_id),
         "filename": "console.js",
         "username": "nobody",
@@ -343,7 +353,7 @@ async def test_trace_lists_only_contacts_of_the_callers_site(
 def test_an_unknown_route_parameter_fails_the_walk_loudly(app: web.Application) -> None:
     """A new route with a path parameter the walk does not know would not be walked
     with another site's object: it must be added to make_world's ids."""
-    known = {"site_id", "gate_id", "person_id", "declaration_id", "entry_id", "area_id"}
+    known = {"site_id", "gate_id", "person_id", "declaration_id", "entry_id", "area_id", "case_id"}
     known |= {"pass_id", "filename", "username"}
     for route in named_routes(app).values():
         assert route.resource is not None

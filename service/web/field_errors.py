@@ -156,6 +156,26 @@ REASONS: dict[str, tuple[str, str]] = {
         "Ngày kết thúc ở trước ngày bắt đầu",
     ),
     "staff_only": ("Applies to staff only", "Chỉ áp dụng cho cán bộ"),
+    "onset_in_future": (
+        "The onset date is in the future",
+        "Ngày khởi phát không được sau ngày hôm nay",
+    ),
+    "onset_too_old": (
+        "The onset is more than {days} days ago",
+        "Ngày khởi phát đã quá {days} ngày",
+    ),
+    "person_ids_or_all": (
+        "Give either person_ids or all: true",
+        "Cần chọn person_ids hoặc all: true",
+    ),
+    "area_needs_area_flagged": (
+        "area_id goes with the cause area_flagged",
+        "area_id chỉ đi cùng lý do area_flagged",
+    ),
+    "known_at_several_sites": (
+        "The person is known at several sites ({sites}): give site_id",
+        "Người này có ở nhiều trụ sở ({sites}): cần chọn site_id",
+    ),
 }
 # A code missing from the catalogue still gets words people can read, in both languages.
 UNKNOWN_REASON = ("This value is not valid", "Giá trị không hợp lệ")
