@@ -7,6 +7,8 @@
   const config = JSON.parse(document.body.dataset.config);
   const site = config.site;
   const isAdmin = config.user.role === "admin";
+  // A health officer reads neither presence nor kiosks (the API refuses): not asked.
+  const atTheDoor = config.user.role !== "health";
   const FEED_ROWS = 200;
   const DOOR_KINDS = new Set([
     "scan",
@@ -193,15 +195,19 @@
 
   // --- the API ---------------------------------------------------------------------
   class ApiFailure extends Error {
-    constructor(status, code, message, words) {
+    constructor(status, code, message, words, fields) {
       super(message);
       this.status = status;
       this.code = code;
       this.words = words; // [vi, en] when the server gives both
+      this.fields = fields || []; // per-field errors of a 422, each with its own words
     }
-    // What a person reads: the server's words in the page's language, else its message.
+    // What a person reads: the server's words in the page's language, else its message,
+    // and what is wrong with each field.
     text() {
-      return this.words ? this.words[lang === "en" ? 1 : 0] : this.message;
+      const said = this.words ? this.words[lang === "en" ? 1 : 0] : this.message;
+      const why = this.fields.map((f) => `${f.field}: ${(lang === "en" ? f.reason_en : f.reason_vi) || f.reason}`);
+      return why.length ? `${said} (${why.join("; ")})` : said;
     }
   }
   async function api(path, { method = "GET", body } = {}) {
@@ -222,7 +228,13 @@
     if (!response.ok) {
       const error = data.error || {};
       const words = error.message_vi && error.message_en ? [error.message_vi, error.message_en] : null;
-      throw new ApiFailure(response.status, error.code || "error", error.message || response.statusText, words);
+      throw new ApiFailure(
+        response.status,
+        error.code || "error",
+        error.message || response.statusText,
+        words,
+        error.fields,
+      );
     }
     return data;
   }
@@ -293,12 +305,15 @@
   function onEvent(event) {
     if (typeof event.seq !== "number" || event.seq <= lastSeq) return; // seen already
     lastSeq = event.seq;
+    for (const hook of eventHooks) hook(event);
     if (!DOOR_KINDS.has(event.kind)) return; // exports, traces, purges: not the door's business
     shown.unshift(event);
     if (shown.length > FEED_ROWS) shown.pop();
     renderFeed();
     personChanged(event.person_id);
     if (happeningNow(event)) raiseAlert(event);
+    if (event.kind.startsWith("suspension") && serverNow() - Date.parse(event.occurred_at) <= ALERT_WINDOW_MS)
+      raiseSuspensionAlert(event);
     // Replayed when the kiosk is back, however late: the door opened when it must not have.
     if (event.offline_against_policy) raisePolicyAlert(event);
     if (["scan", "override", "manual_exit", "door_correction"].includes(event.kind)) {
@@ -444,6 +459,7 @@
   let insideTimer = null;
   let inside = null;
   function refreshSoon() {
+    if (!atTheDoor) return;
     clearTimeout(insideTimer);
     insideTimer = setTimeout(loadInside, 300);
   }
@@ -784,6 +800,33 @@
     );
   }
 
+  // Held at the door (or let go) by the health desk: the guard should know who, and why.
+  const SUSPENSION_ALERTS = 3; // the latest ones; the feed keeps every one
+  const suspensionAlerts = [];
+  function raiseSuspensionAlert(event) {
+    const key = `suspension-${event.seq}`;
+    suspensionAlerts.push(key);
+    while (suspensionAlerts.length > SUSPENSION_ALERTS) dropAlert(suspensionAlerts.shift());
+    raise(key, () =>
+      el(
+        "div",
+        { class: `alert suspension-alert ${event.kind}`, "data-person-id": event.person_id, role: "status" },
+        el(
+          "div",
+          { class: "alert-head" },
+          el("strong", {}, `${t(event.kind)}: ${event.name || t("nobody")}`),
+          el("span", {}, ` · ${clock(event.occurred_at)}`),
+        ),
+        el("div", { class: "alert-reason" }, reasonText(event.reason, event.message_vi, event.message_en)),
+        el(
+          "div",
+          { class: "alert-actions" },
+          el("button", { type: "button", class: "dismiss ghost", onclick: () => dropAlert(key) }, t("dismiss")),
+        ),
+      ),
+    );
+  }
+
   function raiseKioskAlert(kiosk) {
     const key = `kiosk-${kiosk.token_id}`;
     raise(key, () =>
@@ -1015,6 +1058,7 @@
     }
     for (const panel of document.querySelectorAll(".tab")) panel.hidden = panel.id !== `tab-${name}`;
     if (name === "chart") loadChart().catch(() => {});
+    for (const show of tabHooks[name] || []) show();
   }
   for (const button of document.querySelectorAll("[data-tab]")) {
     button.addEventListener("click", () => showTab(button.dataset.tab));
@@ -1027,11 +1071,53 @@
     renderKiosks();
     renderChart();
     if (lastQuery) refreshSearch();
+    for (const hook of redrawHooks) hook();
     for (const entry of alerts.values()) {
       const fresh = entry.build();
       entry.node.replaceWith(fresh);
       entry.node = fresh;
     }
+  }
+
+  // --- what the desk's tabs (console-review.js, console-health.js) share ---------------
+  const tabHooks = {};
+  const eventHooks = [];
+  const redrawHooks = [];
+  window.consoleKit = {
+    config,
+    site,
+    el,
+    api,
+    fill,
+    confirmStep,
+    dateTime,
+    clock,
+    gateName,
+    reasonText,
+    t,
+    lang: () => lang,
+    words(more) {
+      Object.assign(WORDS, more);
+      applyWords();
+    },
+    onTab: (name, show) => (tabHooks[name] = [...(tabHooks[name] || []), show]),
+    onEvent: (hook) => eventHooks.push(hook),
+    // A hold set or lifted (here, in another console, by a test result), once per burst.
+    onSuspension(hook) {
+      let timer = null;
+      eventHooks.push((event) => {
+        if (!event.kind.startsWith("suspension")) return;
+        clearTimeout(timer);
+        timer = setTimeout(hook, 300);
+      });
+    },
+    form: (id) => $(id).elements,
+    failInto: (node) => (failure) => (node.textContent = `${t("error")}: ${failure.text()}`),
+    ask: (title, body, reason, action) => confirmStep({ title, body, reason, action }),
+    onRedraw: (hook) => redrawHooks.push(hook),
+  };
+  for (const button of document.querySelectorAll("[data-roles]")) {
+    button.hidden = !button.dataset.roles.split(" ").includes(config.user.role);
   }
 
   $("site-name").textContent = site.name;
@@ -1051,12 +1137,14 @@
   applyWords();
   renderFeed();
   connect();
-  loadInside().catch(() => {});
-  loadKiosks();
-  setInterval(loadKiosks, KIOSK_POLL_MS);
+  if (atTheDoor) {
+    loadInside().catch(() => {});
+    loadKiosks();
+    setInterval(loadKiosks, KIOSK_POLL_MS);
+    setInterval(() => loadInside().catch(() => {}), 30000);
+  }
   if (isAdmin) {
     loadSecurityAlerts();
     setInterval(loadSecurityAlerts, SECURITY_POLL_MS);
   }
-  setInterval(() => loadInside().catch(() => {}), 30000);
 })();
