@@ -249,9 +249,14 @@ async def test_a_case_from_the_desk_to_the_door_and_back(
     ).to_contain_text("Trần Thị Bình")
     alert = page.locator(f".suspension-alert[data-person-id='{second.person_id}']")
     await expect(alert).to_contain_text("Trần Thị Bình")
+    await dismiss_alerts(page)
     await shot(page, "console-case")
     assert await door(client, desk.entrance, second) == ("deny", "contact_traced")
     assert await door(client, desk.entrance, first) == ("deny", "case_confirmed")
+    # The officer sees the denials, but may not let anyone in (guards and admins may).
+    denied = page.locator("#alerts .alert[data-event-id]", has_text="T. T. Bình")
+    await expect(denied).to_contain_text("Tạm dừng ra vào")
+    await expect(denied.locator("button.allow-once")).to_have_count(0)
 
     # An official negative after the exposure: cleared, and the door opens.
     await pick(page, "test-form", "0912 000 002", "Trần Thị Bình")
@@ -277,12 +282,12 @@ async def test_a_case_from_the_desk_to_the_door_and_back(
     await expect(
         page.locator(f"#suspensions tr[data-person-id='{third.person_id}']")
     ).to_contain_text("Lê Văn Cường")
+    await dismiss_alerts(page)
     await shot(page, "console-health")
     await page.click("#areas button.remove-area")
     await confirm(page, "Phường Thạch Bàn")
     await expect(page.locator("#areas tr")).to_have_count(0)
     assert await door(client, desk.entrance, third) == ("deny", "area_flagged")
-    await dismiss_alerts(page)  # they sit over the page's top
     await page.click("#clear-areas")
     await expect(page.locator("#suspension-message")).to_contain_text("Cần ghi chú")
     await page.fill("#clear-note", "Vùng đã hết dịch theo CDC")

@@ -113,16 +113,34 @@
   }
   document.querySelectorAll(".person-pick").forEach(picker);
 
-  const pad = (n) => String(n).padStart(2, "0");
-  const localNow = (d = new Date()) =>
-    `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}`;
+  // Times are typed and shown on the site's clock, whatever the laptop's zone says.
+  const wall = new Intl.DateTimeFormat("en-CA", {
+    timeZone: site.timezone,
+    hourCycle: "h23",
+    year: "numeric",
+    month: "2-digit",
+    day: "2-digit",
+    hour: "2-digit",
+    minute: "2-digit",
+  });
+  const siteNow = () => {
+    const v = Object.fromEntries(wall.formatToParts(new Date()).map((p) => [p.type, p.value]));
+    return `${v.year}-${v.month}-${v.day}T${v.hour}:${v.minute}`;
+  };
+  // "YYYY-MM-DDTHH:MM" on the site's clock -> the instant (the zone's offset then).
+  const fromSiteTime = (text) => {
+    const asUtc = Date.parse(`${text}:00Z`);
+    const v = Object.fromEntries(wall.formatToParts(new Date(asUtc)).map((p) => [p.type, p.value]));
+    const offset = Date.parse(`${v.year}-${v.month}-${v.day}T${v.hour}:${v.minute}:00Z`) - asUtc;
+    return new Date(asUtc - offset).toISOString();
+  };
 
   // --- an official test ------------------------------------------------------------------
   $("test-form").addEventListener("submit", async (submit) => {
     submit.preventDefault();
     const message = $("test-form").querySelector(".row-message");
     const who = chosen.test;
-    if (!who) return (message.textContent = t("choose_person"));
+    if (!who) return kit.say(message, t("choose_person"));
     const f = form("test-form");
     try {
       const answer = await api("/api/v1/tests", {
@@ -131,14 +149,14 @@
           person_id: who.id,
           kind: f.kind.value,
           result: f.result.value,
-          taken_at: new Date(f.taken_at.value).toISOString(),
+          taken_at: fromSiteTime(f.taken_at.value),
           source: f.source.value.trim(),
         },
       });
       const parts = [fill(t("test_recorded"), { name: who.full_name })];
       if (answer.cleared.length) parts.push(fill(t("test_cleared"), { n: answer.cleared.length }));
       if (answer.cases.length) parts.push(t("test_case"));
-      message.textContent = parts.join(" ");
+      kit.say(message, parts.join(" "), true);
       if (answer.cases.length) showCase(answer.cases[0].id);
     } catch (failure) {
       fail(message)(failure);
@@ -150,17 +168,17 @@
     submit.preventDefault();
     const message = $("case-form").querySelector(".row-message");
     const who = chosen.case;
-    if (!who) return (message.textContent = t("choose_person"));
+    if (!who) return kit.say(message, t("choose_person"));
     const f = form("case-form");
     const names = { name: who.full_name };
     if (!(await ask(fill(t("confirm_case"), names), t("confirm_case_body"), f.note.value || "—", t("record_case"))))
-      return (message.textContent = t("cancelled"));
+      return kit.say(message, t("cancelled"));
     try {
       const answer = await api("/api/v1/cases", {
         method: "POST",
         body: { person_id: who.id, onset_on: f.onset_on.value, note: f.note.value.trim() },
       });
-      message.textContent = fill(t("case_of"), { id: answer.id, name: who.full_name });
+      kit.say(message, fill(t("case_of"), { id: answer.id, name: who.full_name }), true);
       await showCase(answer.id);
     } catch (failure) {
       fail(message)(failure);
@@ -200,18 +218,18 @@
     );
     const suspend = (all) => async () => {
       const ids = [...box.querySelectorAll("input.pick:checked")].map((b) => Number(b.value));
-      if (!all && !ids.length) return (message.textContent = t("select_some"));
+      if (!all && !ids.length) return kit.say(message, t("select_some"));
       const n = all ? found.contacts.length : ids.length;
       const names = { n, site: site.name };
       if (!(await ask(fill(t("confirm_suspend"), names), fill(t("confirm_suspend_body"), names), fill(t("case_of"), found), t("suspend"))))
-        return (message.textContent = t("cancelled"));
+        return kit.say(message, t("cancelled"));
       try {
         const answer = await api(`/api/v1/cases/${found.id}/contacts/suspend`, {
           method: "POST",
           body: all ? { all: true } : { person_ids: ids },
         });
         await showCase(found.id, f2 !== null);
-        $("case").querySelector(".row-message").textContent = fill(t("suspended_n"), { n: answer.suspended.length });
+        kit.say($("case").querySelector(".row-message"), fill(t("suspended_n"), { n: answer.suspended.length }), true);
       } catch (failure) {
         fail(message)(failure);
       }
@@ -272,8 +290,8 @@
   });
   kit.onTab("health", () => {
     const f = form("test-form");
-    if (!f.taken_at.value) f.taken_at.value = localNow();
-    if (!form("case-form").onset_on.value) form("case-form").onset_on.value = localNow().slice(0, 10);
+    if (!f.taken_at.value) f.taken_at.value = siteNow();
+    if (!form("case-form").onset_on.value) form("case-form").onset_on.value = siteNow().slice(0, 10);
   });
   kit.onRedraw(() => {
     document.querySelectorAll(".person-pick").forEach(picker);

@@ -58,14 +58,14 @@
     const message = $("suspension-message");
     const note = $("clear-note").value.trim();
     if (!note) {
-      message.textContent = t("clear_note_needed");
+      kit.say(message, t("clear_note_needed"));
       $("clear-note").focus();
       return;
     }
-    if (!(await ask(title, t("confirm_clear_body"), note, t("clear")))) return (message.textContent = t("cancelled"));
+    if (!(await ask(title, t("confirm_clear_body"), note, t("clear")))) return kit.say(message, t("cancelled"));
     try {
       const answer = await api(`/api/v1/sites/${site.id}/suspensions/clear`, { method: "POST", body: { ...body, note } });
-      message.textContent = fill(t("cleared_n"), { n: answer.cleared.length });
+      kit.say(message, fill(t("cleared_n"), { n: answer.cleared.length }), true);
       $("clear-note").value = "";
       loadSuspensions();
     } catch (failure) {
@@ -135,10 +135,10 @@
   async function removeArea(area) {
     const message = $("area-message");
     if (!(await ask(fill(t("confirm_remove"), area), t("confirm_remove_body"), area.name, t("remove"))))
-      return (message.textContent = t("cancelled"));
+      return kit.say(message, t("cancelled"));
     try {
       await api(`/api/v1/sites/${site.id}/flagged-areas/${area.id}`, { method: "DELETE" });
-      message.textContent = t("area_removed");
+      kit.say(message, t("area_removed"), true);
       loadAreas();
     } catch (failure) {
       fail(message)(failure);
@@ -158,7 +158,7 @@
           flagged_until: f.flagged_until.value || null,
         },
       });
-      $("area-message").textContent = fill(t("rescreened"), answer);
+      kit.say($("area-message"), fill(t("rescreened"), answer), true);
       $("area-form").reset();
       loadAreas();
       loadSuspensions();

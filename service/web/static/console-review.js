@@ -67,7 +67,7 @@
       queue = (await api(`/api/v1/sites/${site.id}/reviews`)).declarations;
       $("review-message").textContent = "";
     } catch (failure) {
-      $("review-message").textContent = `${t("error")}: ${failure.text()}`;
+      kit.failInto($("review-message"))(failure);
     }
     render();
   }
@@ -105,7 +105,7 @@
         action: t(decision),
       });
       if (!ok) {
-        message.textContent = t("cancelled");
+        kit.say(message, t("cancelled"));
         return;
       }
       try {
@@ -117,7 +117,7 @@
         queue = queue.filter((q) => q.id !== d.id);
         render();
       } catch (failure) {
-        message.textContent = `${t("error")}: ${failure.text()}`;
+        kit.failInto(message)(failure);
       }
     };
     return el(

@@ -9,6 +9,7 @@
   const isAdmin = config.user.role === "admin";
   // A health officer reads neither presence nor kiosks (the API refuses): not asked.
   const atTheDoor = config.user.role !== "health";
+  const mayOverride = ["guard", "admin"].includes(config.user.role); // as POST /overrides
   const FEED_ROWS = 200;
   const DOOR_KINDS = new Set([
     "scan",
@@ -437,8 +438,8 @@
       el(
         "div",
         { class: "alert-actions" },
-        event.person_id ? reasonInput : null,
-        event.person_id
+        event.person_id && mayOverride ? reasonInput : null,
+        event.person_id && mayOverride
           ? el(
               "button",
               { type: "button", class: "allow-once", onclick: allow },
@@ -1112,7 +1113,12 @@
       });
     },
     form: (id) => $(id).elements,
-    failInto: (node) => (failure) => (node.textContent = `${t("error")}: ${failure.text()}`),
+    // What an action did (ok: done; else a refusal or a hint, in red), in words.
+    say(node, text, ok = false) {
+      node.textContent = text;
+      node.classList.toggle("ok", ok);
+    },
+    failInto: (node) => (failure) => window.consoleKit.say(node, `${t("error")}: ${failure.text()}`),
     ask: (title, body, reason, action) => confirmStep({ title, body, reason, action }),
     onRedraw: (hook) => redrawHooks.push(hook),
   };
