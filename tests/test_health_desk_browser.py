@@ -104,6 +104,11 @@ async def test_the_review_desk_approves_with_a_pass_and_rejects_without(
     await expect(page.locator("#review-count")).to_have_text("0")
     queue = await call(client, "GET", f"/api/v1/sites/{desk.site_id}/reviews", desk.health, 200)
     assert queue["declarations"] == []
+    # In English on request, the decided ones too.
+    await page.click("#lang-switch")
+    await expect(page.locator("[data-tab=review]")).to_have_text("Review")
+    await expect(done.locator(".decision")).to_contain_text("Approved: a pass was issued.")
+    await expect(rejected.locator(".decision")).to_contain_text("Rejected: no pass.")
     # A guard's console has no review desk.
     guard, guard_password = await factory.account(Role.GUARD, site_id=desk.site_id)
     guard_page = await open_console(browser, base_url(client), guard, guard_password)

@@ -201,12 +201,20 @@
     if (!shownCase) return;
     const { case: found, f2 } = shownCase;
     const box = $("case");
-    const message = el("p", { class: "row-message", role: "status" });
+    // Redrawn when a hold changes: what was ticked, and said, stays.
+    const ticked = new Set([...box.querySelectorAll("input.pick:checked")].map((b) => Number(b.value)));
+    const said = box.querySelector(".case-actions .row-message");
+    const message = el("p", { class: `row-message${said && said.classList.contains("ok") ? " ok" : ""}`, role: "status" });
+    if (said && box.dataset.caseId === String(found.id)) message.textContent = said.textContent;
     const rows = found.contacts.map((c) =>
       el(
         "tr",
         { "data-person-id": c.person_id, class: c.suspended ? "held" : "" },
-        el("td", {}, el("input", { type: "checkbox", class: "pick", value: c.person_id, "aria-label": c.name })),
+        el(
+          "td",
+          {},
+          el("input", { type: "checkbox", class: "pick", value: c.person_id, "aria-label": c.name, checked: ticked.has(c.person_id) }),
+        ),
         el("td", {}, c.name),
         el("td", {}, c.phone || ""),
         el("td", {}, c.organisation || ""),
@@ -279,6 +287,7 @@
             ),
           ),
     );
+    box.dataset.caseId = found.id;
     box.hidden = false;
   }
 

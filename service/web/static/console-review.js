@@ -61,6 +61,7 @@
   let queue = [];
   const decided = []; // what this console decided, newest first, with the answer
   let timer = null;
+  const typed = new Map(); // notes carried over a redraw
 
   async function load() {
     try {
@@ -72,9 +73,17 @@
     render();
   }
 
-  function render() {
+  // Each waiting one keeps its node across reloads (the poll, another console's
+  // decision), so a note being typed and a message shown stay; a new language redraws.
+  const nodes = new Map();
+  function render(redraw = false) {
     $("review-count").textContent = queue.length;
-    $("reviews").replaceChildren(...decided.map(decidedItem), ...queue.map(queueItem));
+    for (const [id, node] of nodes) {
+      if (redraw || !queue.some((d) => d.id === id)) nodes.delete(id);
+      if (redraw) typed.set(id, node.querySelector("textarea").value);
+    }
+    for (const d of queue) if (!nodes.has(d.id)) nodes.set(d.id, queueItem(d));
+    $("reviews").replaceChildren(...decided.map(decidedItem), ...queue.map((d) => nodes.get(d.id)));
     if (!queue.length && !$("review-message").textContent) $("review-message").textContent = t("review_empty");
   }
 
@@ -94,6 +103,8 @@
   function queueItem(d) {
     const note = el("textarea", { class: "review-note", rows: 2, maxlength: 300, "aria-label": t("note_ph") });
     note.placeholder = t("note_ph");
+    note.value = typed.get(d.id) || "";
+    typed.delete(d.id);
     const message = el("p", { class: "row-message", role: "status" });
     const decide = (decision) => async () => {
       const names = { name: d.full_name, site: site.name };
@@ -207,5 +218,5 @@
   kit.onEvent((event) => {
     if (event.kind === "declaration_reviewed" && !$("tab-review").hidden) load();
   });
-  kit.onRedraw(render);
+  kit.onRedraw(() => render(true));
 })();
