@@ -249,11 +249,12 @@ async def test_a_case_from_the_desk_to_the_door_and_back(
     await expect(contact.locator(".state")).to_contain_text("Đang tạm dừng")
     held = page.locator("#suspensions tr")
     await expect(held).to_have_count(2)
-    await expect(
-        page.locator(f"#suspensions tr[data-person-id='{second.person_id}']")
-    ).to_contain_text("Trần Thị Bình")
+    held_contact = page.locator(f"#suspensions tr[data-person-id='{second.person_id}']")
+    await expect(held_contact).to_contain_text("Trần Thị Bình")
+    await expect(held_contact.locator(".cause")).to_have_text("Tiếp xúc với ca bệnh (F1)")
     alert = page.locator(f".suspension-alert[data-person-id='{second.person_id}']")
     await expect(alert).to_contain_text("Trần Thị Bình")
+    await expect(alert).to_contain_text("cần kết quả xét nghiệm âm tính")
     await dismiss_alerts(page)
     await shot(page, "console-case")
     assert await door(client, desk.entrance, second) == ("deny", "contact_traced")
@@ -305,7 +306,7 @@ async def test_a_case_from_the_desk_to_the_door_and_back(
     # The feed, by name and in words.
     await page.click("[data-tab=live]")
     feed = page.locator("#feed tr.kind-suspension_cleared", has_text="Trần Thị Bình")
-    await expect(feed.first).to_contain_text("Hết tạm dừng ra vào")
+    await expect(feed.first).to_contain_text("Hết tạm dừng ra vào: Tiếp xúc với ca bệnh (F1)")
     # An error from the API is shown in words, naming the field: a test in the future.
     await page.click("[data-tab=health]")
     await pick(page, "test-form", "0912 000 001", "Nguyễn Văn An")

@@ -236,6 +236,7 @@
           method: "POST",
           body: all ? { all: true } : { person_ids: ids },
         });
+        for (const b of box.querySelectorAll("input.pick")) b.checked = false; // done with
         await showCase(found.id, f2 !== null);
         kit.say($("case").querySelector(".row-message"), fill(t("suspended_n"), { n: answer.suspended.length }), true);
       } catch (failure) {

@@ -83,7 +83,7 @@
         "tr",
         { "data-person-id": s.person_id, "data-cause": s.cause },
         el("td", {}, s.full_name),
-        el("td", { class: "cause" }, kit.reasonText(s.cause)),
+        el("td", { class: "cause" }, t(`cause_${s.cause}`)),
         el("td", {}, kit.dateTime(s.created_at)),
         el("td", {}, s.clear_after ? kit.dateTime(s.clear_after) : "—"),
         el(

@@ -118,6 +118,10 @@
     declaration_reviewed: ["Duyệt khai báo", "Declaration reviewed"],
     suspension: ["Tạm dừng ra vào", "Entry suspended"],
     suspension_cleared: ["Hết tạm dừng ra vào", "Suspension lifted"],
+    // Why the health desk holds someone, as the console names it (the door says more).
+    cause_case_confirmed: ["Ca bệnh xác định (F0)", "Confirmed case (F0)"],
+    cause_contact_traced: ["Tiếp xúc với ca bệnh (F1)", "Traced contact of a case (F1)"],
+    cause_area_flagged: ["Đã đến vùng có dịch", "Travelled to a flagged area"],
     cleared: ["Đạt", "Cleared"],
     review: ["Chờ duyệt", "Under review"],
     rejected: ["Không đạt", "Rejected"],
@@ -343,7 +347,7 @@
     let label = `${t(event.kind)}${why}`;
     if (event.kind === "scan") label = warned ? `${said} (${warned})` : said;
     else if (event.kind === "override") label = `${said}${why}`; // "let in" or "let out"
-    else if (event.kind.startsWith("suspension")) label = `${t(event.kind)}: ${said}`;
+    else if (event.kind.startsWith("suspension")) label = `${t(event.kind)}: ${t(`cause_${event.reason}`)}`;
     else if (event.kind === "declaration_reviewed")
       label = `${t(event.kind)}: ${t(detail.decision === "approve" ? "cleared" : "rejected")}${detail.note ? ` (${detail.note})` : ""}`;
     const breach = event.offline_against_policy
@@ -818,7 +822,12 @@
           el("strong", {}, `${t(event.kind)}: ${event.name || t("nobody")}`),
           el("span", {}, ` · ${clock(event.occurred_at)}`),
         ),
-        el("div", { class: "alert-reason" }, reasonText(event.reason, event.message_vi, event.message_en)),
+        el(
+          "div",
+          { class: "alert-reason" },
+          t(`cause_${event.reason}`),
+          event.kind === "suspension" ? ` — ${reasonText(event.reason, event.message_vi, event.message_en)}` : "",
+        ),
         el(
           "div",
           { class: "alert-actions" },
