@@ -314,3 +314,13 @@ async def test_a_case_from_the_desk_to_the_door_and_back(
     await page.fill("#test-form input[name=taken_at]", later)
     await page.click("#test-form button[type=submit]")
     await expect(page.locator("#test-form .row-message")).to_contain_text("taken_at")
+
+    # Every word of the desk has its English too.
+    await page.click("#lang-switch")
+    await expect(page.locator("[data-tab=health]")).to_have_text("Health")
+    untranslated = await page.evaluate(
+        """() => [...document.querySelectorAll("[data-t], #tab-health th, #tab-health button")]
+            .map((e) => e.textContent.trim()).filter((s) => /^[a-z0-9]+_[a-z0-9_]+$/.test(s))"""
+    )
+    assert untranslated == []
+    await expect(page.locator("#case h3").first).to_contain_text("Contacts (F1)")
