@@ -305,6 +305,14 @@ async def test_review_approve_issues_a_pass_and_reject_does_not(
     queue = await (await client.get(f"/api/v1/sites/{site_id}/reviews", headers=guard)).json()
     assert [d["id"] for d in queue["declarations"]] == [pending["declaration_id"]]
     assert queue["declarations"][0]["reasons"][0]["code"] == "symptoms_reported"
+    # The answers the officer judges come with it.
+    assert queue["declarations"][0]["answers"] == {
+        "symptoms": ["fatigue"],
+        "contact_f0": False,
+        "contact_f1": False,
+        "travel_areas": [],
+        "last_test": None,
+    }
     url = f"/api/v1/declarations/{pending['declaration_id']}/review"
     resp = await client.post(
         url, json={"decision": "approve", "note": "mệt do thức khuya"}, headers=guard

@@ -54,6 +54,7 @@ EXPECTED: dict[str, frozenset[Role]] = {
     "delete_flagged_area": frozenset({A, H}),
     "declare_form": PUBLIC,
     "declare_submit": PUBLIC,
+    "declaration_result": PUBLIC,
     "pass_print": PUBLIC,
     "static": PUBLIC,
     "audit_events": frozenset({A, U}),

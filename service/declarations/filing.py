@@ -97,12 +97,18 @@ SELECT id, person_id, site_id, answers, status, reasons, submitted_at, valid_unt
 FROM declarations WHERE id = $1 FOR NO KEY UPDATE
 """
 SET_DECLARATION_PERSON_SQL = "UPDATE declarations SET person_id = $2 WHERE id = $1"
-# A claim (no person yet) shows what was declared; the officer checks the papers.
+# A claim (no person yet) shows what was declared; the officer checks the papers. The
+# health answers are the ones the officer judges.
 REVIEW_QUEUE_SQL = """
 SELECT d.id, d.person_id, coalesce(p.full_name, d.answers->>'full_name') AS full_name,
        coalesce(p.kind, d.answers->>'kind') AS kind,
        coalesce(p.organisation, d.answers->>'organisation') AS organisation, d.reasons,
-       d.submitted_at, d.valid_until, d.person_id IS NULL AS identity_check
+       d.submitted_at, d.valid_until, d.person_id IS NULL AS identity_check,
+       jsonb_build_object('symptoms', d.answers->'symptoms',
+                          'contact_f0', d.answers->'contact_f0',
+                          'contact_f1', d.answers->'contact_f1',
+                          'travel_areas', d.answers->'travel_areas',
+                          'last_test', d.answers->'last_test') AS answers
 FROM declarations d LEFT JOIN people p ON p.id = d.person_id
 WHERE d.site_id = $1 AND d.status = 'review' AND d.superseded_at IS NULL AND d.valid_until > $2
 ORDER BY d.submitted_at

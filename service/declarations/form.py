@@ -44,6 +44,7 @@ from service.web.validation import invalid
 Lang = Literal["vi", "en"]
 SITES_SQL = "SELECT id, name FROM sites ORDER BY name, id LIMIT 500"
 MAX_FORM_FIELDS = 100
+REFRESH_S = 20  # how often a result waiting for review asks again (no script: a meta refresh)
 
 # Every text of the pages: key -> (Vietnamese, English).
 T: dict[str, tuple[str, str]] = {
@@ -163,6 +164,19 @@ T: dict[str, tuple[str, str]] = {
         "Passes cannot be issued right now. Please try again in a few minutes.",
     ),
     "back": ("Quay lại", "Back"),
+    "result_not_found": (
+        "Không tìm thấy khai báo này. Vui lòng khai báo lại.",
+        "No such declaration. Please declare again.",
+    ),
+    "result_superseded": (
+        "Khai báo này đã được thay bằng một khai báo mới hơn; hãy dùng liên kết của khai báo mới.",
+        "A newer declaration replaced this one; use the link of the newer one.",
+    ),
+    "follow": ("Xem kết quả mới nhất", "See the latest result"),
+    "follow_hint": (
+        "Trang này tự cập nhật; khi cán bộ y tế duyệt, mã QR sẽ hiện ở đây.",
+        "This page updates itself; once a health officer approves, your QR code shows here.",
+    ),
     "no_sites": ("Chưa có trụ sở nào được cấu hình.", "No office is set up yet."),
 }
 
@@ -634,9 +648,24 @@ async def declare_submit(request: web.Request) -> web.Response:
         if e.code == "validation_failed":
             return await _form_again(request, lang, values, errors_by_field(e.details["fields"]))
         if e.code == "signing_key_unavailable":
-            return _message(lang, t("unavailable", lang), status=503)
+            return message_page(lang, t("unavailable", lang), status=503)
         raise
-    return page(lang=lang, title=t("result_title", lang), body=result_html(request, lang, outcome))
+    return result_page(request, lang, outcome)
+
+
+def result_page(request: web.Request, lang: Lang, outcome: Outcome) -> web.Response:
+    """A result; one in review reloads itself as the declarer's own result page
+    (GET, service.declarations.result_page), which shows the pass once approved."""
+    head = Markup("")
+    if outcome.status == "review" and outcome.valid_until > datetime.now(UTC):
+        url = esc(follow_url(outcome, lang))
+        head = Markup(f'<meta http-equiv="refresh" content="{REFRESH_S};url={url}">')
+    body = result_html(request, lang, outcome)
+    return page(lang=lang, title=t("result_title", lang), body=body, head=head)
+
+
+def follow_url(outcome: Outcome, lang: Lang) -> str:
+    return "/declare/result?" + urlencode({"key": outcome.redeclare_key, "lang": lang})
 
 
 async def _form_again(
@@ -678,6 +707,19 @@ def result_html(request: web.Request, lang: Lang, outcome: Outcome) -> Markup:
             )
         )
     validity, no_pass = _validity_html(lang, outcome)
+    follow = Markup("")
+    if outcome.status == "review":
+        follow = tag(
+            "p",
+            join(
+                [
+                    tag("a", t("follow", lang), href=follow_url(outcome, lang), class_="follow"),
+                    tag("span", t("follow_hint", lang), class_="hint"),
+                ],
+                " ",
+            ),
+            class_="follow",
+        )
     return Markup(
         render(
             "result.html",
@@ -691,6 +733,7 @@ def result_html(request: web.Request, lang: Lang, outcome: Outcome) -> Markup:
             site_name=outcome.site_name,
             validity=validity,
             no_pass=no_pass,
+            follow=follow,
             reasons=reasons,
             pass_block=pass_block,
             again_url="/declare?"
@@ -724,7 +767,7 @@ def _validity_html(lang: Lang, outcome: Outcome) -> tuple[Markup, Markup]:
     return Markup(""), note
 
 
-def _message(lang: Lang, message: str, *, status: int) -> web.Response:
+def message_page(lang: Lang, message: str, *, status: int) -> web.Response:
     body = Markup(
         render(
             "message.html",
@@ -749,7 +792,7 @@ async def print_pass(request: web.Request) -> web.Response:
         async with request.app[DB_KEY].connection() as conn:
             row = await conn.fetchrow(PASS_SQL, pass_id)
     if row is None:
-        return _message(lang, t("not_found", lang), status=404)
+        return message_page(lang, t("not_found", lang), status=404)
     state = pass_state(row, datetime.now(UTC))
     urls = pass_urls(request.app, pass_id)
     if state in ("revoked", "expired"):

@@ -82,8 +82,9 @@ def page(
     body: Markup,
     status: int = 200,
     css: str = "/static/declare.css",
+    head: Markup | None = None,
 ) -> web.Response:
-    text = render("base.html", lang=lang, title=title, body=body, css=css)
+    text = render("base.html", lang=lang, title=title, body=body, css=css, head=head or Markup(""))
     return web.Response(
         text=text,
         status=status,

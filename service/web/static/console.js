@@ -7,6 +7,9 @@
   const config = JSON.parse(document.body.dataset.config);
   const site = config.site;
   const isAdmin = config.user.role === "admin";
+  // A health officer reads neither presence nor kiosks (the API refuses): not asked.
+  const atTheDoor = config.user.role !== "health";
+  const mayOverride = ["guard", "admin"].includes(config.user.role); // as POST /overrides
   const FEED_ROWS = 200;
   const DOOR_KINDS = new Set([
     "scan",
@@ -115,6 +118,10 @@
     declaration_reviewed: ["Duyệt khai báo", "Declaration reviewed"],
     suspension: ["Tạm dừng ra vào", "Entry suspended"],
     suspension_cleared: ["Hết tạm dừng ra vào", "Suspension lifted"],
+    // Why the health desk holds someone, as the console names it (the door says more).
+    cause_case_confirmed: ["Ca bệnh xác định (F0)", "Confirmed case (F0)"],
+    cause_contact_traced: ["Tiếp xúc với ca bệnh (F1)", "Traced contact of a case (F1)"],
+    cause_area_flagged: ["Đã đến vùng có dịch", "Travelled to a flagged area"],
     cleared: ["Đạt", "Cleared"],
     review: ["Chờ duyệt", "Under review"],
     rejected: ["Không đạt", "Rejected"],
@@ -193,15 +200,19 @@
 
   // --- the API ---------------------------------------------------------------------
   class ApiFailure extends Error {
-    constructor(status, code, message, words) {
+    constructor(status, code, message, words, fields) {
       super(message);
       this.status = status;
       this.code = code;
       this.words = words; // [vi, en] when the server gives both
+      this.fields = fields || []; // per-field errors of a 422, each with its own words
     }
-    // What a person reads: the server's words in the page's language, else its message.
+    // What a person reads: the server's words in the page's language, else its message,
+    // and what is wrong with each field.
     text() {
-      return this.words ? this.words[lang === "en" ? 1 : 0] : this.message;
+      const said = this.words ? this.words[lang === "en" ? 1 : 0] : this.message;
+      const why = this.fields.map((f) => `${f.field}: ${(lang === "en" ? f.reason_en : f.reason_vi) || f.reason}`);
+      return why.length ? `${said} (${why.join("; ")})` : said;
     }
   }
   async function api(path, { method = "GET", body } = {}) {
@@ -222,7 +233,13 @@
     if (!response.ok) {
       const error = data.error || {};
       const words = error.message_vi && error.message_en ? [error.message_vi, error.message_en] : null;
-      throw new ApiFailure(response.status, error.code || "error", error.message || response.statusText, words);
+      throw new ApiFailure(
+        response.status,
+        error.code || "error",
+        error.message || response.statusText,
+        words,
+        error.fields,
+      );
     }
     return data;
   }
@@ -293,12 +310,15 @@
   function onEvent(event) {
     if (typeof event.seq !== "number" || event.seq <= lastSeq) return; // seen already
     lastSeq = event.seq;
+    for (const hook of eventHooks) hook(event);
     if (!DOOR_KINDS.has(event.kind)) return; // exports, traces, purges: not the door's business
     shown.unshift(event);
     if (shown.length > FEED_ROWS) shown.pop();
     renderFeed();
     personChanged(event.person_id);
     if (happeningNow(event)) raiseAlert(event);
+    if (event.kind.startsWith("suspension") && serverNow() - Date.parse(event.occurred_at) <= ALERT_WINDOW_MS)
+      raiseSuspensionAlert(event);
     // Replayed when the kiosk is back, however late: the door opened when it must not have.
     if (event.offline_against_policy) raisePolicyAlert(event);
     if (["scan", "override", "manual_exit", "door_correction"].includes(event.kind)) {
@@ -327,7 +347,7 @@
     let label = `${t(event.kind)}${why}`;
     if (event.kind === "scan") label = warned ? `${said} (${warned})` : said;
     else if (event.kind === "override") label = `${said}${why}`; // "let in" or "let out"
-    else if (event.kind.startsWith("suspension")) label = `${t(event.kind)}: ${said}`;
+    else if (event.kind.startsWith("suspension")) label = `${t(event.kind)}: ${t(`cause_${event.reason}`)}`;
     else if (event.kind === "declaration_reviewed")
       label = `${t(event.kind)}: ${t(detail.decision === "approve" ? "cleared" : "rejected")}${detail.note ? ` (${detail.note})` : ""}`;
     const breach = event.offline_against_policy
@@ -422,8 +442,8 @@
       el(
         "div",
         { class: "alert-actions" },
-        event.person_id ? reasonInput : null,
-        event.person_id
+        event.person_id && mayOverride ? reasonInput : null,
+        event.person_id && mayOverride
           ? el(
               "button",
               { type: "button", class: "allow-once", onclick: allow },
@@ -444,6 +464,7 @@
   let insideTimer = null;
   let inside = null;
   function refreshSoon() {
+    if (!atTheDoor) return;
     clearTimeout(insideTimer);
     insideTimer = setTimeout(loadInside, 300);
   }
@@ -784,6 +805,38 @@
     );
   }
 
+  // Held at the door (or let go) by the health desk: the guard should know who, and why.
+  const SUSPENSION_ALERTS = 3; // the latest ones; the feed keeps every one
+  const suspensionAlerts = [];
+  function raiseSuspensionAlert(event) {
+    const key = `suspension-${event.seq}`;
+    suspensionAlerts.push(key);
+    while (suspensionAlerts.length > SUSPENSION_ALERTS) dropAlert(suspensionAlerts.shift());
+    raise(key, () =>
+      el(
+        "div",
+        { class: `alert suspension-alert ${event.kind}`, "data-person-id": event.person_id, role: "status" },
+        el(
+          "div",
+          { class: "alert-head" },
+          el("strong", {}, `${t(event.kind)}: ${event.name || t("nobody")}`),
+          el("span", {}, ` · ${clock(event.occurred_at)}`),
+        ),
+        el(
+          "div",
+          { class: "alert-reason" },
+          t(`cause_${event.reason}`),
+          event.kind === "suspension" ? ` — ${reasonText(event.reason, event.message_vi, event.message_en)}` : "",
+        ),
+        el(
+          "div",
+          { class: "alert-actions" },
+          el("button", { type: "button", class: "dismiss ghost", onclick: () => dropAlert(key) }, t("dismiss")),
+        ),
+      ),
+    );
+  }
+
   function raiseKioskAlert(kiosk) {
     const key = `kiosk-${kiosk.token_id}`;
     raise(key, () =>
@@ -1015,6 +1068,7 @@
     }
     for (const panel of document.querySelectorAll(".tab")) panel.hidden = panel.id !== `tab-${name}`;
     if (name === "chart") loadChart().catch(() => {});
+    for (const show of tabHooks[name] || []) show();
   }
   for (const button of document.querySelectorAll("[data-tab]")) {
     button.addEventListener("click", () => showTab(button.dataset.tab));
@@ -1027,11 +1081,58 @@
     renderKiosks();
     renderChart();
     if (lastQuery) refreshSearch();
+    for (const hook of redrawHooks) hook();
     for (const entry of alerts.values()) {
       const fresh = entry.build();
       entry.node.replaceWith(fresh);
       entry.node = fresh;
     }
+  }
+
+  // --- what the desk's tabs (console-review.js, console-health.js) share ---------------
+  const tabHooks = {};
+  const eventHooks = [];
+  const redrawHooks = [];
+  window.consoleKit = {
+    config,
+    site,
+    el,
+    api,
+    fill,
+    confirmStep,
+    dateTime,
+    clock,
+    gateName,
+    reasonText,
+    t,
+    lang: () => lang,
+    words(more) {
+      Object.assign(WORDS, more);
+      applyWords();
+    },
+    onTab: (name, show) => (tabHooks[name] = [...(tabHooks[name] || []), show]),
+    onEvent: (hook) => eventHooks.push(hook),
+    // A hold set or lifted (here, in another console, by a test result), once per burst.
+    onSuspension(hook) {
+      let timer = null;
+      eventHooks.push((event) => {
+        if (!event.kind.startsWith("suspension")) return;
+        clearTimeout(timer);
+        timer = setTimeout(hook, 300);
+      });
+    },
+    form: (id) => $(id).elements,
+    // What an action did (ok: done; else a refusal or a hint, in red), in words.
+    say(node, text, ok = false) {
+      node.textContent = text;
+      node.classList.toggle("ok", ok);
+    },
+    failInto: (node) => (failure) => window.consoleKit.say(node, `${t("error")}: ${failure.text()}`),
+    ask: (title, body, reason, action) => confirmStep({ title, body, reason, action }),
+    onRedraw: (hook) => redrawHooks.push(hook),
+  };
+  for (const button of document.querySelectorAll("[data-roles]")) {
+    button.hidden = !button.dataset.roles.split(" ").includes(config.user.role);
   }
 
   $("site-name").textContent = site.name;
@@ -1051,12 +1152,14 @@
   applyWords();
   renderFeed();
   connect();
-  loadInside().catch(() => {});
-  loadKiosks();
-  setInterval(loadKiosks, KIOSK_POLL_MS);
+  if (atTheDoor) {
+    loadInside().catch(() => {});
+    loadKiosks();
+    setInterval(loadKiosks, KIOSK_POLL_MS);
+    setInterval(() => loadInside().catch(() => {}), 30000);
+  }
   if (isAdmin) {
     loadSecurityAlerts();
     setInterval(loadSecurityAlerts, SECURITY_POLL_MS);
   }
-  setInterval(() => loadInside().catch(() => {}), 30000);
 })();
