@@ -133,7 +133,7 @@ async def test_demo_start_keeps_what_works_and_says_what_it_changed(
     assert {p: t for p, t in again.tokens.items() if p != "kiosk-exit"} == {
         p: t for p, t in first.tokens.items() if p != "kiosk-exit"
     }
-    assert again.login_states == {"guard": "ok", "admin": "changed"}
+    assert again.login_states == {"guard": "ok", "y.te": "ok", "admin": "changed"}
     assert await login_state(conn, "admin", "chosen by the admin") == "ok"  # left alone
     assert await login_state(conn, "guard", first.logins["guard"]) == "ok"
     # The staff are imported once, not again at every start.
@@ -142,4 +142,4 @@ async def test_demo_start_keeps_what_works_and_says_what_it_changed(
     reset = await seed_demo(conn, credentials, reset=True)
     assert await lookup_token(conn, again.tokens["admin"]) is None
     assert await login_state(conn, "admin", reset.logins["admin"]) == "ok"
-    assert reset.login_states == {"guard": "ok", "admin": "ok"}
+    assert reset.login_states == {"guard": "ok", "y.te": "ok", "admin": "ok"}

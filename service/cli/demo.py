@@ -69,7 +69,9 @@ DEMO_STAFF = (
     DemoStaff("Phạm Thu Hà", "0901 000 003", "Kế toán", "low"),
 )
 DEMO_ORGANISATION = "Chi cục Hải quan (demo)"
-LOGINS = (("guard", Role.GUARD), ("admin", Role.ADMIN))
+# The site-bound ones are bound to the demo site.
+LOGINS = (("guard", Role.GUARD), ("y.te", Role.HEALTH), ("admin", Role.ADMIN))
+SITE_BOUND = (Role.GUARD, Role.HEALTH)
 
 
 @dataclass(frozen=True)
@@ -181,7 +183,7 @@ async def _logins(
         state = "missing" if password is None else await login_state(conn, username, password)
         if state == "missing" or password is None:
             password = password or new_password()
-            site = site_id if role is Role.GUARD else None
+            site = site_id if role in SITE_BOUND else None
             await reset_account(
                 conn, AccountIn(username=username, password=password, role=role, site_id=site)
             )

@@ -111,6 +111,7 @@ Demo site id: {demo.site_id}; gates: entrance {demo.entrance_gate_id}, exit {dem
 
 Guard console: {base}/console
   guard  / {login("guard")}   (the demo site's guard)
+  y.te   / {login("y.te")}   (the demo site's health officer: review, tests, cases)
   admin  / {login("admin")}   (every site; can revoke passes and deny entry)
 
 Tokens (the same at every start; kept in {demo.credentials_file}, mode 0600;
