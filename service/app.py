@@ -15,6 +15,7 @@ from service.console import pages as console_pages
 from service.declarations import filing, form
 from service.door import actions as door_actions
 from service.door import occupancy, overrides
+from service.door.auto_checkout import auto_checkout_context
 from service.events import stream as event_stream
 from service.events.fanout import fanout_context
 from service.health import cases, official_tests, suspensions
@@ -28,6 +29,7 @@ from service.passes.links import PASS_LINKS_KEY, pass_links_for
 from service.passes.qr import renderer_context
 from service.people import search as people_search
 from service.platform import probes
+from service.platform.clock import CLOCK_KEY
 from service.platform.db import pool_context
 from service.platform.settings import SETTINGS_KEY, Settings
 from service.sites import gates, rules
@@ -53,6 +55,7 @@ def create_app(*, settings: Settings) -> web.Application:
         client_max_size=settings.max_body_bytes,
     )
     app[SETTINGS_KEY] = settings
+    app[CLOCK_KEY] = settings.clock
     app.on_response_prepare.append(default_headers)
     app[keys.KEYS_KEY] = keys.key_store_for(settings.data_dir)
     app[PASS_LINKS_KEY] = pass_links_for(settings.data_dir)
@@ -67,6 +70,7 @@ def create_app(*, settings: Settings) -> web.Application:
     app.cleanup_ctx.append(hash_pool_context(settings))
     app.cleanup_ctx.append(login_guard.login_guard_context(settings))
     app.cleanup_ctx.append(retention_context(settings))
+    app.cleanup_ctx.append(auto_checkout_context)
     app.add_routes(probes.routes())
     app.add_routes(gates.routes())
     app.add_routes(keys.routes())
