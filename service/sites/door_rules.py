@@ -2,23 +2,15 @@
 
 from __future__ import annotations
 
-import re
 from datetime import time
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
-from pydantic_core import PydanticCustomError
+from pydantic import BaseModel, ConfigDict, Field
 
 SHARED_PASS_WINDOW_MAX_S = 3600  # a batch reads the last use of its passes this far back
 MINUTES_MAX = 7 * 24 * 60  # a week: longer than any office stay
-_HH_MM = re.compile(r"([01]\d|2[0-3]):[0-5]\d")
+HH_MM_PATTERN = r"^([01]\d|2[0-3]):[0-5]\d$"  # 00:00 to 23:59
 MIDNIGHT = time(0, 0)
-
-
-def _local_time(value: str | None) -> str | None:
-    if value is not None and not _HH_MM.fullmatch(value):
-        raise PydanticCustomError("local_time_format", "A local time HH:MM, 00:00 to 23:59")
-    return value
 
 
 Minutes = Annotated[int, Field(ge=1, le=MINUTES_MAX)]
@@ -32,7 +24,7 @@ class AutoCheckout(BaseModel):
 
     # Everyone still inside at this local time (the site's zone) is checked out; it is
     # also when anti-passback resets each day.
-    at: Annotated[str | None, AfterValidator(_local_time)] = None
+    at: Annotated[str, Field(pattern=HH_MM_PATTERN)] | None = None
     # A stay older than this is closed.
     after_minutes: Minutes | None = None
     # A visitor is checked out at the expected departure they declared, if any.

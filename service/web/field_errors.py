@@ -43,10 +43,6 @@ REASONS: dict[str, tuple[str, str]] = {
         "The text contains a control or invisible character (U+{codepoint})",
         "Nội dung có ký tự điều khiển hoặc ký tự ẩn (U+{codepoint})",
     ),
-    "local_time_format": (
-        "A local time HH:MM, from 00:00 to 23:59",
-        "Giờ địa phương dạng HH:MM, từ 00:00 đến 23:59",
-    ),
     # choices
     "literal_error": (
         "Choose one of: {expected}",
