@@ -56,9 +56,10 @@ class CheckinRules(BaseModel):
     # Someone inside with no scan (or guard's "seen") for this long is "probably gone"
     # on the roll call, and no longer counted against the capacity shown.
     silent_after_minutes: Minutes = 240
-    # Where the trace ends a stay whose end was estimated: at the person's last scan at
-    # the site ("last_evidence") or at the automatic check-out ("closure").
-    trace_estimated_end: Literal["last_evidence", "closure"] = "last_evidence"
+    # Where the trace ends a stay whose end was estimated: at the automatic check-out
+    # ("closure": nobody who may have been there is missed) or at the person's last
+    # scan at the site ("last_evidence").
+    trace_estimated_end: Literal["closure", "last_evidence"] = "closure"
 
 
 DEFAULT_RULES = CheckinRules()
