@@ -14,7 +14,7 @@ from service.checkin.kiosk_limits import KIOSK_LIMITS_KEY, KioskLimits
 from service.console import pages as console_pages
 from service.declarations import filing, form
 from service.door import actions as door_actions
-from service.door import occupancy, overrides
+from service.door import occupancy, overrides, roll_call
 from service.door.auto_checkout import auto_checkout_context
 from service.events import stream as event_stream
 from service.events.fanout import fanout_context
@@ -80,6 +80,7 @@ def create_app(*, settings: Settings) -> web.Application:
     app.add_routes(kiosk_stream.routes())
     app.add_routes(event_stream.routes())
     app.add_routes(door_actions.routes())
+    app.add_routes(roll_call.routes())
     app.add_routes(overrides.routes())
     app.add_routes(openapi.routes())
     app.add_routes(audit_api.routes())

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
@@ -36,6 +37,17 @@ class FakeClock:
     def advance(self, **delta: float) -> datetime:
         self.now += timedelta(**delta)
         return self.now
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def settings(db_url: str, tmp_path: Path, clock: FakeClock) -> Settings:
+    """The service's settings on the test's clock (replaces conftest's)."""
+    return presence_settings(db_url, tmp_path, clock)
 
 
 def presence_settings(db_url: str, data_dir: Path, clock: FakeClock, **more: Any) -> Settings:

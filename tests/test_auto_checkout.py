@@ -18,33 +18,25 @@ from service.app import create_app
 from service.door.auto_checkout import first_after, last_until
 from service.door.auto_checkout import sweep as sweep_once
 from service.events.log import verify_chain
-from service.platform.settings import Settings
 from tests.checkin_helpers import make_door, scan
 from tests.conftest import Factory, bearer
 from tests.presence_helpers import (
     Client,
     FakeClock,
     auto_exits,
+    clock,
     enter,
     one_inside,
     person_with_pass,
     presence_settings,
     set_door_rules,
+    settings,
     stay_of,
     sweep,
 )
 
 HCM = ZoneInfo("Asia/Ho_Chi_Minh")
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def settings(db_url: str, tmp_path: Path, clock: FakeClock) -> Settings:
-    return presence_settings(db_url, tmp_path, clock)
+__all__ = ["clock", "settings"]  # fixtures: the app on a clock the tests move
 
 
 async def test_impossible_rules_are_refused_naming_the_field(

@@ -30,6 +30,7 @@ EXPECTED: dict[str, frozenset[Role]] = {
     "events_stream": frozenset({A, G, U, H}),
     "create_override": frozenset({G, A}),
     "manual_exit": frozenset({G, A}),
+    "confirm_presence": frozenset({G, A}),
     "presence": frozenset({G, A, U, H}),
     "kiosks": frozenset({G, A}),
     "deny_list": frozenset({A, G, U}),
