@@ -310,3 +310,26 @@ async def test_soft_anti_passback_lets_in_with_a_warning(
         door.site_id,
     )
     assert warned == ["already_inside"]
+
+
+async def test_the_occupancy_chart_shows_automatic_check_outs(
+    client: Client,
+    app: web.Application,
+    factory: Factory,
+    conn: asyncpg.Connection,
+    clock: FakeClock,
+) -> None:
+    door, _, entered = await one_inside(client, factory, conn)
+    await set_door_rules(client, door, auto_checkout={"after_minutes": 1})
+    clock.advance(minutes=5)
+    assert (await sweep(app)).closed == 1
+    closed_at = entered + timedelta(minutes=1)
+    resp = await client.get(
+        f"/api/v1/sites/{door.site_id}/occupancy",
+        params={"date": closed_at.astimezone(HCM).date().isoformat()},
+        headers=bearer(door.guard),
+    )
+    buckets = (await resp.json())["buckets"]
+    marked = [(b["start"], b["exits"], b["auto_exits"]) for b in buckets if b["exits"]]
+    start = closed_at.astimezone(HCM).replace(minute=closed_at.astimezone(HCM).minute // 15 * 15)
+    assert marked == [(start.replace(second=0, microsecond=0).isoformat(), 1, 1)]

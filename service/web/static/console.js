@@ -1003,6 +1003,16 @@
           ),
         );
       }
+      if (b.auto_exits > 0) {
+        // Automatic check-outs: estimated ends, marked on the baseline (not seen exits).
+        parts.push(
+          svg(
+            "circle",
+            { cx: left + (i + 0.5) * step, cy: y(0) - 4, r: 4, class: "auto-exit" },
+            svg("title", {}, `${b.start.slice(11, 16)} · ${t("auto_exit")}: ${b.auto_exits}`),
+          ),
+        );
+      }
       if (i % 12 === 0)
         parts.push(svg("text", { x: left + i * step, y: height - 8, class: "axis" }, b.start.slice(11, 16)));
     });
@@ -1044,6 +1054,8 @@
         ` ${t("entries_15")}   `,
         el("span", { class: "key inside-line" }),
         ` ${t("people_inside")}`,
+        buckets.some((b) => b.auto_exits > 0) ? el("span", { class: "key auto-exit" }) : null,
+        buckets.some((b) => b.auto_exits > 0) ? ` ${t("auto_exit")}   ` : null,
         capacity ? el("span", { class: "key capacity-line" }) : null,
         capacity ? ` ${t("capacity")}: ${capacity}` : null,
       ),
