@@ -288,7 +288,7 @@ def write_section(out: Path, heading: str, section: str) -> None:
         )
     else:
         start = end = next((i for i, line in enumerate(lines) if line == "## Decoding"), len(lines))
-    lines[start:end] = section.splitlines()
+    lines[start:end] = [*section.splitlines(), ""]
     out.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
