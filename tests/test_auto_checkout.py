@@ -18,7 +18,8 @@ from service.app import create_app
 from service.door.auto_checkout import first_after, last_until
 from service.door.auto_checkout import sweep as sweep_once
 from service.events.log import verify_chain
-from tests.checkin_helpers import make_door, scan
+from service.web.auth import Role
+from tests.checkin_helpers import make_door, scan, scan_body
 from tests.conftest import Factory, bearer
 from tests.presence_helpers import (
     Client,
@@ -333,3 +334,30 @@ async def test_the_occupancy_chart_shows_automatic_check_outs(
     marked = [(b["start"], b["exits"], b["auto_exits"]) for b in buckets if b["exits"]]
     start = closed_at.astimezone(HCM).replace(minute=closed_at.astimezone(HCM).minute // 15 * 15)
     assert marked == [(start.replace(second=0, microsecond=0).isoformat(), 1, 1)]
+
+
+async def test_out_and_in_again_in_one_batch_after_a_forgotten_exit(
+    client: Client, factory: Factory, conn: asyncpg.Connection
+) -> None:
+    """At a gate used both ways, yesterday's stay is ended by the exit scan itself, and
+    the entry in the same batch is a plain welcome."""
+    door = await make_door(factory)
+    both = await factory.gate(door.site_id, name="Cổng chính", direction="both")
+    door.kiosk[door.entrance] = await factory.token(Role.KIOSK, gate_id=both)
+    person, payload = await person_with_pass(factory, door)
+    await let_in_yesterday(client, door, payload, hours_ago=26)
+    scans = [scan_body(payload, direction="out"), scan_body(payload, direction="in")]
+    resp = await client.post(
+        "/api/v1/scans/batch", json={"scans": scans}, headers=bearer(door.kiosk[door.entrance])
+    )
+    assert resp.status == 200, await resp.text()
+    decisions = (await resp.json())["decisions"]
+    assert [(d["decision"], d["reason"]) for d in decisions] == [
+        ("allow", "goodbye"),
+        ("allow", "welcome"),
+    ]
+    stays = await conn.fetch(
+        "SELECT exit_kind FROM presence WHERE person_id = $1 ORDER BY id", person
+    )
+    assert [s["exit_kind"] for s in stays] == ["scan", None]
+    assert (await verify_chain(conn, door.site_id)).broken is None

@@ -492,10 +492,10 @@ def _close_stale(
     """End a stay the site's rules (or the day's reset) have ended, before the person's
     entry is decided: an `auto_exit` at the time the rule fired, like the sweep's."""
     entered_at, ended = view.stale.pop(person_id)
-    stay_id = plan.open_ids.pop((site_id, person_id))
-    if isinstance(stay_id, _Stay):  # opened in this batch: not stale
-        plan.open_ids[(site_id, person_id)] = stay_id
+    stay_id = plan.open_ids.get((site_id, person_id))
+    if not isinstance(stay_id, int):  # left, or came in again, earlier in this batch
         return
+    del plan.open_ids[(site_id, person_id)]
     plan.closed.append((stay_id, ended.at, None, len(plan.events)))
     plan.events.append(auto_exit_event(site_id, person_id, full_name, entered_at, ended))
     view.inside.discard(person_id)
