@@ -39,6 +39,8 @@ from service.web.errors import error_middleware
 from service.web.http_headers import default_headers
 from service.web.public_limit import PUBLIC_LIMITER_KEY, public_limiter
 from service.web.validation import query_rules_middleware
+from service.webhooks import api as webhooks_api
+from service.webhooks.worker import webhook_context
 
 
 def create_app(*, settings: Settings) -> web.Application:
@@ -71,6 +73,7 @@ def create_app(*, settings: Settings) -> web.Application:
     app.cleanup_ctx.append(login_guard.login_guard_context(settings))
     app.cleanup_ctx.append(retention_context(settings))
     app.cleanup_ctx.append(auto_checkout_context)
+    app.cleanup_ctx.append(webhook_context)
     app.add_routes(probes.routes())
     app.add_routes(gates.routes())
     app.add_routes(keys.routes())
@@ -81,6 +84,7 @@ def create_app(*, settings: Settings) -> web.Application:
     app.add_routes(event_stream.routes())
     app.add_routes(door_actions.routes())
     app.add_routes(roll_call.routes())
+    app.add_routes(webhooks_api.routes())
     app.add_routes(overrides.routes())
     app.add_routes(openapi.routes())
     app.add_routes(audit_api.routes())

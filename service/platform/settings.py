@@ -58,6 +58,10 @@ class Settings:
     trusted_proxies: frozenset[str] = frozenset()
     # Automatic check-outs are swept this often (service.door.auto_checkout).
     auto_checkout_interval_s: float = 15.0
+    # Webhook deliveries are queued and sent this often; a failed one is tried again
+    # after webhook_retry_base_s, then twice that, and so on (service.webhooks).
+    webhook_interval_s: float = 2.0
+    webhook_retry_base_s: float = 10.0
     # What "now" is for the background work and the presence views (tests move it).
     clock: Clock = utc_now
 
@@ -90,6 +94,12 @@ class Settings:
             ),
             purge_interval_s=_float(
                 env, "CHECKIN_PURGE_INTERVAL", defaults.purge_interval_s, low=1.0
+            ),
+            webhook_interval_s=_float(
+                env, "CHECKIN_WEBHOOK_INTERVAL", defaults.webhook_interval_s, low=0.1
+            ),
+            webhook_retry_base_s=_float(
+                env, "CHECKIN_WEBHOOK_RETRY_BASE", defaults.webhook_retry_base_s, low=0.1
             ),
             auto_checkout_interval_s=_float(
                 env,

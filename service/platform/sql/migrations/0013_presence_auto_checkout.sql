@@ -2,7 +2,8 @@
 -- forgotten stays with an estimated end (exit_kind 'auto'; a guard's "gone" is 'gone'),
 -- keeping the last evidence of the person for the trace; a guard's "seen"/"gone" is a
 -- `presence_confirmed` event. The door's batch reads each open stay's entry time (the
--- daily anti-passback reset) and may close a stale stay itself.
+-- daily anti-passback reset) and may close a stale stay itself. A site may send its
+-- deny alerts, automatic check-outs and suspensions to a webhook.
 ALTER TABLE events DROP CONSTRAINT events_kind_valid,
     ADD CONSTRAINT events_kind_valid CHECK (kind IN (
         'scan', 'override', 'manual_exit', 'deny_list_add', 'deny_list_remove',
@@ -142,3 +143,30 @@ BEGIN
     END IF;
 END
 $$;
+
+-- Notifications to other systems (service/webhooks): a site's URL and signing secret,
+-- how far into the site's chain the events were queued, and each delivery's attempts.
+CREATE TABLE webhooks (
+    site_id         bigint PRIMARY KEY REFERENCES sites (id),
+    url             text NOT NULL CONSTRAINT webhooks_url_http CHECK (url ~ '^https?://' AND length(url) <= 2000),
+    secret          text NOT NULL CONSTRAINT webhooks_secret_length CHECK (length(secret) >= 32),
+    queued_seq      bigint NOT NULL DEFAULT 0,
+    updated_at      timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE webhook_deliveries (
+    id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    site_id         bigint NOT NULL REFERENCES sites (id),
+    event_row       bigint NOT NULL,  -- events.id (no key: see events)
+    type            text NOT NULL,
+    body            jsonb NOT NULL,
+    attempts        integer NOT NULL DEFAULT 0,
+    next_attempt_at timestamptz,  -- NULL: delivered, or given up
+    delivered_at    timestamptz,
+    last_status     integer,
+    last_error      text,
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT webhook_deliveries_event_key UNIQUE (site_id, event_row)
+);
+CREATE INDEX webhook_deliveries_due_idx ON webhook_deliveries (next_attempt_at)
+    WHERE next_attempt_at IS NOT NULL;
+CREATE INDEX webhook_deliveries_site_idx ON webhook_deliveries (site_id, id);
