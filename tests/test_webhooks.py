@@ -8,16 +8,19 @@ import hashlib
 import hmac
 import json
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from service.audit.retention import purge
 from service.platform.settings import Settings
 from service.web.auth import Role
-from tests.checkin_helpers import make_door, scan
+from tests.checkin_helpers import Door, make_door, scan
 from tests.conftest import Factory, bearer
 from tests.presence_helpers import (
     Client,
@@ -57,19 +60,29 @@ class Receiver:
         return [json.loads(body) for _, body, status in self.calls if status == 204]
 
 
-async def receiver(
-    aiohttp_server: Callable[[web.Application], Awaitable[TestServer]], failures: int
+async def hooked(
+    client: Client,
+    door: Door,
+    aiohttp_server: Callable[[web.Application], Awaitable[TestServer]],
+    failures: int,
 ) -> tuple[Receiver, str]:
+    """A receiver set as the door's site's webhook: (receiver, signing secret)."""
     got = Receiver(failures)
     app = web.Application()
     app.router.add_post("/hook", got.handle)
     server = await aiohttp_server(app)
-    return got, str(server.make_url("/hook"))
+    resp = await client.put(
+        f"/api/v1/sites/{door.site_id}/webhook",
+        json={"url": str(server.make_url("/hook"))},
+        headers=bearer(door.admin),
+    )
+    assert resp.status == 200, await resp.text()
+    return got, (await resp.json())["secret"]
 
 
-async def until(check: Callable[[], Awaitable[bool]]) -> None:
+async def delivered(got: Receiver) -> None:
     for _ in range(400):  # stops a hung test only; nothing is timed
-        if await check():
+        if got.taken():
             return
         await asyncio.sleep(0.05)
     raise AssertionError("not delivered")
@@ -92,18 +105,9 @@ async def test_a_deny_alert_is_signed_retried_and_logged(
     aiohttp_server: Callable[[web.Application], Awaitable[TestServer]],
 ) -> None:
     door = await make_door(factory)
-    got, hook_url = await receiver(aiohttp_server, failures=2)
-    resp = await client.put(
-        f"/api/v1/sites/{door.site_id}/webhook", json={"url": hook_url}, headers=bearer(door.admin)
-    )
-    assert resp.status == 200, await resp.text()
-    secret = (await resp.json())["secret"]
+    got, secret = await hooked(client, door, aiohttp_server, failures=2)
     await scan(client, door.kiosk[door.entrance], "not a pass")  # denied: malformed
-
-    async def delivered() -> bool:
-        return bool(got.taken())
-
-    await until(delivered)
+    await delivered(got)
     assert [status for _, _, status in got.calls] == [500, 500, 204]
     headers, body, _ = got.calls[-1]
     stamp, mac = (part.split("=", 1)[1] for part in headers["X-Checkin-Signature"].split(","))
@@ -127,20 +131,13 @@ async def test_an_automatic_check_out_is_sent(
     aiohttp_server: Callable[[web.Application], Awaitable[TestServer]],
 ) -> None:
     door = await make_door(factory)
-    got, hook_url = await receiver(aiohttp_server, failures=0)
-    await client.put(
-        f"/api/v1/sites/{door.site_id}/webhook", json={"url": hook_url}, headers=bearer(door.admin)
-    )
+    got, _ = await hooked(client, door, aiohttp_server, failures=0)
     await set_door_rules(client, door, auto_checkout={"after_minutes": 1})
     person, payload = await person_with_pass(factory, door)
     await enter(client, door, payload)  # allowed: not an alert
     clock.advance(minutes=2)
     assert (await sweep(app)).closed == 1
-
-    async def delivered() -> bool:
-        return bool(got.taken())
-
-    await until(delivered)
+    await delivered(got)
     (sent,) = got.taken()
     assert (sent["type"], sent["person_id"]) == ("auto_checkout", person)
     assert sent["detail"]["rule"] == "after_minutes"
@@ -153,3 +150,18 @@ async def test_no_webhook_for_a_site_that_does_not_exist(client: Client, factory
             f"/api/v1/sites/{site}/webhook", json={"url": "http://0"}, headers=bearer(admin)
         )
         assert resp.status == 404, await resp.text()
+
+
+async def test_deliveries_go_with_the_retention_purge(
+    client: Client,
+    factory: Factory,
+    conn: asyncpg.Connection,
+    aiohttp_server: Callable[[web.Application], Awaitable[TestServer]],
+) -> None:
+    door = await make_door(factory)
+    got, _ = await hooked(client, door, aiohttp_server, failures=0)
+    await scan(client, door.kiosk[door.entrance], "not a pass")
+    await delivered(got)
+    report = await purge(conn, older_than=datetime.now(UTC) + timedelta(days=1), actor="test")
+    assert report is not None and report.webhook_deliveries_deleted == 1
+    assert await conn.fetchval("SELECT count(*) FROM webhook_deliveries") == 0

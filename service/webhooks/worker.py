@@ -17,6 +17,7 @@ import hmac
 import logging
 import time
 from collections.abc import AsyncIterator
+from datetime import datetime
 
 import aiohttp
 import asyncpg
@@ -74,6 +75,13 @@ UPDATE webhook_deliveries SET
                            ELSE now() + make_interval(secs => $5 * 2 ^ attempts) END
 WHERE id = $1
 """
+
+PURGE_SQL = "DELETE FROM webhook_deliveries WHERE created_at < $1"
+
+
+async def purge_deliveries(conn: asyncpg.Connection, older_than: datetime) -> int:
+    """The retention purge's part: deliveries name people, so they go with the rest."""
+    return int((await conn.execute(PURGE_SQL, older_than)).split()[-1])
 
 
 def signature(secret: str, body: bytes, at: int) -> str:
