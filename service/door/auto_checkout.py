@@ -32,6 +32,7 @@ from service.platform.clock import CLOCK_KEY, Clock
 from service.platform.db import DB_KEY, Database
 from service.platform.settings import SETTINGS_KEY
 from service.sites.door_rules import AutoCheckout, CheckinRules
+from service.web.errors import UNAVAILABLE_ERRORS
 
 logger = logging.getLogger(__name__)
 
@@ -280,6 +281,8 @@ async def auto_checkout_context(app: web.Application) -> AsyncIterator[None]:
         while True:
             try:
                 await sweep_now(app[DB_KEY], app[CLOCK_KEY], app[FANOUT_KEY])
+            except UNAVAILABLE_ERRORS as e:  # the database is out of reach: not a bug
+                logger.warning("automatic check-out sweep could not reach the database: %s", e)
             except Exception:  # the next round tries again
                 logger.exception("automatic check-out sweep failed")
             await asyncio.sleep(interval)

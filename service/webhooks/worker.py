@@ -26,6 +26,7 @@ from aiohttp import web
 from checkin_core.aio import cancel_and_wait
 from service.platform.db import DB_KEY, Database
 from service.platform.settings import SETTINGS_KEY, Settings
+from service.web.errors import UNAVAILABLE_ERRORS
 
 logger = logging.getLogger(__name__)
 
@@ -134,6 +135,8 @@ async def webhook_context(app: web.Application) -> AsyncIterator[None]:
         while True:
             try:
                 await round_once(app[DB_KEY], session, settings)
+            except UNAVAILABLE_ERRORS as e:  # the database is out of reach: not a bug
+                logger.warning("webhook round could not reach the database: %s", e)
             except Exception:  # the next round tries again
                 logger.exception("webhook round failed")
             await asyncio.sleep(settings.webhook_interval_s)
