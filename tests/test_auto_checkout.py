@@ -15,7 +15,7 @@ import pytest
 from aiohttp import web
 
 from service.app import create_app
-from service.door.auto_checkout import first_after, last_until
+from service.door.auto_checkout import BATCH, first_after, last_until
 from service.door.auto_checkout import sweep as sweep_once
 from service.events.log import verify_chain
 from service.web.auth import Role
@@ -361,3 +361,32 @@ async def test_out_and_in_again_in_one_batch_after_a_forgotten_exit(
     )
     assert [s["exit_kind"] for s in stays] == ["scan", None]
     assert (await verify_chain(conn, door.site_id)).broken is None
+
+
+async def test_a_large_sweep_closes_every_stay_in_small_batches(
+    conn: asyncpg.Connection, factory: Factory
+) -> None:
+    """More stays than a batch, with entry times that tie: each is closed once."""
+    site = await factory.site()
+    await conn.execute(
+        'UPDATE sites SET checkin_rules = \'{"auto_checkout": {"after_minutes": 60}}\''
+        " WHERE id = $1",
+        site,
+    )
+    now = datetime.now(HCM)
+    people = [await factory.person() for _ in range(2 * BATCH + 50)]
+    await conn.executemany(
+        "INSERT INTO presence (site_id, person_id, entered_at, entry_event) VALUES ($1, $2, $3, 1)",
+        [(site, p, now - timedelta(hours=2, minutes=i % 7)) for i, p in enumerate(people)],
+    )
+    report = await sweep_once(conn, now)
+    assert report is not None and report.closed == len(people)
+    assert report.batches == 3
+    assert (
+        await conn.fetchval(
+            "SELECT count(*) FROM presence WHERE site_id = $1 AND exited_at IS NULL", site
+        )
+        == 0
+    )
+    assert len(await auto_exits(conn, site)) == len(people)
+    assert (await verify_chain(conn, site)).broken is None

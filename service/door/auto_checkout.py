@@ -17,7 +17,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -39,6 +39,7 @@ logger = logging.getLogger(__name__)
 ACTOR = "service:auto_checkout"
 BATCH = 200  # stays closed per transaction: the site's chain is held that long (~30 ms)
 _LOCK_KEY = 0x63676163  # one sweep at a time across instances
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # before any stay
 
 
 # --- the rules (pure) -----------------------------------------------------------------
@@ -144,32 +145,38 @@ def auto_exit_event(
 # --- the sweep (set-based, in small batches) -------------------------------------------
 
 SITES_SQL = "SELECT id, timezone, checkin_rules::text AS rules FROM sites ORDER BY id"
-# The open stays the rules have ended: by entry time (the partial index
-# presence_open_entered_idx), and visitors past the departure they declared.
-CANDIDATES_SQL = """
-WITH picked AS (
-    (SELECT p.id FROM presence p
-     WHERE p.site_id = $1 AND p.exited_at IS NULL AND p.entered_at <= $2::timestamptz
-     ORDER BY p.entered_at LIMIT $4)
-    UNION
-    (SELECT p.id FROM presence p
-     JOIN people pe ON pe.id = p.person_id AND pe.kind = 'visitor'
-     JOIN declarations d ON d.person_id = p.person_id AND d.site_id = p.site_id
-                        AND d.superseded_at IS NULL
-     WHERE $3::timestamptz IS NOT NULL AND p.site_id = $1 AND p.exited_at IS NULL
-       AND d.answers ? 'expected_departure'
-       AND (d.answers->>'expected_departure')::timestamptz <= $3::timestamptz
-       AND (d.answers->>'expected_departure')::timestamptz > p.entered_at
-     LIMIT $4)
-)
+# The open stays the rules have ended, with what closure() needs. Two ways in: by entry
+# time (the partial index presence_open_entered_idx), from where the last batch stopped
+# ($3: the index keeps the stays just closed until a vacuum, and stepping over them each
+# batch grew with the sweep); and visitors past the departure they declared.
+_CANDIDATE_COLUMNS = """
 SELECT p.id, p.person_id, p.entered_at, pe.full_name,
        CASE WHEN pe.kind = 'visitor' THEN
            (SELECT (d.answers->>'expected_departure')::timestamptz FROM declarations d
             WHERE d.person_id = p.person_id AND d.site_id = p.site_id
               AND d.superseded_at IS NULL) END AS expected_departure
-FROM picked JOIN presence p ON p.id = picked.id JOIN people pe ON pe.id = p.person_id
-ORDER BY p.entered_at, p.id
+FROM presence p JOIN people pe ON pe.id = p.person_id
 """
+BY_ENTRY_SQL = (
+    _CANDIDATE_COLUMNS
+    + """
+WHERE p.site_id = $1 AND p.exited_at IS NULL AND p.entered_at <= $2 AND p.entered_at >= $3
+ORDER BY p.entered_at, p.id LIMIT $4
+"""
+)
+BY_DEPARTURE_SQL = (
+    _CANDIDATE_COLUMNS
+    + """
+JOIN declarations d ON d.person_id = p.person_id AND d.site_id = p.site_id
+                   AND d.superseded_at IS NULL
+WHERE p.site_id = $1 AND p.exited_at IS NULL AND pe.kind = 'visitor'
+  AND d.answers ? 'expected_departure'
+  AND (d.answers->>'expected_departure')::timestamptz <= $2
+  AND (d.answers->>'expected_departure')::timestamptz > p.entered_at
+  AND p.entered_at >= $3
+ORDER BY p.entered_at, p.id LIMIT $4
+"""
+)
 STILL_OPEN_SQL = "SELECT id FROM presence WHERE id = ANY($1::bigint[]) AND exited_at IS NULL"
 CLOSE_SQL = """
 UPDATE presence AS p
@@ -222,11 +229,26 @@ async def sweep_site(
     fanout: Fanout | None = None,
 ) -> None:
     cutoff = sweep_cutoff(rules, zone, now)
-    departures = now if rules.expected_departure else None
-    if cutoff is None and departures is None:
-        return
+    if cutoff is not None:
+        await _sweep_by(conn, BY_ENTRY_SQL, cutoff, site_id, zone, rules, now, report, fanout)
+    if rules.expected_departure:
+        await _sweep_by(conn, BY_DEPARTURE_SQL, now, site_id, zone, rules, now, report, fanout)
+
+
+async def _sweep_by(
+    conn: asyncpg.Connection,
+    sql: str,
+    bound: datetime,
+    site_id: int,
+    zone: ZoneInfo,
+    rules: AutoCheckout,
+    now: datetime,
+    report: SweepReport,
+    fanout: Fanout | None,
+) -> None:
+    since = EPOCH
     while True:
-        rows = await conn.fetch(CANDIDATES_SQL, site_id, cutoff, departures, BATCH)
+        rows = await conn.fetch(sql, site_id, bound, since, BATCH)
         planned = []
         for r in rows:
             ended = closure(r["entered_at"], rules, zone, r["expected_departure"])
@@ -238,6 +260,7 @@ async def sweep_site(
                 report.count(ended.rule)
         if not planned:
             return
+        since = rows[-1]["entered_at"]  # in entry order: the next batch starts there
         seq = await _close_batch(conn, site_id, planned)
         report.batches += 1
         report.closed += len(planned)
