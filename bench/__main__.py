@@ -4,11 +4,13 @@
                               [--consoles 1,100] [--fanout-rate 20] [--seconds 10]
                               [--attack-kiosks 200] [--attack-seconds 10]
                               [--attack-events 1000000]
-                              [--attacks-only] [--quick] [--out docs/benchmarks.md]
+                              [--attacks-only] [--sweep-only] [--quick]
+                              [--out docs/benchmarks.md]
 
 `--attacks-only` runs only the attack benchmark (the door's latency, quiet and under
 each attack; about 3 minutes) and replaces its section and its summary rows in --out,
-keeping the rest of the file.
+keeping the rest of the file. `--sweep-only` does the same for the automatic check-out
+sweep over 100,000 open stays (bench/sweep_bench.py; under a minute).
 
 Each figure is reported next to a ceiling measured in the same run (pgbench running
 the same check-in SQL; a raw LISTEN/NOTIFY round trip; PostgreSQL's own COPY), as a
@@ -39,6 +41,7 @@ from bench import (
     fanout_bench,
     health_bench,
     summary,
+    sweep_bench,
     trace_bench,
 )
 from bench.limits import raise_open_files
@@ -85,6 +88,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--attacks-only", action="store_true", help="only the attack benchmark (see above)"
     )
+    parser.add_argument(
+        "--sweep-only", action="store_true", help="only the automatic check-out sweep"
+    )
     parser.add_argument("--quick", action="store_true", help="fewer photos, shorter runs")
     parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "docs" / "benchmarks.md")
     args = parser.parse_args(argv)
@@ -110,12 +116,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.write(attack_bench.to_markdown(attacks) + "\n")
         checkin_bench.log(f"updated the attack section of {args.out} in {took:.0f}s")
         return 0
+    if args.sweep_only:
+        sweep = sweep_bench.measure()
+        write_section(args.out, sweep_bench.HEADING, sweep_bench.section(sweep, command))
+        sys.stdout.write(sweep_bench.to_markdown(sweep) + "\n")
+        return 0
     checkin_bench.log(
         f"open files: soft limit {limits.before} -> {limits.soft} (hard {limits.hard}); "
         f"{seconds:.0f}s per load scenario; writing {args.out}"
     )
 
-    steps = Steps(6)
+    steps = Steps(8)
     steps.next("check-in: kiosks over WebSockets and HTTP, against pgbench")
     checkin = checkin_bench.run(kiosks, seconds, ("ws", "http"))
     steps.next("fan-out: consoles on another instance, against a raw LISTEN/NOTIFY")
@@ -128,6 +139,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     health = health_bench.measure(
         ["--declarations", "10000", "--events", "100000"] if args.quick else []
     )
+    steps.next("automatic check-out: the sweep over 100,000 open stays")
+    sweep = sweep_bench.measure()
     steps.next("decode: photographs and 720p throughput")
     decode = decode_bench.run(args.photos, quick=args.quick)
     steps.next("attacks: kiosk latency, quiet and under each attack")
@@ -224,6 +237,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             health_bench.HEADER,
             health_bench.to_markdown(health),
             "",
+            sweep_bench.section(sweep, command),
             "## Decoding",
             "",
             decode_bench.to_markdown(decode),
@@ -261,6 +275,21 @@ def write_attacks(out: Path, section: str, attacks: dict[str, Any]) -> None:
         end = next((i for i, line in enumerate(kept) if line.startswith("## Fan-out")), len(kept))
         kept[end:end] = [*section.splitlines(), ""]
     out.write_text("\n".join(kept) + "\n", encoding="utf-8")
+
+
+def write_section(out: Path, heading: str, section: str) -> None:
+    """Replace the section under `heading` in `out` (added before the decoding section,
+    or at the end, if the file has none yet)."""
+    lines = out.read_text(encoding="utf-8").splitlines() if out.exists() else ["# Benchmarks"]
+    if heading in lines:
+        start = lines.index(heading)
+        end = next(
+            (i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines)
+        )
+    else:
+        start = end = next((i for i, line in enumerate(lines) if line == "## Decoding"), len(lines))
+    lines[start:end] = [*section.splitlines(), ""]
+    out.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":

@@ -14,7 +14,8 @@ from service.console import feed as console_feed
 from service.console import pages as console_pages
 from service.declarations import filing, form, result_page
 from service.door import actions as door_actions
-from service.door import occupancy, overrides
+from service.door import occupancy, overrides, roll_call
+from service.door.auto_checkout import auto_checkout_context
 from service.events.fanout import fanout_context
 from service.health import cases, official_tests, suspensions
 from service.identity import accounts, login_guard
@@ -25,6 +26,7 @@ from service.passes import keys
 from service.passes.links import PASS_LINKS_KEY, pass_links_for
 from service.passes.qr import renderer_context
 from service.people import search as people_search
+from service.platform.clock import CLOCK_KEY
 from service.platform.db import pool_context
 from service.platform.errors import error_middleware
 from service.platform.settings import SETTINGS_KEY, Settings
@@ -36,6 +38,8 @@ from service.web.http_headers import default_headers
 from service.web.public_limit import PUBLIC_LIMITER_KEY, public_limiter
 from service.web.token_usage import token_usage_context
 from service.web.validation import query_rules_middleware
+from service.webhooks import api as webhooks_api
+from service.webhooks.worker import webhook_context
 
 
 def create_app(*, settings: Settings) -> web.Application:
@@ -52,6 +56,7 @@ def create_app(*, settings: Settings) -> web.Application:
         client_max_size=settings.max_body_bytes,
     )
     app[SETTINGS_KEY] = settings
+    app[CLOCK_KEY] = settings.clock
     app.on_response_prepare.append(default_headers)
     app[keys.KEYS_KEY] = keys.key_store_for(settings.data_dir)
     app[PASS_LINKS_KEY] = pass_links_for(settings.data_dir)
@@ -66,6 +71,8 @@ def create_app(*, settings: Settings) -> web.Application:
     app.cleanup_ctx.append(hash_pool_context(settings))
     app.cleanup_ctx.append(login_guard.login_guard_context(settings))
     app.cleanup_ctx.append(retention_context(settings))
+    app.cleanup_ctx.append(auto_checkout_context)
+    app.cleanup_ctx.append(webhook_context)
     app.add_routes(probes.routes())
     app.add_routes(gates.routes())
     app.add_routes(keys.routes())
@@ -76,6 +83,8 @@ def create_app(*, settings: Settings) -> web.Application:
     app.add_routes(kiosk_stream.routes())
     app.add_routes(console_feed.routes())
     app.add_routes(door_actions.routes())
+    app.add_routes(roll_call.routes())
+    app.add_routes(webhooks_api.routes())
     app.add_routes(overrides.routes())
     app.add_routes(openapi.routes())
     app.add_routes(audit_api.routes())

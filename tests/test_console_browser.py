@@ -196,7 +196,7 @@ async def test_scan_alert_override_presence_and_history(
     await page.click("[data-tab=inside]")
     row = page.locator(f"#inside tr[data-person-id='{denied}']")
     await row.locator(".exit-reason").fill("Ra bằng cổng phụ")
-    await row.locator("button").click()
+    await row.locator("button.record-exit").click()
     await expect(page.locator("#inside tr")).to_have_count(1)
     await expect(page.locator("#inside-count")).to_have_text("1")
 

@@ -147,6 +147,7 @@ async def test_overlaps_are_exact_summed_and_ranked(
             "first_overlap": iso(first),
             "last_overlap": iso(last),
             "site_ids": [scene.site],
+            "estimated_end": None,
         }
 
     assert body["contacts"] == [
@@ -283,13 +284,14 @@ async def test_csv_for_the_health_authority(
         "first_overlap",
         "last_overlap",
         "site_ids",
+        "estimated_end",
     ]
     assert [r[0] for r in rows[1:]] == [str(p) for p in (scene.c, scene.a, scene.b, scene.g)]
     c_row, a_row = rows[1], rows[2]
     assert a_row[1] == '\'=HYPERLINK("http://x","Lê, Thị")'
     assert a_row[2] == "'" + scene.people[scene.a]["phone"]
     assert a_row[3] == "'@SUM(A1)"
-    assert a_row[4:] == ["60.0", "1", iso(60), iso(120), str(scene.site)]
+    assert a_row[4:] == ["60.0", "1", iso(60), iso(120), str(scene.site), ""]
     assert c_row[3] == "'\tCông ty"
     assert raw.count(b"\r\n") == len(rows)
     assert raw.decode("utf-8-sig").splitlines()[1].startswith('"')  # every cell quoted

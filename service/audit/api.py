@@ -182,11 +182,14 @@ MOVEMENT_COLUMNS = (
     "exit_gate_id",
     "exit_gate",
     "exit_kind",
+    "exit_estimated",  # an automatic check-out or a guard's "gone", not a seen exit
+    "last_evidence_at",  # of an estimated end: the person's last scan or "seen"
 )
 # Stays that overlap [from, to): entered before `to`, not left before `from`.
 MOVEMENTS_SQL = """
 SELECT pr.id AS stay_id, pr.site_id, s.name AS site_name, pr.entered_at, pr.entry_gate_id,
-       ge.name AS entry_gate, pr.exited_at, pr.exit_gate_id, gx.name AS exit_gate, pr.exit_kind
+       ge.name AS entry_gate, pr.exited_at, pr.exit_gate_id, gx.name AS exit_gate, pr.exit_kind,
+       pr.exit_kind IN ('auto', 'gone') AS exit_estimated, pr.last_evidence_at
 FROM presence pr
 JOIN sites s ON s.id = pr.site_id
 LEFT JOIN gates ge ON ge.id = pr.entry_gate_id

@@ -30,27 +30,40 @@ from service.web.spreadsheet import safe_cell
 # $6 minimum total overlap (minutes), $7 only this site (NULL: every site).
 # The range test `&&` is what a GiST index on tstzrange(entered_at, exited_at) can
 # answer (see the bench); the coalesce tests apply the cut-off to open stays.
+# An estimated end (an automatic check-out, a guard's "gone": last_evidence_at is set)
+# ends the stay where the site's rule says: at the closure, or at the person's last
+# scan ("last_evidence"); the range test stays a superset, as that is never later.
 CONTACTS_SQL = """
 WITH mine AS (
-    SELECT site_id, entry_gate_id,
-           GREATEST(entered_at, $2::timestamptz) AS lo,
-           LEAST(coalesce(exited_at, $4::timestamptz), $3::timestamptz) AS hi
-    FROM presence
-    WHERE person_id = $1 AND entered_at < $3::timestamptz
-      AND coalesce(exited_at, $4::timestamptz) > $2::timestamptz
-      AND ($7::bigint IS NULL OR site_id = $7::bigint)
+    SELECT p.site_id, p.entry_gate_id, r.by_evidence, r.rule,
+           p.last_evidence_at IS NOT NULL AS estimated,
+           GREATEST(p.entered_at, $2::timestamptz) AS lo,
+           LEAST(coalesce(CASE WHEN r.by_evidence THEN p.last_evidence_at END, p.exited_at,
+                          $4::timestamptz), $3::timestamptz) AS hi
+    FROM presence p JOIN sites s ON s.id = p.site_id
+    CROSS JOIN LATERAL (
+        SELECT coalesce(s.checkin_rules->>'trace_estimated_end', 'closure') AS rule) AS r0
+    CROSS JOIN LATERAL (SELECT r0.rule, r0.rule = 'last_evidence' AS by_evidence) AS r
+    WHERE p.person_id = $1 AND p.entered_at < $3::timestamptz
+      AND coalesce(p.exited_at, $4::timestamptz) > $2::timestamptz
+      AND ($7::bigint IS NULL OR p.site_id = $7::bigint)
 ), shared AS (
     SELECT o.person_id, m.site_id, o.entry_gate_id,
+           m.estimated OR o.last_evidence_at IS NOT NULL AS estimated, m.rule,
            GREATEST(o.entered_at, m.lo) AS lo,
-           LEAST(coalesce(o.exited_at, $4::timestamptz), m.hi) AS hi
+           LEAST(o.hi, m.hi) AS hi
     FROM mine m
-    JOIN presence o
-      ON o.site_id = m.site_id
-     AND tstzrange(o.entered_at, o.exited_at) && tstzrange(m.lo, m.hi)
-     AND o.entered_at < m.hi
-     AND coalesce(o.exited_at, $4::timestamptz) > m.lo
+    JOIN LATERAL (
+        SELECT o.person_id, o.entry_gate_id, o.entered_at, o.last_evidence_at,
+               coalesce(CASE WHEN m.by_evidence THEN o.last_evidence_at END, o.exited_at,
+                        $4::timestamptz) AS hi
+        FROM presence o
+        WHERE o.site_id = m.site_id
+          AND tstzrange(o.entered_at, o.exited_at) && tstzrange(m.lo, m.hi)
+          AND o.entered_at < m.hi
+    ) AS o ON o.hi > m.lo
     WHERE m.lo < m.hi
-      AND coalesce(o.exited_at, $4::timestamptz) > o.entered_at  -- entered after the cut-off
+      AND o.hi > o.entered_at  -- entered after the cut-off
       AND o.person_id <> $1
       AND (NOT $5::boolean OR o.entry_gate_id = m.entry_gate_id)
 ), contacts AS (
@@ -60,11 +73,12 @@ WITH mine AS (
            min(lo) AS first_overlap,
            max(hi) AS last_overlap,
            array_agg(DISTINCT site_id ORDER BY site_id) AS site_ids,
-           array_remove(array_agg(DISTINCT entry_gate_id ORDER BY entry_gate_id), NULL) AS gate_ids
+           array_remove(array_agg(DISTINCT entry_gate_id ORDER BY entry_gate_id), NULL) AS gate_ids,
+           max(rule) FILTER (WHERE estimated) AS estimated_end
     FROM shared GROUP BY person_id
 )
 SELECT c.person_id, p.full_name, p.phone, p.organisation, c.overlap_seconds::float8,
-       c.shared_stays, c.first_overlap, c.last_overlap, c.site_ids, c.gate_ids
+       c.shared_stays, c.first_overlap, c.last_overlap, c.site_ids, c.gate_ids, c.estimated_end
 FROM contacts c JOIN people p ON p.id = c.person_id
 WHERE c.overlap_seconds >= $6::float8 * 60
 ORDER BY c.overlap_seconds DESC, c.person_id
@@ -82,6 +96,7 @@ CSV_COLUMNS = (
     "first_overlap",
     "last_overlap",
     "site_ids",
+    "estimated_end",
 )
 # A spreadsheet runs a cell that starts with one of these as a formula.
 
@@ -138,6 +153,9 @@ class Contact:
     last_overlap: datetime
     site_ids: list[int]
     gate_ids: list[int] = field(default_factory=list)  # the contact's entry gates
+    # Set when an overlap ends at an estimated end: the site's rule that placed it
+    # ("closure" or "last_evidence"); None when every end was a seen exit.
+    estimated_end: str | None = None
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -150,6 +168,7 @@ class Contact:
             "first_overlap": self.first_overlap.isoformat(),
             "last_overlap": self.last_overlap.isoformat(),
             "site_ids": self.site_ids,
+            "estimated_end": self.estimated_end,
         }
 
 
@@ -213,6 +232,7 @@ async def fetch_contacts(conn: asyncpg.Connection, query: TraceQuery) -> list[Co
             last_overlap=r["last_overlap"],
             site_ids=list(r["site_ids"]),
             gate_ids=list(r["gate_ids"]),
+            estimated_end=r["estimated_end"],
         )
         for r in rows
     ]

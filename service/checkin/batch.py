@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 from uuid import UUID, uuid5
+from zoneinfo import ZoneInfo
 
 import asyncpg
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
@@ -36,6 +37,7 @@ from service.checkin.decision import (
     resolve_direction,
 )
 from service.checkin.offline_breach import PASS_ERRORS, against_policy, offline_policies
+from service.door.auto_checkout import auto_exit_event, stale_closure
 from service.events.log import Heads, NewEvent, chain
 from service.passes.trust import PassAuthenticator
 from service.sites.door_rules import SHARED_PASS_WINDOW_MAX_S, CheckinRules
@@ -215,7 +217,7 @@ class _Stay:
 class _Plan:
     events: list[NewEvent] = field(default_factory=list)
     new_stays: list[_Stay] = field(default_factory=list)
-    closed: list[tuple[int, datetime, int, int]] = field(
+    closed: list[tuple[int, datetime, int | None, int]] = field(
         default_factory=list
     )  # id, at, gate, index
     open_ids: dict[tuple[int, int], int | _Stay] = field(default_factory=dict)
@@ -281,9 +283,15 @@ async def decide_batch(
             pass_sites[pass_state.pass_id] = pass_site
         views = {site_id: SiteView() for site_id in site_ids}
         plan = _Plan()
-        for stay_id, site, person in state["stays"]:
+        for stay_id, site, person, entered_text in state["stays"]:
             views[site].inside.add(person)
             plan.open_ids[(site, person)] = stay_id
+            gate_of_site = next(g for g in gates.values() if g.site_id == site)
+            stale = stale_closure(
+                _time(entered_text), gate_of_site.rules, ZoneInfo(gate_of_site.timezone), now
+            )
+            if stale is not None:
+                views[site].stale[person] = (_time(entered_text), stale)
         for site, inside in state["occupancy"].items():
             views[int(site)].count = inside
         for pass_text, gate_id, direction, at_text in state["recent"]:
@@ -387,6 +395,8 @@ def _decide_one(
     if claims is not None and claims.site_id != gate.site_id:
         state = None
     person_id = state.person_id if state else None
+    if person_id in view.stale and not (gate.direction == "exit" or scan.direction == "out"):
+        _close_stale(plan, view, gate.site_id, person_id, state.full_name if state else None)
     inside = person_id is not None and person_id in view.inside
     direction = resolve_direction(gate, scan.direction, inside)
     if direction == "wrong":
@@ -474,6 +484,22 @@ def _plan_presence(
         else:
             plan.closed.append((current, at, gate.id, index))
         del plan.open_ids[key]
+
+
+def _close_stale(
+    plan: _Plan, view: SiteView, site_id: int, person_id: int, full_name: str | None
+) -> None:
+    """End a stay the site's rules (or the day's reset) have ended, before the person's
+    entry is decided: an `auto_exit` at the time the rule fired, like the sweep's."""
+    entered_at, ended = view.stale.pop(person_id)
+    stay_id = plan.open_ids.get((site_id, person_id))
+    if not isinstance(stay_id, int):  # left, or came in again, earlier in this batch
+        return
+    del plan.open_ids[(site_id, person_id)]
+    plan.closed.append((stay_id, ended.at, None, len(plan.events)))
+    plan.events.append(auto_exit_event(site_id, person_id, full_name, entered_at, ended))
+    view.inside.discard(person_id)
+    view.count -= 1
 
 
 def correction_id(event_id: UUID) -> UUID:

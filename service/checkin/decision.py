@@ -60,6 +60,8 @@ class SiteView:
     inside: set[int] = field(default_factory=set)  # person ids with an open stay
     count: int = 0  # people inside (only counted when the site has a capacity)
     last_allowed: dict[UUID, RecentUse] = field(default_factory=dict)
+    # Open stays the site's rules have ended (not swept yet): entry time and closure.
+    stale: dict[int, tuple[datetime, Any]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

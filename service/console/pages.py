@@ -22,10 +22,12 @@ from aiohttp import web
 from aiohttp_session import get_session, new_session
 
 from checkin_core.reasons import words_by_direction
-from service.door.actions import INSIDE_SQL
+from service.console.rollcall import groups as rollcall_groups
+from service.door.roll_call import roll_call
 from service.identity import accounts
 from service.identity.hashing import HASH_POOL_KEY
 from service.identity.login_guard import LOGIN_GUARD_KEY
+from service.platform.clock import CLOCK_KEY
 from service.platform.db import DB_KEY
 from service.platform.errors import ApiError
 from service.platform.offload import PoolBusy
@@ -345,55 +347,24 @@ def _page_headers() -> dict[str, str]:
 @requires(Role.GUARD, Role.ADMIN, Role.AUDITOR)
 @documented(query={"lang": Q_LANG, "site_id": q_id()})
 async def rollcall(request: web.Request) -> web.Response:
-    """Everyone inside, on paper, with a box to tick at the muster point."""
+    """Everyone inside, in the three groups of the Inside tab, on paper, with a box to
+    tick at the muster point."""
     caller = principal(request)
     lang = lang_of(request)
     async with request.app[DB_KEY].connection() as conn:
         _, site = await _sites_and_choice(request, conn, caller.site_id)
         if site is None:
             raise ApiError(404, "site_not_found", "There is no site yet.")
-        site_id = site["id"]
-        people = await conn.fetch(INSIDE_SQL, site_id)
-    zone = ZoneInfo(site["timezone"])
-    printed_at = datetime.now(zone).strftime("%H:%M %d/%m/%Y")
-    rows = [
-        tag(
-            "tr",
-            join(
-                [
-                    tag("td", str(i)),
-                    tag("td", void("input", type="checkbox", aria_label=t("present", lang))),
-                    tag("td", p["full_name"]),
-                    tag("td", p["organisation"] or ""),
-                    tag("td", p["entry_gate"] or ""),
-                    tag("td", p["entered_at"].astimezone(zone).strftime("%H:%M %d/%m")),
-                ],
-                "",
-            ),
-        )
-        for i, p in enumerate(people, 1)
-    ]
-    header = tag(
-        "tr",
-        join(
-            [
-                tag("th", "#"),
-                tag("th", t("present", lang)),
-                tag("th", t("name", lang)),
-                tag("th", t("organisation", lang)),
-                tag("th", t("gate", lang)),
-                tag("th", t("since", lang)),
-            ],
-            "",
-        ),
-    )
+        call = await roll_call(conn, site["id"], request.app[CLOCK_KEY]())
+    printed_at = call.now.astimezone(ZoneInfo(site["timezone"])).strftime("%H:%M %d/%m/%Y")
+    everyone = len(call.inside) + len(call.probably_gone)
     body = join(
         [
             tag(
                 "div",
                 join(
                     [
-                        tag("a", t("back", lang), href=f"/console?site_id={site_id}"),
+                        tag("a", t("back", lang), href=f"/console?site_id={site['id']}"),
                         tag("button", t("print", lang), type="button", id="print", class_="small"),
                     ],
                     " ",
@@ -403,10 +374,10 @@ async def rollcall(request: web.Request) -> web.Response:
             tag("h1", f"{t('rollcall', lang)} · {site['name']}"),
             tag(
                 "p",
-                f"{t('inside', lang)}: {len(people)} · {t('printed_at', lang)} {printed_at}",
+                f"{t('inside', lang)}: {everyone} · {t('printed_at', lang)} {printed_at}",
                 class_="count",
             ),
-            tag("table", join([tag("thead", header), tag("tbody", join(rows))]), class_="rollcall"),
+            rollcall_groups(call, lang, lambda key: t(key, lang)),
             tag("script", "", src=asset("print.js")),
         ]
     )

@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo
 
 import pydantic
 from pydantic import (
+    AwareDatetime,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -240,6 +241,9 @@ class Declaration(BaseModel):
     travel_areas: Annotated[list[Area], Field(max_length=TRAVEL_AREAS_MAX)]
     vaccination_doses: Annotated[int, Whole(ge=0, le=VACCINATION_DOSES_MAX)]
     last_test: LastTest | None = None
+    # When a visitor expects to leave: a site may check them out then (door rules,
+    # auto_checkout.expected_departure), else the roll call lists them as probably gone.
+    expected_departure: AwareDatetime | None = None
     # The key behind the "Declare again" link of an earlier result: proof that this
     # declaration comes from that person (service.declarations.identity_proof). Never
     # stored as answered.
@@ -262,6 +266,15 @@ class Declaration(BaseModel):
                 )
             return None
         return phone_field(value)
+
+    @field_validator("expected_departure")
+    @classmethod
+    def _departure_for_visitors(
+        cls, value: datetime | None, info: ValidationInfo
+    ) -> datetime | None:
+        if value is not None and info.data.get("kind") == "staff":
+            raise PydanticCustomError("visitor_only", "Only visitors fill in this field")
+        return value
 
     @field_validator("host_name", "purpose")
     @classmethod

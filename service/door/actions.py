@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from checkin_core.reasons import short_name
 from service.events.fanout import FANOUT_KEY
-from service.events.log import NewEvent, append_events, lock_chains
+from service.events.log import Heads, NewEvent, append_events, lock_chains
 from service.people.scope import is_visible, person_not_found, visible_to_sql
 from service.platform.db import DB_KEY
 from service.platform.errors import ApiError
@@ -42,7 +42,7 @@ class DenyListIn(BaseModel):
 
 PERSON_SQL = "SELECT id, full_name FROM people WHERE id = $1"
 OPEN_STAY_SQL = """
-SELECT id FROM presence WHERE site_id = $1 AND person_id = $2 AND exited_at IS NULL
+SELECT id, entered_at FROM presence WHERE site_id = $1 AND person_id = $2 AND exited_at IS NULL
 """
 OPEN_STAY_INSERT_SQL = """
 INSERT INTO presence (site_id, person_id, entered_at, entry_gate_id, entry_event)
@@ -52,14 +52,6 @@ CLOSE_STAY_SQL = """
 UPDATE presence SET exited_at = $2, exit_gate_id = $3, exit_event = $4, exit_kind = $5
 WHERE id = $1
 """
-INSIDE_SQL = """
-SELECT pr.person_id, pe.full_name, pe.kind, pe.organisation, pr.entered_at,
-       pr.entry_gate_id, g.name AS entry_gate
-FROM presence pr JOIN people pe ON pe.id = pr.person_id
-LEFT JOIN gates g ON g.id = pr.entry_gate_id
-WHERE pr.site_id = $1 AND pr.exited_at IS NULL ORDER BY pr.entered_at
-"""
-SITE_CAPACITY_SQL = "SELECT capacity FROM sites WHERE id = $1"
 KIOSKS_SQL = """
 SELECT t.id AS token_id, t.label, t.gate_id, g.name AS gate_name, h.reported_at, h.report
 FROM api_tokens t JOIN gates g ON g.id = t.gate_id
@@ -98,6 +90,21 @@ def announce(request: web.Request, heads: dict[int, tuple[int, bytes]]) -> None:
     request.app[FANOUT_KEY].poke({site: head[0] for site, head in heads.items()})
 
 
+async def lock_open_stay(
+    conn: asyncpg.Connection, site_id: int, person_id: int
+) -> tuple[Heads, asyncpg.Record]:
+    """Hold the site's chain (nobody else changes its presence until commit) and return
+    the person's open stay there (id, entered_at); 404 no site, 409 not inside."""
+    try:
+        heads = await lock_chains(conn, [site_id])
+    except LookupError:
+        raise ApiError(404, "site_not_found", f"No site with id {site_id}.") from None
+    stay = await conn.fetchrow(OPEN_STAY_SQL, site_id, person_id)
+    if stay is None:
+        raise ApiError(409, "not_inside", "This person is not inside this site.")
+    return heads, stay
+
+
 @requires(Role.GUARD, Role.ADMIN)
 @documented(body=ReasonIn)
 async def manual_exit(request: web.Request) -> web.Response:
@@ -108,13 +115,7 @@ async def manual_exit(request: web.Request) -> web.Response:
     body = await read_model(request, ReasonIn)
     now = datetime.now(UTC)
     async with request.app[DB_KEY].connection() as conn, conn.transaction():
-        try:
-            heads = await lock_chains(conn, [site_id])
-        except LookupError:
-            raise ApiError(404, "site_not_found", f"No site with id {site_id}.") from None
-        stay = await conn.fetchval(OPEN_STAY_SQL, site_id, person_id)
-        if stay is None:
-            raise ApiError(409, "not_inside", "This person is not inside this site.")
+        heads, stay = await lock_open_stay(conn, site_id, person_id)
         person = await conn.fetchrow(PERSON_SQL, person_id)
         event = NewEvent(
             kind="manual_exit",
@@ -126,22 +127,9 @@ async def manual_exit(request: web.Request) -> web.Response:
             detail={"reason": body.reason, "name": short_name(person["full_name"])},
         )
         (appended,) = await append_events(conn, [event], heads)
-        await conn.execute(CLOSE_STAY_SQL, stay, now, None, appended.id, "manual")
+        await conn.execute(CLOSE_STAY_SQL, stay["id"], now, None, appended.id, "manual")
     announce(request, heads)
     return web.json_response({"event_row_id": appended.id, "seq": appended.seq}, status=201)
-
-
-@requires(Role.GUARD, Role.ADMIN, Role.AUDITOR, Role.HEALTH)
-async def presence(request: web.Request) -> web.Response:
-    site_id = _site_id(request)
-    require_site(request, site_id)
-    async with request.app[DB_KEY].connection() as conn:
-        capacity = await conn.fetchval(SITE_CAPACITY_SQL, site_id)
-        rows = await conn.fetch(INSIDE_SQL, site_id)
-    people = [{**dict(r), "entered_at": r["entered_at"].isoformat()} for r in rows]
-    return web.json_response(
-        {"site_id": site_id, "inside": len(people), "capacity": capacity, "people": people}
-    )
 
 
 @requires(Role.GUARD, Role.ADMIN)
@@ -266,7 +254,6 @@ def routes() -> list[web.RouteDef]:
     site = r"/api/v1/sites/{site_id:\d{1,18}}"
     return [
         web.post(site + r"/presence/{person_id:\d{1,18}}/exit", manual_exit, name="manual_exit"),
-        web.get(site + "/presence", presence, name="presence"),
         web.get(site + "/kiosks", kiosks, name="kiosks"),
         web.get("/api/v1/deny-list", list_deny_list, name="deny_list"),
         web.post("/api/v1/deny-list", add_to_deny_list, name="add_to_deny_list"),

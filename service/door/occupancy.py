@@ -1,5 +1,6 @@
 """A site's day in 15-minute buckets of its own time: who came in, who left, and how
-many were inside at the end of each bucket (the console's occupancy chart)."""
+many were inside at the end of each bucket (the console's occupancy chart); of the
+exits, how many were automatic check-outs (or a guard's "gone"): estimated, not seen."""
 
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ WITH site AS (
            (site.day + 1)::timestamp AT TIME ZONE site.timezone AS day_end
     FROM site
 ), stays AS (
-    SELECT pr.entered_at, pr.exited_at
+    SELECT pr.entered_at, pr.exited_at, pr.exit_kind
     FROM presence pr, day
     WHERE pr.site_id = day.id AND pr.entered_at < day.day_end
       AND (pr.exited_at IS NULL OR pr.exited_at >= day.day_start)
@@ -51,11 +52,13 @@ WITH site AS (
     FROM stays, day WHERE stays.entered_at >= day.day_start GROUP BY 1
 ), exits AS (
     SELECT floor(extract(epoch FROM stays.exited_at - day.day_start) / 900)::int AS n,
-           count(*) AS exits
+           count(*) AS exits,
+           count(*) FILTER (WHERE stays.exit_kind IN ('auto', 'gone')) AS auto_exits
     FROM stays, day WHERE stays.exited_at < day.day_end GROUP BY 1
 )
 SELECT day.id, day.timezone, day.capacity, day.day, at_start.inside AS inside_at_start,
        b.start, coalesce(e.entries, 0) AS entries, coalesce(x.exits, 0) AS exits,
+       coalesce(x.auto_exits, 0) AS auto_exits,
        CASE WHEN b.start <= now() THEN
            (at_start.inside + sum(coalesce(e.entries, 0) - coalesce(x.exits, 0))
                                   OVER (ORDER BY b.n ROWS UNBOUNDED PRECEDING))::int
@@ -97,6 +100,7 @@ async def site_occupancy(request: web.Request) -> web.Response:
             "start": r["start"].astimezone(zone).isoformat(),
             "entries": r["entries"],
             "exits": r["exits"],
+            "auto_exits": r["auto_exits"],  # of the exits: automatic check-outs (estimated)
             "inside": r["inside"],
         }
         for r in rows

@@ -45,6 +45,8 @@ KINDS = frozenset(
         "health_case",
         "suspension",
         "suspension_cleared",
+        "auto_exit",
+        "presence_confirmed",
     }
 )
 

@@ -30,6 +30,7 @@ from service.events.log import NewEvent, append_event
 from service.platform.db import DB_KEY
 from service.platform.settings import Settings
 from service.retention.health_records import purge_health
+from service.webhooks.worker import purge_deliveries
 
 logger = logging.getLogger(__name__)
 
@@ -119,6 +120,7 @@ class PurgeReport:
     declarations_deleted: int
     visitors_deleted: int
     health_records_deleted: int = 0  # service.retention.health_records
+    webhook_deliveries_deleted: int = 0  # service.webhooks
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self) | {"cutoff": self.cutoff.isoformat()}
@@ -142,6 +144,7 @@ async def purge(
             stays_deleted=_count(await conn.execute(DELETE_STAYS_SQL, older_than)),
             passes_deleted=_count(await conn.execute(DELETE_PASSES_SQL, older_than)),
             health_records_deleted=await purge_health(conn, older_than),
+            webhook_deliveries_deleted=await purge_deliveries(conn, older_than),
             declarations_deleted=_count(await conn.execute(DELETE_DECLARATIONS_SQL, older_than)),
             visitors_deleted=_count(await conn.execute(DELETE_VISITORS_SQL)),
         )

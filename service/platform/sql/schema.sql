@@ -199,7 +199,7 @@ CREATE TABLE events (
                         'pass_revoked', 'declaration_reviewed', 'admin', 'export', 'trace', 'purge',
                         'door_correction', 'login_failed', 'login_locked', 'login_burst',
                         'official_test', 'health_case', 'suspension',
-                        'suspension_cleared')),
+                        'suspension_cleared', 'auto_exit', 'presence_confirmed')),
     occurred_at     timestamptz NOT NULL,
     recorded_at     timestamptz NOT NULL DEFAULT now(),
     site_id         bigint,
@@ -238,15 +238,51 @@ CREATE TABLE presence (
     exited_at       timestamptz,
     exit_gate_id    bigint REFERENCES gates (id),
     exit_event      bigint,
-    exit_kind       text CONSTRAINT presence_exit_kind_valid CHECK (exit_kind IN ('scan', 'manual')),
+    exit_kind       text CONSTRAINT presence_exit_kind_valid CHECK (exit_kind IN ('scan', 'manual', 'auto', 'gone')),
     CONSTRAINT presence_exit_complete CHECK ((exited_at IS NULL) = (exit_kind IS NULL)),
-    CONSTRAINT presence_exit_after_entry CHECK (exited_at IS NULL OR exited_at >= entered_at)
+    CONSTRAINT presence_exit_after_entry CHECK (exited_at IS NULL OR exited_at >= entered_at),
+    -- An estimated end (automatic check-out 'auto', a guard's 'gone') keeps the last
+    -- evidence of the person (service/door/auto_checkout.py).
+    last_evidence_at timestamptz,
+    CONSTRAINT presence_evidence_of_estimate CHECK (last_evidence_at IS NULL OR (
+        exit_kind IN ('auto', 'gone') AND last_evidence_at >= entered_at AND last_evidence_at <= exited_at))
 );
 CREATE UNIQUE INDEX presence_open_key ON presence (site_id, person_id) WHERE exited_at IS NULL;
 CREATE INDEX presence_person_idx ON presence (person_id, entered_at);
 CREATE INDEX presence_site_time_idx ON presence (site_id, entered_at);
+-- The sweep: a site's open stays by entry time.
+CREATE INDEX presence_open_entered_idx ON presence (site_id, entered_at) WHERE exited_at IS NULL;
+-- The day's automatic check-outs (roll call, occupancy chart).
+CREATE INDEX presence_auto_exit_idx ON presence (site_id, exited_at) WHERE exit_kind IN ('auto', 'gone');
 -- Contact tracing: the stays overlapping a span, bounded from both sides.
 CREATE INDEX presence_span_idx ON presence USING gist (tstzrange(entered_at, exited_at));
+
+-- Notifications to other systems (service/webhooks): a site's URL and signing secret,
+-- how far into the site's chain the events were queued, and each delivery's attempts.
+CREATE TABLE webhooks (
+    site_id         bigint PRIMARY KEY REFERENCES sites (id),
+    url             text NOT NULL CONSTRAINT webhooks_url_http CHECK (url ~ '^https?://' AND length(url) <= 2000),
+    secret          text NOT NULL CONSTRAINT webhooks_secret_length CHECK (length(secret) >= 32),
+    queued_seq      bigint NOT NULL DEFAULT 0,
+    updated_at      timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE webhook_deliveries (
+    id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    site_id         bigint NOT NULL REFERENCES sites (id),
+    event_row       bigint NOT NULL,  -- events.id (no key: see events)
+    type            text NOT NULL,
+    body            jsonb NOT NULL,
+    attempts        integer NOT NULL DEFAULT 0,
+    next_attempt_at timestamptz,  -- NULL: delivered, or given up
+    delivered_at    timestamptz,
+    last_status     integer,
+    last_error      text,
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT webhook_deliveries_event_key UNIQUE (site_id, event_row)
+);
+CREATE INDEX webhook_deliveries_due_idx ON webhook_deliveries (next_attempt_at)
+    WHERE next_attempt_at IS NOT NULL;
+CREATE INDEX webhook_deliveries_site_idx ON webhook_deliveries (site_id, id);
 
 -- People refused at the door whatever their pass says, per site or everywhere (NULL).
 CREATE TABLE deny_list (
@@ -402,6 +438,16 @@ CREATE INDEX declarations_travel_keys_idx ON declarations USING gin (travel_area
 -- With lock_chains, the chains are locked first, so that the read includes all that
 -- their previous holder committed (each statement of a VOLATILE function takes its own
 -- snapshot) and the write cannot be refused.
+-- The last sign of a person during a stay: their last scan at the site (any gate, any
+-- verdict) or a guard's "seen", within [from_at, to_at]; from_at (the entry) if none.
+CREATE FUNCTION stay_last_evidence(person bigint, site bigint, from_at timestamptz, to_at timestamptz)
+RETURNS timestamptz LANGUAGE sql STABLE AS $$
+    SELECT coalesce(max(e.occurred_at), from_at) FROM events e
+    WHERE e.person_id = person AND e.site_id = site
+      AND e.occurred_at >= from_at AND e.occurred_at <= to_at
+      AND (e.kind = 'scan' OR (e.kind = 'presence_confirmed' AND e.detail->>'status' = 'seen'))
+$$;
+
 CREATE FUNCTION checkin_batch_state(gate_ids bigint[], event_ids uuid[], pass_ids uuid[],
                                     recent_window interval, lock_chains boolean)
 RETURNS jsonb LANGUAGE plpgsql
@@ -449,10 +495,10 @@ BEGIN
         -- One probe of the open-stay key per site and person: as a filter on the
         -- site's open stays instead, the cost grew with the number of people inside.
         -- (LIMIT 1, which the key implies, keeps the planner to that probe.)
-        'stays', (SELECT coalesce(jsonb_agg(jsonb_build_array(pr.id, s.site_id, p.person_id)), '[]')
+        'stays', (SELECT coalesce(jsonb_agg(jsonb_build_array(pr.id, s.site_id, p.person_id, pr.entered_at)), '[]')
                   FROM unnest(batch_sites) AS s (site_id)
                   CROSS JOIN unnest(batch_people) AS p (person_id)
-                  CROSS JOIN LATERAL (SELECT o.id FROM presence o
+                  CROSS JOIN LATERAL (SELECT o.id, o.entered_at FROM presence o
                                       WHERE o.site_id = s.site_id AND o.person_id = p.person_id
                                         AND o.exited_at IS NULL LIMIT 1) AS pr),
         -- Counting grows with the people inside, and only a capacity needs it: the
@@ -528,13 +574,18 @@ BEGIN
         DELETE FROM presence WHERE entry_event = ANY (undone_entries);
     END IF;
     IF cardinality(reopened) > 0 THEN
-        UPDATE presence SET exited_at = NULL, exit_gate_id = NULL, exit_event = NULL, exit_kind = NULL
+        UPDATE presence SET exited_at = NULL, exit_gate_id = NULL, exit_event = NULL, exit_kind = NULL,
+                            last_evidence_at = NULL
         WHERE id = ANY (reopened);
     END IF;
     IF cardinality(closed_ids) > 0 THEN
         UPDATE presence AS p
         SET exited_at = greatest(u.exited_at, p.entered_at), exit_gate_id = u.gate_id,
-            exit_event = e.id, exit_kind = 'scan'
+            exit_event = e.id,
+            -- An automatic check-out (the daily reset at the door) is an estimated end.
+            exit_kind = CASE WHEN e.kind = 'auto_exit' THEN 'auto' ELSE 'scan' END,
+            last_evidence_at = CASE WHEN e.kind = 'auto_exit' THEN
+                stay_last_evidence(p.person_id, p.site_id, p.entered_at, greatest(u.exited_at, p.entered_at)) END
         FROM unnest(closed_ids, closed_at, closed_gates, closed_seqs) AS u (id, exited_at, gate_id, seq)
         JOIN events e ON e.seq = u.seq
         WHERE p.id = u.id AND p.exited_at IS NULL AND e.chain_id = p.site_id;

@@ -22,6 +22,8 @@
     "declaration_reviewed",
     "suspension",
     "suspension_cleared",
+    "auto_exit",
+    "presence_confirmed",
   ]);
   // Alerts are for denials happening now, while an override is still possible: the
   // site's override window, on the server's clock (the page's may be wrong).
@@ -66,6 +68,25 @@
     visitor: ["Khách", "Visitor"],
     rollcall: ["Điểm danh sơ tán", "Evacuation roll call"],
     record_exit: ["Ghi nhận ra", "Record exit"],
+    likely_inside: ["Có lẽ đang ở trong (tính vào sức chứa)", "Likely inside (counted against the capacity)"],
+    group_inside: ["Đang ở trong", "Inside"],
+    group_probably_gone: ["Có thể đã ra về", "Probably gone"],
+    group_checked_out_today: ["Đã tự động ghi ra hôm nay", "Checked out automatically today"],
+    last_seen: ["Lần cuối thấy", "Last seen"],
+    checked_out_at: ["Ghi ra lúc", "Checked out at"],
+    rule: ["Quy tắc", "Rule"],
+    seen: ["Vẫn thấy", "Seen"],
+    gone: ["Đã về", "Gone"],
+    by_guard: ["bảo vệ", "guard"],
+    silent: ["lâu không quét", "silent"],
+    past_departure: ["quá giờ dự kiến về", "past expected departure"],
+    rule_at: ["giờ cố định", "time of day"],
+    rule_after_minutes: ["quá thời lượng", "stay too long"],
+    rule_expected_departure: ["giờ dự kiến về", "expected departure"],
+    rule_daily_reset: ["đặt lại hằng ngày", "daily reset"],
+    rule_guard_gone: ["bảo vệ xác nhận đã về", "guard confirmed gone"],
+    auto_exit: ["Tự động ghi ra", "Checked out automatically"],
+    presence_confirmed: ["Bảo vệ xác nhận", "Confirmed by a guard"],
     denied_at: ["Bị từ chối", "Denied"],
     allow_once: ["Cho vào một lần", "Allow once"],
     let_out_once: ["Cho ra một lần", "Let out once"],
@@ -321,7 +342,8 @@
       raiseSuspensionAlert(event);
     // Replayed when the kiosk is back, however late: the door opened when it must not have.
     if (event.offline_against_policy) raisePolicyAlert(event);
-    if (["scan", "override", "manual_exit", "door_correction"].includes(event.kind)) {
+    const moves = ["scan", "override", "manual_exit", "door_correction", "auto_exit", "presence_confirmed"];
+    if (moves.includes(event.kind)) {
       if (event.kind === "override") dropAlert(event.detail && event.detail.overrides);
       refreshSoon();
     }
@@ -476,54 +498,84 @@
 
   function renderInside() {
     if (!inside) return;
-    $("inside-count").textContent = inside.inside;
+    const groups = inside.groups;
+    $("inside-count").textContent = inside.likely_inside;
     $("inside-count-2").textContent = inside.inside;
+    $("likely-inside").textContent = inside.likely_inside;
     $("capacity").textContent = inside.capacity ?? "∞";
     $("capacity-part").hidden = inside.capacity === null;
-    const full = inside.capacity !== null && inside.inside >= inside.capacity;
+    const full = inside.capacity !== null && inside.likely_inside >= inside.capacity;
     $("inside-count").classList.toggle("full", full);
-    $("inside").replaceChildren(
-      ...inside.people.map((person) => {
-        const exitReason = el("input", {
-          type: "text",
-          class: "exit-reason",
-          placeholder: t("reason_ph"),
-          maxlength: 500,
-          "aria-label": t("reason_ph"),
-        });
-        const message = el("span", { class: "row-message" });
-        const recordExit = async () => {
-          const reason = exitReason.value.trim();
-          if (reason.length < 3) {
-            message.textContent = t("reason_needed");
-            return;
-          }
-          try {
-            await api(`/api/v1/sites/${site.id}/presence/${person.person_id}/exit`, {
-              method: "POST",
-              body: { reason },
-            });
-          } catch (failure) {
-            message.textContent = `${t("error")}: ${failure.text()}`;
-          }
-        };
-        return el(
+    $("group-inside-count").textContent = groups.inside.length;
+    $("group-probably-gone-count").textContent = groups.probably_gone.length;
+    $("group-checked-out-count").textContent = groups.checked_out_today.length;
+    $("inside").replaceChildren(...groups.inside.map(openStayRow));
+    $("probably-gone").replaceChildren(...groups.probably_gone.map(openStayRow));
+    $("checked-out-today").replaceChildren(
+      ...groups.checked_out_today.map((person) =>
+        el(
           "tr",
           { "data-person-id": person.person_id },
           el("td", {}, person.full_name),
           el("td", {}, t(person.kind)),
           el("td", {}, person.organisation || ""),
           el("td", {}, dateTime(person.entered_at)),
-          el("td", {}, person.entry_gate || ""),
-          el(
-            "td",
-            { class: "actions" },
-            exitReason,
-            el("button", { type: "button", class: "small", onclick: recordExit }, t("record_exit")),
-            message,
-          ),
-        );
-      }),
+          el("td", {}, dateTime(person.exited_at)),
+          el("td", {}, WORDS[`rule_${person.rule}`] ? t(`rule_${person.rule}`) : ""),
+        ),
+      ),
+    );
+  }
+
+  // A row of someone with an open stay: when and where they were last seen, why they
+  // are probably gone, and the guard's actions (seen, gone, an exit with a reason).
+  function openStayRow(person) {
+    const exitReason = el("input", {
+      type: "text",
+      class: "exit-reason",
+      placeholder: t("reason_ph"),
+      maxlength: 500,
+      "aria-label": t("reason_ph"),
+    });
+    const message = el("span", { class: "row-message" });
+    const send = async (path, body) => {
+      try {
+        await api(`/api/v1/sites/${site.id}/presence/${person.person_id}/${path}`, {
+          method: "POST",
+          body,
+        });
+        refreshSoon();
+      } catch (failure) {
+        message.textContent = `${t("error")}: ${failure.text()}`;
+      }
+    };
+    const recordExit = () => {
+      const reason = exitReason.value.trim();
+      if (reason.length < 3) {
+        message.textContent = t("reason_needed");
+        return;
+      }
+      send("exit", { reason });
+    };
+    const where = person.last_gate || (person.last_seen_by === "guard" ? t("by_guard") : "");
+    const why = person.why.map((reason) => t(reason)).join(", ");
+    return el(
+      "tr",
+      { "data-person-id": person.person_id, "data-group": person.group },
+      el("td", {}, person.full_name),
+      el("td", {}, t(person.kind)),
+      el("td", {}, person.organisation || ""),
+      el("td", {}, dateTime(person.entered_at)),
+      el("td", {}, `${dateTime(person.last_seen_at)}${where ? ` · ${where}` : ""}${why ? ` (${why})` : ""}`),
+      el(
+        "td",
+        { class: "actions" },
+        el("button", { type: "button", class: "small seen", onclick: () => send("confirm", { status: "seen" }) }, t("seen")),
+        el("button", { type: "button", class: "small ghost gone", onclick: () => send("confirm", { status: "gone" }) }, t("gone")),
+        exitReason,
+        el("button", { type: "button", class: "small record-exit", onclick: recordExit }, t("record_exit")),
+        message,
+      ),
     );
   }
   $("rollcall-link").href = `/console/rollcall?site_id=${site.id}`;
@@ -1004,6 +1056,16 @@
           ),
         );
       }
+      if (b.auto_exits > 0) {
+        // Automatic check-outs: estimated ends, marked on the baseline (not seen exits).
+        parts.push(
+          svg(
+            "circle",
+            { cx: left + (i + 0.5) * step, cy: y(0) - 4, r: 4, class: "auto-exit" },
+            svg("title", {}, `${b.start.slice(11, 16)} · ${t("auto_exit")}: ${b.auto_exits}`),
+          ),
+        );
+      }
       if (i % 12 === 0)
         parts.push(svg("text", { x: left + i * step, y: height - 8, class: "axis" }, b.start.slice(11, 16)));
     });
@@ -1045,6 +1107,8 @@
         ` ${t("entries_15")}   `,
         el("span", { class: "key inside-line" }),
         ` ${t("people_inside")}`,
+        buckets.some((b) => b.auto_exits > 0) ? el("span", { class: "key auto-exit" }) : null,
+        buckets.some((b) => b.auto_exits > 0) ? ` ${t("auto_exit")}   ` : null,
         capacity ? el("span", { class: "key capacity-line" }) : null,
         capacity ? ` ${t("capacity")}: ${capacity}` : null,
       ),
