@@ -37,6 +37,19 @@ def test_the_import_contracts_hold() -> None:
     assert f"Contracts: {len(contracts)} kept, 0 broken." in done.stdout
 
 
+def test_every_service_package_has_its_layer() -> None:
+    """A package left out of the layers contract would be held to nothing."""
+    contracts = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"][
+        "importlinter"
+    ]["contracts"]
+    (layers,) = [c["layers"] for c in contracts if c["type"] == "layers"]
+    listed = {name.strip() for layer in layers for name in layer.split("|")}
+    packages = {
+        f"service.{p.name}" for p in (ROOT / "service").iterdir() if (p / "__init__.py").exists()
+    }
+    assert packages - listed == set()
+
+
 def _package_of(module: str) -> str:
     """service.checkin.batch -> service.checkin; checkin_core.passes -> checkin_core."""
     parts = module.split(".")

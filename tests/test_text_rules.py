@@ -229,6 +229,8 @@ BODIES: dict[str, Any] = {
     },
     "CaseIn": {"person_id": "{person}", "onset_on": NOW[:10], "note": "ca {n}"},
     "SuspendIn": {"all": True},
+    "ConfirmIn": {"status": "seen"},
+    "WebhookIn": {"url": "https://example.org/hook"},
     "ClearIn": {"cause": "area_flagged", "note": "đã rà soát"},
     "FlaggedAreaIn": {"name": "Phường 1", "code": "p1", "flagged_from": "2021-10-01"},
     "ScanIn": {"event_id": "{uuid}", "payload": "CG1:x", "seen_at": NOW},

@@ -94,7 +94,7 @@ class Whole:
 
 
 # The rules across fields, stated for the OpenAPI document: a phone or a national ID;
-# host and purpose for a visitor, neither for staff.
+# host and purpose for a visitor, neither (nor an expected departure) for staff.
 _CROSS_FIELD_SCHEMA: dict[str, Any] = {
     "allOf": [
         {
@@ -119,6 +119,7 @@ _CROSS_FIELD_SCHEMA: dict[str, Any] = {
                         "kind": {"const": "staff"},
                         "host_name": {"type": "null"},
                         "purpose": {"type": "null"},
+                        "expected_departure": {"type": "null"},
                     },
                 },
             ]
