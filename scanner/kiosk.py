@@ -29,7 +29,7 @@ import aiohttp
 from checkin_core.aio import wait_for_event
 from scanner.capture import Capture, CapturedFrame, SourceSpec, VideoSource
 from scanner.debounce import DEFAULT_COOLDOWN_S, Debouncer
-from scanner.decode import Decoded, DecodePipeline, make_decoder
+from scanner.decode import Decoded, DecodePipeline, config_for
 from scanner.link import Link, Message
 from scanner.outbox import AsyncOutbox, Outbox, Scan
 from scanner.scan_life import ScanLife
@@ -62,7 +62,7 @@ class KioskConfig:
     source: SourceSpec
     data_dir: Path = Path(".kiosk-data")
     headless: bool = False
-    decoder: str = "pyzbar"
+    decoder: str = "auto"  # both decoders when zxing-cpp is installed
     cooldown: float = DEFAULT_COOLDOWN_S
     on_allow: str | None = None
     on_deny: str | None = None
@@ -131,7 +131,7 @@ class Kiosk:
         display = self.display
         self.worker = DecodeWorker(
             self.capture.frames,
-            lambda: DecodePipeline(make_decoder(cfg.decoder)),
+            lambda: DecodePipeline(config_for(cfg.decoder)),
             on_codes=lambda f, c: _call_soon(loop, self._results.put_nowait, (f, c)),
             on_end=lambda: _call_soon(loop, self.source_done.set),
             on_frame=(
