@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from scanner import decode_cli
-from scanner.capture import SourceSpec
+from scanner.capture import CAMERA_RESOLUTION, SourceSpec
 from scanner.debounce import DEFAULT_COOLDOWN_S
 from scanner.decode import DecoderUnavailable, config_for
 from scanner.kiosk import Kiosk, KioskConfig
@@ -40,6 +40,12 @@ def window_size(text: str) -> Size:
         return parse_size(text)
     except ValueError as e:
         raise argparse.ArgumentTypeError(str(e)) from e
+
+
+def camera_resolution(text: str) -> tuple[int, int] | None:
+    if text.strip().lower() == "native":
+        return None
+    return window_size(text)
 
 
 def _has_display() -> bool:
@@ -133,6 +139,14 @@ def build_parser() -> argparse.ArgumentParser:
         "rate; 2 for a folder); live sources are read as they deliver",
     )
     parser.add_argument(
+        "--resolution",
+        type=camera_resolution,
+        default=CAMERA_RESOLUTION,
+        metavar="WxH",
+        help="frame size to ask a camera for, or 'native' for the camera's own "
+        "(default: 1280x720; the heartbeat reports what it delivers)",
+    )
+    parser.add_argument(
         "--ack-timeout",
         type=positive,
         default=1.5,
@@ -220,6 +234,7 @@ def main(argv: list[str] | None = None) -> int:
         offline_policy=args.offline_policy,
         loop=args.loop,
         fps=args.fps,
+        resolution=args.resolution,
         ack_timeout=args.ack_timeout,
         heartbeat_s=args.heartbeat,
         trust_refresh_s=args.trust_refresh,

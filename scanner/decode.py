@@ -211,6 +211,7 @@ class DecodePipeline:
             if name not in self.decoders:
                 self.decoders[name] = make_decoder(name)
         self.stats = DecodeStats()
+        self.code_seen = False  # the last frame held a candidate or a code
 
     def reset_stats(self) -> DecodeStats:
         """Return the counters so far and start new ones."""
@@ -235,6 +236,7 @@ class DecodePipeline:
             run.fallbacks()
         stats.work_ms += run.spent + run.first_spent
         stats.cpu_ms += 1000 * (time.thread_time() - cpu)
+        self.code_seen = bool(run.found or run.candidates)
         if run.found:
             stats.successes += 1
             stats.codes += len(run.found)
