@@ -249,6 +249,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 DECODE_HEADING = "## Decoding"
+DECODE_NOTES = """\
+Photographs: the dev half of the labelled collection (`--photos`; the bench skips them,
+saying so, when the folder is absent). A code is found when a decoded code's centre is
+inside a labelled polygon (BoofCV images) or by its expected text (zxing-cpp samples);
+"by texts" counts distinct texts per image (capped), which caps `lots` (60 codes, 14
+texts an image). The pipelines' work is fixed per frame (a budget of estimated CPU ms),
+so the run under a CPU hog (a spinning process on the other core) must give the same
+result for every image. Phone screens and 720p frames come from seeded generators
+(bench/phone_screens.py, bench/decode_speed.py); fps is 1 / CPU time of the decoding
+thread, on one core (OpenCV threads 1), with the load average of the shared machine."""
 
 
 def _with_summary_rows(out: Path, prefix: str, rows: list[str]) -> list[str]:
@@ -268,7 +278,9 @@ def _with_summary_rows(out: Path, prefix: str, rows: list[str]) -> list[str]:
 def decode_section(decode: dict[str, Any], command: str, took: float | None) -> str:
     when = f"Measured by `{command}` on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
     when += f" in {took:.0f} s." if took is not None else "."
-    return "\n".join([DECODE_HEADING, "", when, "", decode_bench.to_markdown(decode)])
+    return "\n".join(
+        [DECODE_HEADING, "", when, "", DECODE_NOTES, "", decode_bench.to_markdown(decode)]
+    )
 
 
 def write_decode(out: Path, section: str, decode: dict[str, Any]) -> None:
