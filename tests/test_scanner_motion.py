@@ -8,6 +8,7 @@ import threading
 import cv2
 import numpy as np
 
+from scanner import __main__ as scanner_main
 from scanner.capture import (
     CAMERA_RESOLUTION,
     CapturedFrame,
@@ -95,3 +96,10 @@ def test_worker_decodes_the_sharpest_of_the_frames_waiting() -> None:
 
     assert [c.text for codes in seen for c in codes] == [PASS]
     assert (worker.attempts, worker.skipped) == (1, 2)
+
+
+def test_resolution_option() -> None:
+    assert scanner_main.camera_resolution("native") is None
+    assert scanner_main.camera_resolution("640x480") == (640, 480)
+    args = scanner_main.build_parser().parse_args(["--server", "http://x", "--source", "0"])
+    assert args.resolution == CAMERA_RESOLUTION == (1280, 720)
