@@ -114,28 +114,7 @@ def rows(
                 _ratio(slowest, health["goal_ms"]),
             )
         )
-    variants = decode.get("photos", {}).get("variants", {})
-    if variants:
-        best_name = max(variants, key=lambda n: variants[n]["category_average"])
-        ours = variants.get("pipeline+pyzbar") or variants[best_name]
-        out.append(
-            (
-                f"decode, {decode['photos']['images']} photographs: pipeline+pyzbar read rate",
-                f"{100 * ours['category_average']:.1f} %",
-                f"{100 * variants[best_name]['category_average']:.1f} % ({best_name}, same run)",
-                _ratio(ours["category_average"], variants[best_name]["category_average"]),
-            )
-        )
-    fps = decode.get("throughput", {}).get("pyzbar", {}).get("fps")
-    if fps is not None:
-        out.append(
-            (
-                "decode, 720p, one core: pipeline+pyzbar frames/s",
-                f"{fps:.1f} fps",
-                "30 fps (goal: the camera's rate, not measured)",
-                _ratio(fps, 30.0),
-            )
-        )
+    out += decode_rows(decode)
     return out + (attack_rows(attacks) if attacks else [])
 
 
@@ -169,3 +148,36 @@ def to_markdown(table: list[tuple[str, str, str, str]], machine: str) -> str:
     ]
     lines += [f"| {s} | {f} | {c} | {r} | {machine} |" for s, f, c, r in table]
     return "\n".join(lines)
+
+
+DECODE_ROW_PREFIX = "decode, "
+
+
+def decode_rows(decode: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    out = []
+    variants = decode.get("photos", {}).get("variants", {})
+    default = variants.get("default (zxing-cpp + pyzbar)")
+    if default:
+        avg = default["category_average"]
+        out.append(
+            (
+                f"{DECODE_ROW_PREFIX}{decode['photos']['images']} photographs: default "
+                "pipeline, average over categories",
+                f"{100 * avg:.1f} %",
+                "85 % (goal; the best published, a commercial SDK: 83.3 %)",
+                _ratio(avg, 0.85),
+            )
+        )
+    speed = decode.get("throughput", {}).get("default")
+    if speed:
+        fps = min(speed["fps_idle"], speed["fps_code"])
+        out.append(
+            (
+                f"{DECODE_ROW_PREFIX}720p, one core, CPU time: default pipeline, "
+                "frames/s (the slower of idle and with a pass)",
+                f"{fps:.0f} fps",
+                "30 fps (goal: the camera's rate)",
+                _ratio(fps, 30.0),
+            )
+        )
+    return out

@@ -9,9 +9,10 @@ import os
 import sys
 from pathlib import Path
 
-from scanner.capture import SourceSpec
+from scanner import decode_cli
+from scanner.capture import CAMERA_RESOLUTION, SourceSpec
 from scanner.debounce import DEFAULT_COOLDOWN_S
-from scanner.decode import DecoderUnavailable, make_decoder
+from scanner.decode import DecoderUnavailable, config_for
 from scanner.kiosk import Kiosk, KioskConfig
 from scanner.screen import FontMissing, find_font
 from scanner.verdict import OFFLINE_POLICIES
@@ -41,6 +42,12 @@ def window_size(text: str) -> Size:
         raise argparse.ArgumentTypeError(str(e)) from e
 
 
+def camera_resolution(text: str) -> tuple[int, int] | None:
+    if text.strip().lower() == "native":
+        return None
+    return window_size(text)
+
+
 def _has_display() -> bool:
     # OpenCV's Qt aborts the whole process when it finds no display: check first.
     return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
@@ -59,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
             "  checkin-scanner --server http://10.0.0.5:8080 --token $TOKEN --source 0\n"
             "  checkin-scanner --server http://10.0.0.5:8080 --source rtsp://cam/1 --headless "
             "--on-allow 'gpio-pulse 17'\n"
+            "  checkin-scanner decode pass.png photos/ --json   (what the kiosk reads, and how)\n"
             "keys on the screen: q or Esc quits. Ctrl-C or SIGTERM stops cleanly."
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -92,9 +100,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--decoder",
-        default="pyzbar",
-        choices=["pyzbar", "zbar", "zxing", "zxing-cpp"],
-        help="QR decoder (default: %(default)s; zxing needs the zxing extra)",
+        default="auto",
+        choices=["auto", "pyzbar", "zbar", "zxing", "zxing-cpp"],
+        help="QR decoders: auto (the default) is zxing-cpp first and ZBar as a second "
+        "opinion when the zxing extra is installed, else ZBar alone",
     )
     parser.add_argument(
         "--cooldown",
@@ -128,6 +137,14 @@ def build_parser() -> argparse.ArgumentParser:
         type=positive,
         help="frames per second to read from a file or folder (default: the file's own "
         "rate; 2 for a folder); live sources are read as they deliver",
+    )
+    parser.add_argument(
+        "--resolution",
+        type=camera_resolution,
+        default=CAMERA_RESOLUTION,
+        metavar="WxH",
+        help="frame size to ask a camera for, or 'native' for the camera's own "
+        "(default: 1280x720; the heartbeat reports what it delivers)",
     )
     parser.add_argument(
         "--ack-timeout",
@@ -181,6 +198,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["decode"]:
+        return decode_cli.main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     if not args.token:
@@ -196,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.headless and sys.platform == "linux" and not _has_display():
         parser.exit(2, "checkin-scanner: no display (DISPLAY is not set); use --headless\n")
     try:
-        make_decoder(args.decoder)
+        config_for(args.decoder)
         if not args.headless:
             find_font(args.font)
     except (DecoderUnavailable, FontMissing, ValueError) as e:
@@ -214,6 +234,7 @@ def main(argv: list[str] | None = None) -> int:
         offline_policy=args.offline_policy,
         loop=args.loop,
         fps=args.fps,
+        resolution=args.resolution,
         ack_timeout=args.ack_timeout,
         heartbeat_s=args.heartbeat,
         trust_refresh_s=args.trust_refresh,

@@ -31,6 +31,9 @@ SourceKind = Literal["camera", "file", "stream", "folder"]
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"})
 STREAM_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://")
 DEFAULT_FOLDER_FPS = 2.0
+# Asked of a camera: at 640x480 a phone screen's modules are too few pixels to read well.
+CAMERA_RESOLUTION = (1280, 720)
+V4L2_AUTO_EXPOSURE = 3  # aperture priority: the camera sets the exposure itself
 
 
 class VideoSource(Protocol):
@@ -41,6 +44,8 @@ class VideoSource(Protocol):
     def read(self) -> tuple[bool, Any]: ...
 
     def get(self, prop_id: int) -> float: ...
+
+    def set(self, prop_id: int, value: float) -> bool: ...
 
     def release(self) -> None: ...
 
@@ -103,15 +108,38 @@ class FolderCapture:
     def get(self, prop_id: int) -> float:
         return 0.0
 
+    def set(self, prop_id: int, value: float) -> bool:
+        return False
+
     def release(self) -> None:
         self._paths = []
 
 
-def open_source(spec: SourceSpec) -> VideoSource:
+def open_source(spec: SourceSpec, resolution: tuple[int, int] | None = None) -> VideoSource:
     if spec.kind == "folder":
         return FolderCapture(str(spec.target))
     capture: VideoSource = cv2.VideoCapture(spec.target)
+    if spec.kind == "camera" and capture.isOpened():
+        ask_camera(capture, resolution)
     return capture
+
+
+def ask_camera(capture: VideoSource, resolution: tuple[int, int] | None) -> None:
+    """Ask for a resolution, autofocus and automatic exposure; cameras and backends that
+    cannot do one ignore it (OpenCV returns False), and the frames say what came."""
+    asks: list[tuple[int, float]] = [
+        (cv2.CAP_PROP_AUTOFOCUS, 1),
+        (cv2.CAP_PROP_AUTO_EXPOSURE, V4L2_AUTO_EXPOSURE),
+    ]
+    if resolution is not None:
+        asks = [
+            (cv2.CAP_PROP_FRAME_WIDTH, resolution[0]),
+            (cv2.CAP_PROP_FRAME_HEIGHT, resolution[1]),
+            *asks,
+        ]
+    refused = [prop for prop, value in asks if not capture.set(prop, value)]
+    if refused:
+        logger.info("the camera ignored %d of %d settings asked", len(refused), len(asks))
 
 
 @dataclass(frozen=True)
@@ -160,11 +188,16 @@ class CaptureStats:
     camera_up: bool = False
     done: bool = False
     reconnects: int = 0
+    width: int = 0  # of the frames the source really delivers
+    height: int = 0
+    camera_fps: float = 0.0  # the rate the source reports (0: it does not say)
     _times: deque[float] = field(default_factory=lambda: deque(maxlen=60))
 
-    def frame_read(self, t: float) -> None:
+    def frame_read(self, t: float, image: Frame | None = None) -> None:
         self.frames += 1
         self._times.append(t)
+        if image is not None:
+            self.height, self.width = int(image.shape[0]), int(image.shape[1])
 
     def fps(self, now: float | None = None) -> float:
         times = list(self._times)
@@ -221,6 +254,7 @@ def capture_frames(
             if not stats.camera_up:
                 logger.info("video source is up")
             stats.camera_up = True
+            stats.camera_fps = max(0.0, float(cap.get(cv2.CAP_PROP_FPS) or 0.0))
             rate = fps if fps else (cap.get(cv2.CAP_PROP_FPS) if finite else 0.0)
             period = 1.0 / rate if rate and 0 < rate < 1000 else 0.0
             failures = 0
@@ -238,7 +272,7 @@ def capture_frames(
                     continue
                 failures = 0
                 now = clock()
-                stats.frame_read(now)
+                stats.frame_read(now, image)
                 frames.put(CapturedFrame(np.asarray(image), now, datetime.now(UTC)))
                 delivered = True
                 if period:
@@ -280,6 +314,7 @@ class Capture:
         queue_size: int = 2,
         opener: Callable[[], VideoSource] | None = None,
         backoff: Backoff = Backoff(),
+        resolution: tuple[int, int] | None = CAMERA_RESOLUTION,
     ) -> None:
         self.spec = spec
         self.frames = FrameQueue(queue_size)
@@ -289,7 +324,12 @@ class Capture:
             fps = DEFAULT_FOLDER_FPS
         self._thread = threading.Thread(
             target=capture_frames,
-            args=(opener or (lambda: open_source(spec)), self.frames, self.stop_event, self.stats),
+            args=(
+                opener or (lambda: open_source(spec, resolution)),
+                self.frames,
+                self.stop_event,
+                self.stats,
+            ),
             kwargs={"finite": spec.finite, "loop": loop, "fps": fps, "backoff": backoff},
             name="capture",
             daemon=True,

@@ -1,316 +1,186 @@
 """Pure QR decoding: a camera frame (ndarray) in, the codes it holds out.
 
-No I/O and no threads here; the kiosk runs `DecodePipeline.decode_frame` in its executor.
-A pipeline is not thread-safe: give each worker its own.
+The work on a frame is fixed by the frame, never by the clock, so a busy machine reads
+exactly what a quiet one does:
+
+1. the first pass: the first decoder on the unsmoothed frame, and the finder-pattern
+   detector (scanner/candidates.py) on a small copy;
+2. nothing decoded and no candidate (an idle door): done, at the cost of that pass;
+3. otherwise each candidate not yet read gets its region views (crop, scale, smoothed,
+   binarised, sharpened ...), then the whole frame its views, until every candidate is
+   read or the frame's budget is spent. The budget is in estimated CPU milliseconds,
+   counted from the pixels each decoder is given (Decoder.ms_per_mpix), not measured.
+
+Distinct codes are kept apart even when they hold the same text; the same code read by
+two views is reported once. No I/O and no threads here; a pipeline is not thread-safe
+(give each worker its own).
 """
 
 from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import cv2
 import numpy as np
 import numpy.typing as npt
 
-Image = npt.NDArray[np.uint8]
-Polygon = tuple[tuple[int, int], ...]
-
-
-@dataclass(frozen=True)
-class Decoded:
-    text: str
-    polygon: Polygon  # corner points in the frame's pixel coordinates
-
-
-class DecoderUnavailable(RuntimeError):
-    """The decoding library behind a decoder is not installed."""
-
-
-class Decoder(Protocol):
-    name: str
-
-    def decode(self, gray: Image) -> list[Decoded]: ...
-
-
-class PyzbarDecoder:
-    """ZBar through pyzbar, restricted to QR codes (the default decoder)."""
-
-    name = "pyzbar"
-
-    def __init__(self) -> None:
-        try:
-            from pyzbar import pyzbar
-        except ImportError as e:  # pyzbar raises ImportError when libzbar is missing
-            raise DecoderUnavailable(
-                f"pyzbar cannot load ZBar ({e}); install the zbar library (apt install libzbar0)"
-            ) from e
-        self._pyzbar = pyzbar
-        self._symbols = [pyzbar.ZBarSymbol.QRCODE]
-
-    def decode(self, gray: Image) -> list[Decoded]:
-        return [
-            Decoded(
-                text=r.data.decode("utf-8", errors="replace"),
-                polygon=tuple((int(p.x), int(p.y)) for p in r.polygon),
-            )
-            for r in self._pyzbar.decode(gray, symbols=self._symbols)
-        ]
-
-
-class ZxingDecoder:
-    """zxing-cpp (the optional `zxing` extra): faster and more robust than ZBar."""
-
-    name = "zxing-cpp"
-
-    def __init__(self) -> None:
-        try:
-            import zxingcpp
-        except ImportError as e:
-            raise DecoderUnavailable(
-                "the zxing-cpp decoder needs the optional dependency: pip install .[zxing]"
-            ) from e
-        self._zxing: Any = zxingcpp
-        self._formats = zxingcpp.BarcodeFormat.QRCode
-
-    def decode(self, gray: Image) -> list[Decoded]:
-        results = []
-        for r in self._zxing.read_barcodes(gray, formats=self._formats):
-            pos = r.position
-            corners = (pos.top_left, pos.top_right, pos.bottom_right, pos.bottom_left)
-            results.append(
-                Decoded(text=r.text, polygon=tuple((int(p.x), int(p.y)) for p in corners))
-            )
-        return results
-
-
-DECODERS: dict[str, Callable[[], Decoder]] = {
-    PyzbarDecoder.name: PyzbarDecoder,
-    "zbar": PyzbarDecoder,
-    ZxingDecoder.name: ZxingDecoder,
-    "zxing": ZxingDecoder,
-}
-
-
-def make_decoder(name: str) -> Decoder:
-    """Build a decoder by name: "pyzbar" (alias "zbar") or "zxing-cpp" (alias "zxing")."""
-    try:
-        factory = DECODERS[name.strip().lower()]
-    except KeyError:
-        known = ", ".join(sorted(DECODERS))
-        raise ValueError(f"unknown QR decoder {name!r}; choose one of: {known}") from None
-    return factory()
-
-
-@dataclass(frozen=True)
-class View:
-    """A preprocessed image to decode, and how its pixels map back to the frame."""
-
-    image: Image
-    scale: float = 1.0  # view pixels per frame pixel
-    offset: tuple[int, int] = (0, 0)  # frame position of the view's origin
-
-    def to_frame(self, code: Decoded) -> Decoded:
-        if self.scale == 1.0 and self.offset == (0, 0):
-            return code
-        ox, oy = self.offset
-        polygon = tuple(
-            (round(x / self.scale + ox), round(y / self.scale + oy)) for x, y in code.polygon
-        )
-        return Decoded(text=code.text, polygon=polygon)
-
-
-Fallback = Callable[[Image], Iterator[View]]
-
-# Sizes in pixels; chosen for webcam frames (longer side 640-1280), not for particular images.
-DOWNSCALE_FACTOR = 3
-MIN_DOWNSCALED_SIDE = 160
-SMALL_FRAME_SIDE = 640
-REGION_SIDE = 400
-REGION_MARGIN = 0.25
-MAX_REGIONS = 8
-
-
-def _adaptive_block(gray: Image) -> int:
-    block = max(15, int(max(gray.shape[:2])) // 30)
-    return block | 1
-
-
-def downscale(gray: Image) -> Iterator[View]:
-    # Codes held close to the camera, and screen moiré: area averaging removes both.
-    h, w = gray.shape[:2]
-    if min(h, w) // DOWNSCALE_FACTOR < MIN_DOWNSCALED_SIDE:
-        return
-    f = 1.0 / DOWNSCALE_FACTOR
-    small = cv2.resize(gray, None, fx=f, fy=f, interpolation=cv2.INTER_AREA)
-    yield View(np.asarray(small, np.uint8), scale=small.shape[1] / w)
-
-
-def unsmoothed(gray: Image) -> Iterator[View]:
-    # The frame as captured, for pipelines whose first decode runs on a smoothed copy.
-    yield View(gray)
-
-
-def threshold(gray: Image) -> Iterator[View]:
-    # Local binarisation: glare, bright spots, uneven light.
-    binary = cv2.adaptiveThreshold(
-        gray, 255, cv2.ADAPTIVE_THRESH_MEAN_C, cv2.THRESH_BINARY, _adaptive_block(gray), 5
-    )
-    yield View(np.asarray(binary, np.uint8))
-
-
-def equalize(gray: Image) -> Iterator[View]:
-    # Dim or washed-out frames.
-    yield View(np.asarray(cv2.equalizeHist(gray), np.uint8))
-
-
-def clahe(gray: Image) -> Iterator[View]:
-    # Local contrast: codes in shadow or next to a bright spot.
-    tool = cv2.createCLAHE(clipLimit=2.0, tileGridSize=(8, 8))
-    yield View(np.asarray(tool.apply(gray), np.uint8))
-
-
-def blur(gray: Image) -> Iterator[View]:
-    # A light blur defeats screen moiré and sensor noise.
-    yield View(np.asarray(cv2.GaussianBlur(gray, (0, 0), 2.0), np.uint8))
-
-
-def sharpen(gray: Image) -> Iterator[View]:
-    soft = cv2.GaussianBlur(gray, (0, 0), 2.0)
-    yield View(np.asarray(cv2.addWeighted(gray, 2.0, soft, -1.0, 0), np.uint8))
-
-
-def upscale(gray: Image) -> Iterator[View]:
-    # Small frames (a cropped or low-resolution source) hold codes with tiny modules.
-    h, w = gray.shape[:2]
-    if max(h, w) > SMALL_FRAME_SIDE:
-        return
-    big = cv2.resize(gray, None, fx=2.0, fy=2.0, interpolation=cv2.INTER_CUBIC)
-    yield View(np.asarray(big, np.uint8), scale=2.0)
-
-
-def invert(gray: Image) -> Iterator[View]:
-    # Light-on-dark codes (phones in dark mode); ZBar does not try them itself.
-    yield View(np.asarray(cv2.bitwise_not(gray), np.uint8))
-
-
-class Region:
-    """Crop each QR candidate OpenCV's detector finds and scale it to a workable size.
-
-    Small, distant or damaged codes that the decoder misses in the full frame often decode
-    once cropped and normalised; a blurred and a binarised copy of each crop follow.
-    """
-
-    def __init__(self) -> None:
-        self._detector = cv2.QRCodeDetectorAruco()  # stateful: one per pipeline
-
-    def candidates(self, gray: Image) -> list[npt.NDArray[np.float32]]:
-        found, points = self._detector.detectMulti(gray)
-        if not found or points is None:
-            return []
-        return [np.asarray(q, np.float32).reshape(-1, 2) for q in points[:MAX_REGIONS]]
-
-    def __call__(self, gray: Image) -> Iterator[View]:
-        yield from _region_views(gray, self.candidates(gray))
-
-
-def _region_views(gray: Image, quads: list[npt.NDArray[np.float32]]) -> Iterator[View]:
-    h, w = gray.shape[:2]
-    for quad in quads:
-        x0, y0 = quad.min(axis=0)
-        x1, y1 = quad.max(axis=0)
-        margin = REGION_MARGIN * max(x1 - x0, y1 - y0)
-        left, top = max(0, int(x0 - margin)), max(0, int(y0 - margin))
-        right, bottom = min(w, int(x1 + margin) + 1), min(h, int(y1 + margin) + 1)
-        if right - left < 8 or bottom - top < 8:
-            continue
-        crop = gray[top:bottom, left:right]
-        s = REGION_SIDE / max(crop.shape[:2])
-        interp = cv2.INTER_CUBIC if s > 1 else cv2.INTER_AREA
-        norm = np.asarray(cv2.resize(crop, None, fx=s, fy=s, interpolation=interp), np.uint8)
-        yield View(norm, scale=s, offset=(left, top))
-        soft = np.asarray(cv2.GaussianBlur(norm, (0, 0), 1.5), np.uint8)
-        yield View(soft, scale=s, offset=(left, top))
-        binary = cv2.adaptiveThreshold(
-            norm, 255, cv2.ADAPTIVE_THRESH_MEAN_C, cv2.THRESH_BINARY, 41, 5
-        )
-        yield View(np.asarray(binary, np.uint8), scale=s, offset=(left, top))
-
-
-# ZBar reads a lightly smoothed frame as well as the raw one on real photographs, and
-# faster, since sensor noise no longer produces edges to scan; zxing-cpp reads it worse.
-PRESMOOTH_SIGMA: dict[str, float] = {PyzbarDecoder.name: 1.0}
-
-# Ordered by codes recovered per millisecond on real photographs (bench/decode_bench.py).
-# ZBar gains most from a downscale (moiré, codes held close) and binarisation; zxing-cpp
-# already downscales and inverts by itself and gains most from contrast equalisation.
-DEFAULT_FALLBACKS: tuple[str, ...] = (
-    "downscale",
-    "upscale",
-    "threshold",
-    "invert",  # rare in photographs, common at a kiosk: phones in dark mode
-    "unsmoothed",
-    "equalize",
-    "blur",
-    "sharpen",
-    "region",
-    "clahe",
+from scanner.candidates import candidate_regions, finders
+from scanner.decoders import (
+    Decoded,
+    Decoder,
+    DecoderUnavailable,
+    PyzbarDecoder,
+    ZxingDecoder,
+    available,
+    make_decoder,
 )
-DECODER_FALLBACKS: dict[str, tuple[str, ...]] = {
-    PyzbarDecoder.name: DEFAULT_FALLBACKS,
-    ZxingDecoder.name: (
-        "equalize",
-        "clahe",
-        "blur",
-        "threshold",
-        "upscale",
-        "sharpen",
-        "region",
-        "downscale",
+from scanner.views import VIEWS, Quad, View, make_view, region
+
+__all__ = [
+    "DecodeConfig",
+    "DecodePipeline",
+    "DecodeStats",
+    "Decoded",
+    "Decoder",
+    "DecoderUnavailable",
+    "PyzbarDecoder",
+    "View",
+    "ZxingDecoder",
+    "available",
+    "config_for",
+    "default_pipeline",
+    "make_decoder",
+    "to_gray",
+]
+
+ZX, PZ = ZxingDecoder.name, PyzbarDecoder.name
+REGION_PREFIX = "region:"  # a step run on a candidate region, in stats and Decoded.view
+
+
+@dataclass(frozen=True)
+class DecodeConfig:
+    """What a pipeline tries, in order: steps are "view/decoder" (views in VIEWS)."""
+
+    first: tuple[str, ...]
+    second: tuple[str, ...]  # when the first pass left doubt: nothing read, or candidates
+    regions: tuple[str, ...]  # on each candidate region not yet read
+    frame: tuple[str, ...]  # on the whole frame, after the regions
+    budget_ms: float = 150.0  # estimated CPU ms of decoding per frame, beyond the first pass
+    detect: bool = True  # look for finder patterns (off: fallbacks on every frame)
+
+    def steps(self) -> list[tuple[str, str]]:
+        return [_split(s) for s in (*self.first, *self.second, *self.regions, *self.frame)]
+
+
+def _split(step: str) -> tuple[str, str]:
+    view, _, decoder = step.partition("/")
+    if view not in VIEWS or not decoder:
+        raise ValueError(f"unknown decode step {step!r}; VIEW/DECODER, views {sorted(VIEWS)}")
+    return view, decoder
+
+
+# Orders chosen by codes recovered per estimated millisecond on real photographs and on
+# the phone-screen benchmark (bench/decode_bench.py, bench/phone_screens.py).
+BOTH = DecodeConfig(
+    first=(f"raw/{ZX}",),
+    second=(f"raw/{PZ}",),
+    regions=(
+        f"raw/{ZX}",
+        f"raw/{PZ}",
+        f"smooth/{PZ}",
+        f"threshold/{PZ}",
+        f"sharpen/{ZX}",
+        f"sharpen/{PZ}",
+        f"equalize/{ZX}",
+        f"soften/{PZ}",
+        f"threshold/{ZX}",
     ),
-}
-FALLBACKS: dict[str, Callable[[], Fallback]] = {
-    "downscale": lambda: downscale,
-    "unsmoothed": lambda: unsmoothed,
-    "upscale": lambda: upscale,
-    "threshold": lambda: threshold,
-    "equalize": lambda: equalize,
-    "blur": lambda: blur,
-    "sharpen": lambda: sharpen,
-    "region": Region,
-    "invert": lambda: invert,
-    "clahe": lambda: clahe,
-}
+    frame=(
+        f"upscale/{ZX}",
+        f"equalize/{ZX}",
+        f"sharpen/{ZX}",
+        f"clahe/{ZX}",
+        f"threshold/{ZX}",
+        f"threshold/{PZ}",
+        f"sharpen/{PZ}",
+        f"smooth/{PZ}",
+        f"equalize/{PZ}",
+        f"soften/{PZ}",
+    ),
+)
+PYZBAR_ONLY = DecodeConfig(
+    first=(f"raw/{PZ}",),
+    second=(),
+    regions=(
+        f"raw/{PZ}",
+        f"smooth/{PZ}",
+        f"threshold/{PZ}",
+        f"invert/{PZ}",
+        f"sharpen/{PZ}",
+        f"soften/{PZ}",
+    ),
+    frame=(
+        f"threshold/{PZ}",
+        f"invert/{PZ}",
+        f"soften/{PZ}",
+        f"sharpen/{PZ}",
+        f"smooth/{PZ}",
+        f"downscale/{PZ}",
+        f"upscale/{PZ}",
+    ),
+)
+
+
+def config_for(decoder: str = "auto") -> DecodeConfig:
+    """ "auto": both decoders when zxing-cpp is installed, else ZBar alone."""
+    name = decoder.strip().lower()
+    if name == "auto":
+        return BOTH if available(ZX) else PYZBAR_ONLY
+    kind = make_decoder(name).name
+    if kind == PZ:
+        return PYZBAR_ONLY
+    return DecodeConfig(
+        first=BOTH.first,
+        second=(),
+        regions=tuple(s for s in BOTH.regions if s.endswith(ZX)),
+        frame=tuple(s for s in BOTH.frame if s.endswith(ZX)),
+    )
 
 
 @dataclass
 class DecodeStats:
-    """Decode health: how often frames decode and which fallbacks earn their keep."""
+    """Decode health: how often frames decode, what they cost, which views earn their keep."""
 
     attempts: int = 0  # frames decoded
     successes: int = 0  # frames with at least one code
     codes: int = 0
-    fallback_frames: int = 0  # frames the plain decode missed
-    budget_exhausted: int = 0  # frames whose fallbacks stopped at the time budget
-    fallback_tries: Counter[str] = field(default_factory=Counter)
-    fallback_hits: Counter[str] = field(default_factory=Counter)
+    idle_frames: int = 0  # no code and no candidate: only the first pass ran
+    fallback_frames: int = 0  # frames that went on past the first pass
+    budget_exhausted: int = 0  # frames whose fallbacks stopped at the budget
+    work_ms: float = 0.0  # estimated decoding CPU ms, all frames
+    cpu_ms: float = 0.0  # measured CPU ms of this thread, all frames (for reports only)
+    view_tries: Counter[str] = field(default_factory=Counter)
+    view_hits: Counter[str] = field(default_factory=Counter)
 
     def as_dict(self) -> dict[str, object]:
         return {
             "attempts": self.attempts,
             "successes": self.successes,
             "codes": self.codes,
+            "idle_frames": self.idle_frames,
             "fallback_frames": self.fallback_frames,
             "budget_exhausted": self.budget_exhausted,
-            "fallback_tries": dict(self.fallback_tries),
-            "fallback_hits": dict(self.fallback_hits),
+            "work_ms": round(self.work_ms, 1),
+            "cpu_ms": round(self.cpu_ms, 1),
+            "view_tries": dict(self.view_tries),
+            "view_hits": dict(self.view_hits),
         }
 
 
-def to_gray(frame: npt.NDArray[Any]) -> Image:
+def to_gray(frame: npt.NDArray[Any]) -> npt.NDArray[np.uint8]:
     """A contiguous 8-bit grayscale copy or view of a BGR, BGRA or grayscale frame."""
     if frame.ndim == 3 and frame.shape[2] == 1:
         frame = frame[:, :, 0]
@@ -325,86 +195,172 @@ def to_gray(frame: npt.NDArray[Any]) -> Image:
 
 
 class DecodePipeline:
-    """Grayscale, decode; if nothing decodes, try OpenCV fallbacks within a time budget.
-
-    The first decode runs on the grayscale frame, lightly smoothed when the decoder gains
-    from it (`presmooth_sigma`, by default from PRESMOOTH_SIGMA). Fallbacks run in order
-    and stop at the first that yields a code, so a frame the first decode reads costs one
-    decode. The budget is checked before each view: a frame overruns it by at most one
-    view's decode.
-    """
+    """Decode a frame as DecodeConfig says; callable: ``pipeline(frame) -> [Decoded]``."""
 
     def __init__(
         self,
-        decoder: Decoder | None = None,
+        config: DecodeConfig | None = None,
         *,
-        budget_ms: float = 50.0,
-        fallbacks: Sequence[str] | None = None,
-        presmooth_sigma: float | None = None,
-        clock: Callable[[], float] = time.perf_counter,
+        decoders: dict[str, Decoder] | None = None,
     ) -> None:
-        if budget_ms < 0:
+        self.config = config if config is not None else config_for("auto")
+        if self.config.budget_ms < 0:
             raise ValueError("budget_ms must not be negative")
-        self.decoder = decoder if decoder is not None else PyzbarDecoder()
-        self.budget_ms = budget_ms
-        if presmooth_sigma is None:
-            presmooth_sigma = PRESMOOTH_SIGMA.get(self.decoder.name, 0.0)
-        self.presmooth_sigma = presmooth_sigma
-        if fallbacks is None:
-            fallbacks = DECODER_FALLBACKS.get(self.decoder.name, DEFAULT_FALLBACKS)
-            if presmooth_sigma <= 0:  # the first decode already saw the raw frame
-                fallbacks = [n for n in fallbacks if n != "unsmoothed"]
-        names = list(fallbacks)
-        unknown = [n for n in names if n not in FALLBACKS]
-        if unknown:
-            raise ValueError(f"unknown fallbacks {unknown}; choose from {sorted(FALLBACKS)}")
-        self.fallbacks = [(n, FALLBACKS[n]()) for n in names]
-        self._clock = clock
+        self.decoders: dict[str, Decoder] = dict(decoders or {})
+        for _, name in self.config.steps():
+            if name not in self.decoders:
+                self.decoders[name] = make_decoder(name)
         self.stats = DecodeStats()
+        self.code_seen = False  # the last frame held a candidate or a code
 
     def reset_stats(self) -> DecodeStats:
         """Return the counters so far and start new ones."""
         stats, self.stats = self.stats, DecodeStats()
         return stats
 
+    def __call__(self, frame: npt.NDArray[Any]) -> list[Decoded]:
+        return self.decode_frame(frame)
+
     def decode_frame(self, frame: npt.NDArray[Any]) -> list[Decoded]:
-        start = self._clock()
+        cpu = time.thread_time()
         stats = self.stats
         stats.attempts += 1
-        gray = to_gray(frame)
-        first = gray
-        if self.presmooth_sigma > 0:
-            first = np.asarray(cv2.GaussianBlur(gray, (0, 0), self.presmooth_sigma), np.uint8)
-        codes = _unique(self.decoder.decode(first))
-        if not codes and self.fallbacks:
+        run = _FrameRun(self, to_gray(frame))
+        run.first_pass()
+        if run.doubt():
+            run.second_pass()
+        if not run.found and not run.candidates:
+            stats.idle_frames += 1
+        elif run.open_candidates() or not run.found:
             stats.fallback_frames += 1
-            codes = self._fallback(gray, start)
-        if codes:
+            run.fallbacks()
+        stats.work_ms += run.spent + run.first_spent
+        stats.cpu_ms += 1000 * (time.thread_time() - cpu)
+        self.code_seen = bool(run.found or run.candidates)
+        if run.found:
             stats.successes += 1
-            stats.codes += len(codes)
-        return codes
+            stats.codes += len(run.found)
+        return run.found
 
-    def _fallback(self, gray: Image, start: float) -> list[Decoded]:
-        deadline = start + self.budget_ms / 1000.0
-        stats = self.stats
-        for name, fallback in self.fallbacks:
-            if self._clock() >= deadline:
-                stats.budget_exhausted += 1
-                return []
-            stats.fallback_tries[name] += 1
-            found: list[Decoded] = []
-            for view in fallback(gray):
-                found.extend(view.to_frame(c) for c in self.decoder.decode(view.image))
-                if self._clock() >= deadline:
+
+class _FrameRun:
+    """One frame's decoding: what was found, where codes may still be, what was spent."""
+
+    def __init__(self, pipeline: DecodePipeline, gray: npt.NDArray[np.uint8]) -> None:
+        self.p = pipeline
+        self.gray = gray
+        self.found: list[Decoded] = []
+        self.candidates: list[Quad] = []
+        self.spent = 0.0
+        self.first_spent = 0.0
+        self.exhausted = False
+
+    def first_pass(self) -> None:
+        cfg = self.p.config
+        self._whole_frame(cfg.first)
+        if cfg.detect:
+            self.candidates.extend(candidate_regions(finders(self.gray)))
+
+    def doubt(self) -> bool:
+        return not self.found or bool(self.open_candidates())
+
+    def second_pass(self) -> None:
+        self._whole_frame(self.p.config.second)
+
+    def _whole_frame(self, steps: tuple[str, ...]) -> None:
+        # Passes outside the budget: every frame gets them, whatever the budget.
+        for step in steps:
+            view = make_view(_split(step)[0], self.gray)
+            if view is not None:
+                self.first_spent += self._decode(step, view)
+
+    def fallbacks(self) -> None:
+        cfg = self.p.config
+        for quad in self.open_candidates():
+            view = region(self.gray, quad)
+            if view is None:
+                continue
+            for step in cfg.regions:
+                if not self._within(step, view) or self._read(quad):
                     break
-            if found:
-                stats.fallback_hits[name] += 1
-                return _unique(found)
-        return []
+                self.spent += self._decode(step, _region_view(step, view), REGION_PREFIX)
+        for step in cfg.frame:
+            if self.found and not self.open_candidates():
+                return
+            view = make_view(_split(step)[0], self.gray)
+            if view is None:
+                continue
+            if not self._within(step, view):
+                return
+            self.spent += self._decode(step, view)
+
+    def _within(self, step: str, view: View) -> bool:
+        cost = self._cost(step, view)
+        if self.spent + cost > self.p.config.budget_ms:
+            if not self.exhausted:
+                self.p.stats.budget_exhausted += 1
+            self.exhausted = True
+            return False
+        return True
+
+    def _cost(self, step: str, view: View) -> float:
+        h, w = view.image.shape[:2]
+        return float(h * w / 1e6 * self.p.decoders[_split(step)[1]].ms_per_mpix)
+
+    def _decode(self, step: str, view: View, where: str = "") -> float:
+        cost = self._cost(step, view)
+        stats = self.p.stats
+        label = where + step
+        stats.view_tries[label] += 1
+        reading = self.p.decoders[_split(step)[1]].read(view.image)
+        new = 0
+        for code in reading.codes:
+            mapped = view.to_frame(code, label)
+            if not any(_same(mapped, old) for old in self.found):
+                self.found.append(mapped)
+                new += 1
+        if new:
+            stats.view_hits[label] += new
+        self.candidates.extend(view.quad_to_frame(q) for q in reading.located)
+        return cost
+
+    def open_candidates(self) -> list[Quad]:
+        return [q for q in self.candidates if not self._read(q)]
+
+    def _read(self, quad: Quad) -> bool:
+        x0, y0 = quad.min(axis=0)
+        x1, y1 = quad.max(axis=0)
+        for code in self.found:
+            cx, cy = _centre(code)
+            if x0 <= cx <= x1 and y0 <= cy <= y1:
+                return True
+        return False
 
 
-def _unique(codes: list[Decoded]) -> list[Decoded]:
-    seen: dict[str, Decoded] = {}
-    for code in codes:
-        seen.setdefault(code.text, code)
-    return list(seen.values())
+def _region_view(step: str, view: View) -> View:
+    image = VIEWS[_split(step)[0]](view.image)
+    return view if image is None else View(image, view.scale, view.offset)
+
+
+def _centre(code: Decoded) -> tuple[float, float]:
+    pts = np.asarray(code.polygon, np.float32).reshape(-1, 2)
+    return float(pts[:, 0].mean()), float(pts[:, 1].mean())
+
+
+def _same(a: Decoded, b: Decoded) -> bool:
+    """The same code read twice: same text, and each one's centre within the other."""
+    if a.text != b.text:
+        return False
+    for one, other in ((a, b), (b, a)):
+        cx, cy = _centre(one)
+        pts = np.asarray(other.polygon, np.float32).reshape(-1, 2)
+        x0, y0 = pts.min(axis=0)
+        x1, y1 = pts.max(axis=0)
+        if x0 <= cx <= x1 and y0 <= cy <= y1:
+            return True
+    return False
+
+
+def default_pipeline() -> DecodePipeline:
+    """The kiosk's default configuration: a callable from a BGR frame to [Decoded]."""
+    return DecodePipeline(config_for("auto"))

@@ -25,9 +25,9 @@ from typing import Any, TextIO
 import aiohttp
 
 from checkin_core.aio import wait_for_event
-from scanner.capture import Capture, CapturedFrame, SourceSpec, VideoSource
+from scanner.capture import CAMERA_RESOLUTION, Capture, CapturedFrame, SourceSpec, VideoSource
 from scanner.debounce import DEFAULT_COOLDOWN_S, Debouncer
-from scanner.decode import Decoded, DecodePipeline, make_decoder
+from scanner.decode import Decoded, DecodePipeline, config_for
 from scanner.door_hook import run_door_hook
 from scanner.link import Link, Message
 from scanner.outbox import AsyncOutbox, Outbox, Scan
@@ -61,13 +61,14 @@ class KioskConfig:
     source: SourceSpec
     data_dir: Path = Path(".kiosk-data")
     headless: bool = False
-    decoder: str = "pyzbar"
+    decoder: str = "auto"  # both decoders when zxing-cpp is installed
     cooldown: float = DEFAULT_COOLDOWN_S
     on_allow: str | None = None
     on_deny: str | None = None
     offline_policy: OfflinePolicy | None = None  # None: the gate's
     loop: bool = False
     fps: float | None = None
+    resolution: tuple[int, int] | None = CAMERA_RESOLUTION  # asked of a camera; None: its own
     ack_timeout: float = 1.5
     heartbeat_s: float = 5.0
     trust_refresh_s: float = 300.0
@@ -117,7 +118,13 @@ class Kiosk:
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
         cfg = self.config
-        self.capture = Capture(cfg.source, loop=cfg.loop, fps=cfg.fps, opener=self._opener)
+        self.capture = Capture(
+            cfg.source,
+            loop=cfg.loop,
+            fps=cfg.fps,
+            opener=self._opener,
+            resolution=cfg.resolution,
+        )
         self.display: Display | None = None
         if not cfg.headless:
             renderer = Renderer(size=door_screen_size(cfg.window), font=cfg.font)
@@ -130,7 +137,7 @@ class Kiosk:
         display = self.display
         self.worker = DecodeWorker(
             self.capture.frames,
-            lambda: DecodePipeline(make_decoder(cfg.decoder)),
+            lambda: DecodePipeline(config_for(cfg.decoder)),
             on_codes=lambda f, c: _call_soon(loop, self._results.put_nowait, (f, c)),
             on_end=lambda: _call_soon(loop, self.source_done.set),
             on_frame=(
@@ -314,6 +321,9 @@ class Kiosk:
             "queue_depth": self.capture.frames.qsize(),
             "outbox_depth": self.outbox.depth,
             "camera_up": stats.camera_up,
+            "frame_width": stats.width,
+            "frame_height": stats.height,
+            "camera_fps": min(stats.camera_fps, 1000.0),
             "offline_mode": not self.link.live,
         }
 
@@ -358,6 +368,7 @@ class Kiosk:
                         connecting=state == "connecting",
                         offline_policy=self.offline_policy,
                         camera_up=self.capture.stats.camera_up,
+                        hold_still=self.worker.hold_still,
                         gate_name=self.gate.gate_name if self.gate else "",
                     )
                 )

@@ -87,10 +87,12 @@ class Status:
     camera_up: bool = True
     gate_name: str = ""
     connecting: bool = False  # not online yet, and no connection attempt has failed
+    hold_still: bool = False  # a code is in view but too blurred to read
 
 
 BANNER_SHARE = 0.6  # of the screen's height, below the status bar
 OFFLINE_NOTE = "Quyết định ngoại tuyến / Decided offline"
+HOLD_STILL = "Giữ yên mã QR / Hold the code still"
 
 
 class Renderer:
@@ -234,6 +236,8 @@ def _status_bar(font_path: str, width: int, height: int, status: Status) -> Fram
     parts = [mode, f"Khi mất mạng: {vi} / Offline: {en}"]
     if not status.camera_up:
         parts.append("Mất camera / No camera")
+    if status.hold_still:
+        parts.insert(0, HOLD_STILL)
     if status.gate_name:
         parts.append(status.gate_name)
     text = "   ".join(parts)

@@ -1,7 +1,9 @@
 """The decode worker: a thread with its own DecodePipeline, fed by the capture queue.
 
 Decoding is CPU-bound and never runs on the event loop. The worker hands on only what
-matters: frames in which codes were found, and the end of a finite source.
+matters: frames in which codes were found, and the end of a finite source. When it falls
+behind, it decodes the sharpest of the frames waiting (motion blur) and drops the rest;
+when a code is there but only blur keeps it from being read, it raises `hold_still`.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import cv2
 
 from scanner.capture import END, CapturedFrame, FrameQueue
 from scanner.decode import Decoded, DecodePipeline
+from scanner.motion import Steadiness, sharpest, sharpness
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +39,9 @@ class DecodeWorker:
         self.on_codes = on_codes
         self.on_end = on_end
         self.on_frame = on_frame
+        self._steadiness = Steadiness()
+        self.hold_still = False  # blur is the only problem: ask the person to hold still
+        self.skipped = 0  # blurrier frames passed over for a sharper one waiting with them
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="decode", daemon=True)
 
@@ -63,12 +69,40 @@ class DecodeWorker:
             if item is END:
                 self.on_end()
                 return
+            waiting, ended = self._waiting()
+            self._decode(item, waiting)
+            if ended:
+                self.on_end()
+                return
+
+    def _waiting(self) -> tuple[list[CapturedFrame], bool]:
+        """The other frames already queued (the decoder fell behind), and whether the
+        source ended after them."""
+        frames: list[CapturedFrame] = []
+        while True:
             try:
-                codes = self.pipeline.decode_frame(item.image)
-            except (ValueError, cv2.error) as e:  # a frame of an unexpected shape
-                logger.warning("cannot decode a frame: %s", e)
-                continue
-            if self.on_frame is not None:
-                self.on_frame(item, codes)
-            if codes:
-                self.on_codes(item, codes)
+                item = self.frames.get(timeout=0)
+            except queue.Empty:
+                return frames, False
+            if item is END:
+                return frames, True
+            frames.append(item)
+
+    def _decode(self, item: CapturedFrame, waiting: list[CapturedFrame]) -> None:
+        try:
+            candidates = [item, *waiting]
+            scores = [sharpness(f.image) for f in candidates]
+            best = sharpest(scores)  # the others are dropped, and counted
+            item = candidates[best]
+            self.skipped += len(waiting)
+            codes = self.pipeline.decode_frame(item.image)
+        except (ValueError, cv2.error) as e:  # a frame of an unexpected shape
+            logger.warning("cannot decode a frame: %s", e)
+            return
+        self.hold_still = self._steadiness.feed(
+            scores[best], code_seen=self.pipeline.code_seen, code_read=bool(codes)
+        )
+        if self.on_frame is not None:
+            self.on_frame(item, codes)
+        if codes:
+            self.on_codes(item, codes)

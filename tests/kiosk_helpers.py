@@ -133,6 +133,7 @@ class FakeCapture:
         self.frames = list(frames)
         self.opened = opened
         self.released = False
+        self.asked: dict[int, float] = {}  # what set() was asked
         self._i = 0
 
     def isOpened(self) -> bool:  # OpenCV's name
@@ -147,6 +148,10 @@ class FakeCapture:
 
     def get(self, prop_id: int) -> float:
         return 0.0
+
+    def set(self, prop_id: int, value: float) -> bool:
+        self.asked[prop_id] = value
+        return True
 
     def release(self) -> None:
         self.released = True

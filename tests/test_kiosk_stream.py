@@ -66,6 +66,9 @@ async def test_kiosk_socket_round_trip(
                 "decode_successes": 2,
                 "outbox_depth": 0,
                 "camera_up": True,
+                "frame_width": 1280,
+                "frame_height": 720,
+                "camera_fps": 30.0,
             }
         )
         await ws.send_json({"type": "scan", **scan_body("junk")})
@@ -80,6 +83,7 @@ async def test_kiosk_socket_round_trip(
             break
         await asyncio.sleep(0.05)
     assert report is not None and report["fps"] == 29.5
+    assert (report["frame_width"], report["frame_height"], report["camera_fps"]) == (1280, 720, 30)
     detail = await conn.fetchval(
         "SELECT detail FROM events WHERE event_id = $1", uuid.UUID(oversized["event_id"])
     )

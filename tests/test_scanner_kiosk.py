@@ -134,7 +134,11 @@ async def test_heartbeats_carry_the_kiosk_health(
         "outbox_depth",
         "camera_up",
         "offline_mode",
+        "frame_width",
+        "frame_height",
+        "camera_fps",
     }
+    assert (beat["frame_width"], beat["frame_height"]) == (480, 360)  # what the source gave
     assert beat["decode_attempts"] > 0
     assert beat["decode_successes"] > 0
     assert beat["offline_mode"] is False

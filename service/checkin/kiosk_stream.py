@@ -51,6 +51,9 @@ class Heartbeat(BaseModel):
     outbox_depth: Annotated[int, Field(ge=0)] = 0
     camera_up: bool = True
     offline_mode: bool = False
+    frame_width: Annotated[int, Field(ge=0, le=16384)] = 0  # what the camera delivers
+    frame_height: Annotated[int, Field(ge=0, le=16384)] = 0
+    camera_fps: Annotated[float, Field(ge=0, le=1000)] = 0  # the rate the camera reports
 
 
 class ScanBatch(BaseModel):
