@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 import asyncpg
 from aiohttp import web
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic_core import PydanticCustomError
 
 from service.declarations.filing import SITE_SQL
 from service.events.log import NewEvent, append_event
@@ -64,16 +65,20 @@ class TestIn(BaseModel):
     def _plausible(cls, value: datetime) -> datetime:
         now = datetime.now(UTC)
         if value > now + CLOCK_SKEW:
-            raise ValueError("taken_at is in the future")
+            raise PydanticCustomError("test_in_future", "The test was taken in the future")
         if value < now - MAX_AGE:
-            raise ValueError(f"taken_at is more than {MAX_AGE.days} days ago")
+            raise PydanticCustomError(
+                "test_too_old",
+                "The test was taken more than {days} days ago",
+                {"days": MAX_AGE.days},
+            )
         return value
 
     @field_validator("source")
     @classmethod
     def _not_blank(cls, value: str) -> str:
         if not value.strip():
-            raise ValueError("source is blank")
+            raise PydanticCustomError("blank", "This field is blank")
         return value.strip()
 
 

@@ -156,6 +156,45 @@ REASONS: dict[str, tuple[str, str]] = {
         "Ngày kết thúc ở trước ngày bắt đầu",
     ),
     "staff_only": ("Applies to staff only", "Chỉ áp dụng cho cán bộ"),
+    # official test results and their import (service/health)
+    "test_in_future": (
+        "The test was taken in the future",
+        "Thời điểm xét nghiệm không được sau thời điểm hiện tại",
+    ),
+    "test_too_old": (
+        "The test was taken more than {days} days ago",
+        "Xét nghiệm đã được thực hiện quá {days} ngày",
+    ),
+    "blank": ("This field is blank", "Vui lòng điền thông tin này"),
+    "person_required": (
+        "Give a person_id, a phone number or a national ID",
+        "Cần mã người (person_id), số điện thoại hoặc số CMND/CCCD",
+    ),
+    "person_not_found": ("No person has this {column}", "Không có người nào có {column} này"),
+    "not_known_at_site": (
+        "This person is not known at site {site_id}",
+        "Người này chưa khai báo hoặc ra vào trụ sở {site_id}",
+    ),
+    "identity_conflict": (
+        "The identifiers of this row belong to different people",
+        "Các thông tin nhận dạng của dòng này thuộc về những người khác nhau",
+    ),
+    "duplicate_row": (
+        "The same result as row {first} of this file",
+        "Trùng kết quả với dòng {first} của tệp",
+    ),
+    "bad_columns": (
+        "The columns must be {columns}",
+        "Các cột phải là {columns}",
+    ),
+    "column_count": ("Expected {expected} cells, got {got}", "Cần {expected} ô, có {got} ô"),
+    "csv_error": ("The CSV cannot be read: {detail}", "Không đọc được tệp CSV: {detail}"),
+    "empty_file": ("The file is empty", "Tệp trống"),
+    "too_many_rows": ("At most {max_rows} rows", "Tối đa {max_rows} dòng"),
+    "not_recorded": (
+        "The result could not be recorded: {detail}",
+        "Không ghi được kết quả: {detail}",
+    ),
 }
 # A code missing from the catalogue still gets words people can read, in both languages.
 UNKNOWN_REASON = ("This value is not valid", "Giá trị không hợp lệ")
