@@ -8,7 +8,7 @@ from typing import Any
 
 from tests.conftest import Factory, bearer
 from tests.declaring import declaration
-from tests.health_helpers import Client, call, declare, make_desk
+from tests.health_helpers import Client, call, declare, make_desk, official_test
 
 
 async def redeclare(client: Client, site_id: int, key: str, **answers: Any) -> dict[str, Any]:
@@ -27,18 +27,7 @@ async def test_a_declared_negative_over_an_official_positive_is_reviewed_and_cou
     desk = await make_desk(factory)
     who = await declare(client, desk.site_id, "Lý Thị Hoa", "0916 000 001")
     now = datetime.now(UTC)
-    await call(
-        client,
-        "POST",
-        "/api/v1/tests",
-        desk.health,
-        201,
-        person_id=who.person_id,
-        kind="pcr",
-        taken_at=(now - timedelta(days=2)).isoformat(),
-        result="positive",
-        source="CDC Hà Nội",
-    )
+    await official_test(client, desk.health, who.person_id, "positive", now - timedelta(days=2))
     # A negative of their own, newer than the official positive: not believed blindly.
     said = {"kind": "rapid_antigen", "result": "negative", "taken_at": now.isoformat()}
     answer = await redeclare(client, desk.site_id, who.redeclare_key, last_test=said)
@@ -71,19 +60,7 @@ async def test_a_clean_declaration_and_an_old_positive_are_no_mismatch(
     who = await declare(client, desk.site_id, "Lý Thị Hoa", "0916 000 001")
     now = datetime.now(UTC)
     for taken, result in ((now - timedelta(days=20), "positive"), (now, "negative")):
-        await call(
-            client,
-            "POST",
-            "/api/v1/tests",
-            desk.admin,
-            201,
-            person_id=who.person_id,
-            kind="pcr",
-            taken_at=taken.isoformat(),
-            result=result,
-            source="CDC",
-            site_id=desk.site_id,
-        )
+        await official_test(client, desk.admin, who.person_id, result, taken, site_id=desk.site_id)
     said = {"kind": "pcr", "result": "negative", "taken_at": now.isoformat()}
     answer = await redeclare(client, desk.site_id, who.redeclare_key, last_test=said)
     assert [r["code"] for r in answer["reasons"]] == []
