@@ -28,6 +28,8 @@ DATA_RULES = {
     "date_too_old",
     "opens_after_closes",
     "dates_out_of_order",
+    "onset_in_future",  # a case's onset, against today
+    "site_required",  # the person is known at several sites
 }
 # Whole-request refusals that depend on the data: the scan named nobody, so a person is
 # needed; no such site.

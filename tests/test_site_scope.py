@@ -99,8 +99,16 @@ async def make_world(client: Client, factory: Factory, conn: asyncpg.Connection)
     other_denial = await scan(client, other.kiosk[other.entrance], payload)
     assert other_denial["decision"] == "deny"
     own_junk = await scan(client, own.kiosk[own.entrance], "junk")
+    case = await conn.fetchval(
+        "INSERT INTO health_cases (person_id, site_id, onset_on, window_from, window_to,"
+        " recorded_by) VALUES ($1, $2, current_date, now() - interval '2 days', now(), 'test')"
+        " RETURNING id",
+        stranger,
+        other.site_id,
+    )
     ids = {
         "site_id": str(other.site_id),
+        "case_id": str(case),
         "gate_id": str(other.entrance),
         "person_id": str(stranger),
         "declaration_id": str(review_decl),
@@ -343,7 +351,7 @@ async def test_trace_lists_only_contacts_of_the_callers_site(
 def test_an_unknown_route_parameter_fails_the_walk_loudly(app: web.Application) -> None:
     """A new route with a path parameter the walk does not know would not be walked
     with another site's object: it must be added to make_world's ids."""
-    known = {"site_id", "gate_id", "person_id", "declaration_id", "entry_id", "area_id"}
+    known = {"site_id", "gate_id", "person_id", "declaration_id", "entry_id", "area_id", "case_id"}
     known |= {"pass_id", "filename", "username"}
     for route in named_routes(app).values():
         assert route.resource is not None

@@ -28,8 +28,9 @@ from service.health.suspensions import Hold, Id, known_at_site, suspend
 from service.platform.db import DB_KEY
 from service.web.auth import Principal, Role, principal, requires
 from service.web.errors import ApiError
-from service.web.openapi import documented
-from service.web.validation import read_model
+from service.web.field_errors import field_error
+from service.web.openapi import documented, q_int
+from service.web.validation import invalid, read_model
 
 MAX_ONSET_AGE = timedelta(days=60)
 
@@ -164,12 +165,7 @@ async def record_case(
     start_day = onset_on - timedelta(days=rules.infectious_days_before_onset)
     start = datetime.combine(start_day, time(0), tzinfo=zone).astimezone(UTC)
     if onset_on > now.astimezone(zone).date():
-        raise ApiError(
-            422,
-            "validation_failed",
-            "Some fields are invalid.",
-            fields=[{"field": "onset_on", "reason": "The onset is in the future."}],
-        )
+        raise invalid([field_error("onset_on", "onset_in_future")])
     query = TraceQuery(person_id, start, now, now, site_id=site_id)
     traced = await trace(conn, query, actor=actor, now=now, output="case")
     contacts = await _contacts_json(conn, traced.contacts)
@@ -228,12 +224,7 @@ async def create_case(request: web.Request) -> web.Response:
         if not sites:
             raise _not_found(body.person_id)
         if len(sites) > 1:
-            raise ApiError(
-                422,
-                "validation_failed",
-                "Some fields are invalid.",
-                fields=[{"field": "site_id", "reason": f"The person is known at sites {sites}."}],
-            )
+            raise invalid([field_error("site_id", "site_required", {"sites": sites})])
         case = await record_case(
             conn,
             person_id=body.person_id,
@@ -246,7 +237,8 @@ async def create_case(request: web.Request) -> web.Response:
     return web.json_response(case.as_json(), status=201)
 
 
-async def _case(conn: asyncpg.Connection, request: web.Request) -> asyncpg.Record:
+async def visible_case(conn: asyncpg.Connection, request: web.Request) -> asyncpg.Record:
+    """The case of the path, if the caller's site reaches it; 404 case_not_found otherwise."""
     case_id = int(request.match_info["case_id"])
     row = await conn.fetchrow(CASE_SQL, case_id)
     if row is None or not principal(request).can_see_site(row["site_id"]):
@@ -254,7 +246,10 @@ async def _case(conn: asyncpg.Connection, request: web.Request) -> asyncpg.Recor
     return row
 
 
-async def _with_state(conn: asyncpg.Connection, case: asyncpg.Record) -> list[dict[str, Any]]:
+async def contacts_with_state(
+    conn: asyncpg.Connection, case: asyncpg.Record
+) -> list[dict[str, Any]]:
+    """The case's contacts, each with whether they are suspended through it now."""
     held = {r["person_id"] for r in await conn.fetch(HELD_SQL, case["id"])}
     return [c | {"suspended": c["person_id"] in held} for c in case["contacts"]]
 
@@ -279,8 +274,8 @@ def _case_json(case: asyncpg.Record, contacts: list[dict[str, Any]]) -> dict[str
 async def get_case(request: web.Request) -> web.Response:
     """A case with its contacts and whether each is suspended now."""
     async with request.app[DB_KEY].connection() as conn:
-        case = await _case(conn, request)
-        return web.json_response(_case_json(case, await _with_state(conn, case)))
+        case = await visible_case(conn, request)
+        return web.json_response(_case_json(case, await contacts_with_state(conn, case)))
 
 
 async def second_degree(
@@ -312,21 +307,16 @@ async def second_degree(
 
 
 @requires(Role.ADMIN, Role.HEALTH, Role.AUDITOR)
-@documented(query={"depth": ("integer", False)})
+@documented(query={"depth": q_int(1, 2)})
 async def case_contacts(request: web.Request) -> web.Response:
     """The case's contacts (depth 1), or its contacts' contacts too (depth=2)."""
     depth = request.query.get("depth", "1")
     if depth not in ("1", "2") or set(request.query) - {"depth"}:
-        raise ApiError(
-            422,
-            "validation_failed",
-            "Some fields are invalid.",
-            fields=[{"field": "depth", "reason": "depth is 1 or 2."}],
-        )
+        raise invalid([field_error("depth", "literal_error", {"expected": "1 or 2"})])
     now = datetime.now(UTC)
     async with request.app[DB_KEY].connection() as conn, conn.transaction():
-        case = await _case(conn, request)
-        contacts = [c | {"depth": 1} for c in await _with_state(conn, case)]
+        case = await visible_case(conn, request)
+        contacts = [c | {"depth": 1} for c in await contacts_with_state(conn, case)]
         if depth == "2":
             f2 = await second_degree(conn, case, now=now)
             await append_event(
@@ -352,7 +342,7 @@ async def suspend_contacts(request: web.Request) -> web.Response:
     caller = principal(request)
     now = datetime.now(UTC)
     async with request.app[DB_KEY].connection() as conn, conn.transaction():
-        case = await _case(conn, request)
+        case = await visible_case(conn, request)
         listed = {c["person_id"]: c for c in case["contacts"]}
         wanted = list(listed) if body.all else list(dict.fromkeys(body.person_ids or []))
         if strangers := [p for p in wanted if p not in listed]:

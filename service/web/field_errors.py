@@ -165,6 +165,15 @@ REASONS: dict[str, tuple[str, str]] = {
         "The test was taken more than {days} days ago",
         "Xét nghiệm đã được thực hiện quá {days} ngày",
     ),
+    "onset_in_future": ("The onset is in the future", "Ngày khởi phát không được sau hôm nay"),
+    "site_required": (
+        "The person is known at several sites ({sites}): choose one",
+        "Người này có ở nhiều trụ sở ({sites}): cần chọn một trụ sở",
+    ),
+    "report_date": (
+        "Expected a date YYYY-MM-DD from 1900 to 2099",
+        "Cần ngày dạng YYYY-MM-DD, từ năm 1900 đến 2099",
+    ),
     "blank": ("This field is blank", "Vui lòng điền thông tin này"),
     "person_required": (
         "Give a person_id, a phone number or a national ID",
