@@ -12,7 +12,7 @@ COPY checkin_core ./checkin_core
 COPY service ./service
 COPY scanner ./scanner
 # Not editable: the package carries its schema, migrations, templates and static files.
-RUN pip install --no-cache-dir . && chown -R checkin /app
+RUN pip install --no-cache-dir ".[server]" && chown -R checkin /app
 # A new named volume takes the owner of this folder: the service must write its keys here.
 RUN mkdir -p /data && chown checkin /data
 

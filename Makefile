@@ -11,7 +11,7 @@ run: $(STAMP)
 	$(BIN)/checkin-gateway serve --demo
 
 test: $(STAMP) lint browser xvfb
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --durations=25
 
 # The guard console's tests drive Debian's Chromium; installed here when missing.
 browser:
@@ -48,7 +48,7 @@ $(STAMP): pyproject.toml scripts/system-deps.sh
 	  || { echo "Python 3.11 or newer is needed; $(PYTHON) is $$($(PYTHON) --version 2>&1)"; exit 1; }
 	@PYTHON=$(PYTHON) scripts/system-deps.sh
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev,zxing]'
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[server,dev,zxing]'
 	touch $@
 
 clean:

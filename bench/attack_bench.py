@@ -48,6 +48,7 @@ from bench.pg import fresh_database, server
 from bench.watch import cpu_seconds
 from scanner.kiosk import KioskConfig
 from service.passes.keys import key_store_for, rotate
+from service.passes.links import pass_links_for
 
 # One person every 1.5 s at each door: a turnstile at the morning rush.
 SCAN_INTERVAL_S = 1.5
@@ -85,11 +86,14 @@ def attack_name(attack: str, clients: int, events: int) -> str:
 
 async def signing_key_and_passes(db_url: str, data_dir: Path) -> list[str]:
     """A signing key the service holds (declarations get passes signed; the seeded
-    passes' key, public only, keeps verifying as the retiring one), and the pass ids."""
+    passes' key, public only, keeps verifying as the retiring one), and the passes' PNG
+    links, each with its key as the pass page gives it."""
     conn = await asyncpg.connect(db_url)
+    links = pass_links_for(data_dir)
     try:
         await rotate(conn, key_store_for(data_dir))
-        return [str(r["id"]) for r in await conn.fetch("SELECT id FROM passes ORDER BY id")]
+        ids = [r["id"] for r in await conn.fetch("SELECT id FROM passes ORDER BY id")]
+        return [f"/api/v1/passes/{i}/qr.png?key={links.key_for(i)}" for i in ids]
     finally:
         await conn.close()
 
@@ -244,7 +248,7 @@ def run(
                 "token": auditor,
                 "export_site_id": export_site,
             },
-            "png": {"attack": "png", "clients": clients, "pass_ids": passes},
+            "png": {"attack": "png", "clients": clients, "pass_paths": passes},
         }
         for label, what, env in LIMITS:
             with Service(db_url, env | {"CHECKIN_DATA_DIR": data_dir}) as service:

@@ -15,7 +15,7 @@ Attacks (the plan's "attack"), none of them needs a kiosk token:
 - declarations: POST /api/v1/declarations with valid bodies, each a new visitor;
 - export: GET /api/v1/audit/events?format=csv of the plan's export_site_id (with an
   auditor token), read to the end, one export after another;
-- png: GET /api/v1/passes/{id}/qr.png, each client walking its share of pass_ids, so
+- png: GET /api/v1/passes/{id}/qr.png?key=..., each client walking its share of the passes, so
   that no cache hides the rendering.
 
 Results: requests answered, by HTTP status, and per second within the phase (those
@@ -133,10 +133,10 @@ async def export(
 async def png(
     session: aiohttp.ClientSession, plan: dict[str, Any], n: int, out: dict[str, Any]
 ) -> None:
-    mine = plan["pass_ids"][n :: plan["clients"]] or plan["pass_ids"]
+    mine = plan["pass_paths"][n :: plan["clients"]] or plan["pass_paths"]
     i = random.randrange(len(mine))
     while time.time() < plan["end_at"]:
-        url = f"{plan['url']}/api/v1/passes/{mine[i % len(mine)]}/qr.png"
+        url = plan["url"] + mine[i % len(mine)]
         async with session.get(url) as r:
             await r.read()
         _answered(out, r.status)

@@ -32,6 +32,7 @@ from scanner.debounce import DEFAULT_COOLDOWN_S, Debouncer
 from scanner.decode import Decoded, DecodePipeline, make_decoder
 from scanner.link import Link, Message
 from scanner.outbox import AsyncOutbox, Outbox, Scan
+from scanner.scan_life import ScanLife
 from scanner.screen import Display, Renderer, Status
 from scanner.trust import TrustCache, fetch_trust, read_json, write_json_atomic
 from scanner.verdict import (
@@ -100,12 +101,11 @@ class Kiosk:
         self.stop = asyncio.Event()
         self.source_done = asyncio.Event()
         self._results: asyncio.Queue[tuple[CapturedFrame, list[Decoded]]] = asyncio.Queue()
-        self._waiting: dict[str, asyncio.Future[Message]] = {}
+        self.scans = ScanLife(self.outbox, ack_timeout=config.ack_timeout)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._trust_wake = asyncio.Event()
         self._was_state: str | None = None
         self._been_live = False
-        self.verdicts = 0
 
     @property
     def offline_policy(self) -> OfflinePolicy:
@@ -149,10 +149,8 @@ class Kiosk:
                     session,
                     cfg.server,
                     cfg.token,
-                    self.outbox,
+                    self.scans,
                     on_hello=self._hello,
-                    on_decision=self._decision,
-                    on_error=self._error,
                     heartbeat=self.heartbeat,
                     heartbeat_s=cfg.heartbeat_s,
                 )
@@ -213,8 +211,7 @@ class Kiosk:
         while True:
             frame, codes = await self._results.get()
             for text in self.debouncer.feed([c.text for c in codes], frame.t):
-                scan = Scan.new(_sendable(text), seen_at=frame.wall)
-                await self.outbox.add(scan)  # durable before anything else happens
+                scan = await self.scans.take(_sendable(text), seen_at=frame.wall)
                 self._spawn(self._judge(scan, frame.t))
             self._results.task_done()
 
@@ -224,36 +221,15 @@ class Kiosk:
         task.add_done_callback(self._tasks.discard)
 
     async def _judge(self, scan: Scan, seen: float) -> None:
-        link = self.link
+        way = self.gate.way if self.gate else None
         rejected = certain_rejection(scan.payload, self.trust.trust)
         if rejected is not None:
             # No answer can open the door for this: say so now; the service still hears it.
-            way = self.gate.way if self.gate else None
             self._show(scan, Verdict.of_reason(rejected, "local", way), seen)
-            if not await link.send(scan):
-                if link.connected:
-                    link.wake()
-                else:
-                    await self.outbox.set_offline(scan.event_id, "deny", rejected)
+            await self.scans.denied_locally(scan, rejected)
             return
-        answer: Message | None = None
-        if link.connected:
-            future: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
-            self._waiting[scan.event_id] = future
-            try:
-                if not await link.send(scan):
-                    link.wake()  # replaying the backlog: this scan rides with it, in order
-                # Not wait_for: an answer arriving while it cancels the future would be
-                # acknowledged before the offline verdict below is written, and the door
-                # and the record would disagree for good (see Link._decided).
-                await asyncio.wait([future], timeout=self.config.ack_timeout)
-                if future.done():
-                    answer = future.result()
-                else:
-                    logger.warning("no answer for %s in time: judging offline", scan.event_id)
-            finally:
-                self._waiting.pop(scan.event_id, None)
-        if answer is not None and answer.get("type", "decision") == "decision":
+        answer = await self.scans.ask(scan)
+        if answer is not None:
             verdict = Verdict.from_decision(answer)
             if verdict.reason == "unknown_key":
                 self._trust_wake.set()
@@ -264,14 +240,12 @@ class Kiosk:
                 trust=self.trust.trust,
                 site_id=self.gate.site_id if self.gate else None,
                 now=datetime.now(UTC),
-                direction=self.gate.way if self.gate else None,
+                direction=way,
             )
-            await self.outbox.set_offline(scan.event_id, verdict.decision, verdict.reason)
-            link.give_up(scan.event_id)
+            await self.scans.judged_offline(scan, verdict.decision, verdict.reason)
         self._show(scan, verdict, seen)
 
     def _show(self, scan: Scan, verdict: Verdict, seen: float) -> None:
-        self.verdicts += 1
         latency_ms = round((time.monotonic() - seen) * 1000, 1)
         logger.info(
             "verdict %s %s (%s) for %s in %.0f ms",
@@ -351,16 +325,6 @@ class Kiosk:
                 gate.offline_policy,
             )
         self.gate = gate
-
-    def _decision(self, msg: Message) -> None:
-        future = self._waiting.get(str(msg.get("event_id")))
-        if future is not None and not future.done():
-            future.set_result(msg)
-
-    def _error(self, msg: Message) -> None:
-        future = self._waiting.get(str(msg.get("event_id")))
-        if future is not None and not future.done():
-            future.set_result(msg)
 
     def heartbeat(self) -> dict[str, Any]:
         stats = self.capture.stats

@@ -3,9 +3,10 @@
 One WebSocket to ``/api/v1/kiosk/stream``, reopened with backoff whenever it drops.
 Live scans go over the socket; scans the outbox still holds (taken while offline, or
 sent without an answer) are replayed in order through ``POST /api/v1/scans/batch``.
-Every decision, from either road, deletes its scan from the outbox: the service sends
-it after its commit, and is idempotent on ``event_id``, so replays are safe. Except a
-late one, contradicting the verdict the kiosk gave meanwhile on its own: that scan is
+Every decision, from either road, is reported to the scans' owner
+(``scanner.scan_life``), which deletes the scan from the outbox: the service sends it
+after its commit, and is idempotent on ``event_id``, so replays are safe. Except a late
+one, contradicting the verdict the kiosk gave meanwhile on its own: that scan is
 replayed with the verdict, so that the record says what the door did.
 """
 
@@ -21,7 +22,8 @@ from typing import Any
 import aiohttp
 
 from checkin_core.aio import wait_for_event
-from scanner.outbox import AsyncOutbox, Scan
+from scanner.outbox import Scan
+from scanner.scan_life import ScanLife
 
 logger = logging.getLogger(__name__)
 
@@ -41,12 +43,11 @@ class Link:
         session: aiohttp.ClientSession,
         server: str,
         token: str,
-        outbox: AsyncOutbox,
+        life: ScanLife,
         *,
         on_hello: Callable[[Message], None],
-        on_decision: Callable[[Message], None],
-        on_error: Callable[[Message], None],
         heartbeat: Callable[[], dict[str, Any]],
+        on_error: Callable[[Message], None] | None = None,
         heartbeat_s: float = 5.0,
         retry_s: float = 5.0,
         backoff_first: float = 0.5,
@@ -56,10 +57,10 @@ class Link:
         self.session = session
         self.server = server.rstrip("/")
         self.headers = {"Authorization": f"Bearer {token}"}
-        self.outbox = outbox
+        self.life = life
+        life.attach(self)  # the scans' owner sends through this link
         self.on_hello = on_hello
-        self.on_decision = on_decision
-        self.on_error = on_error
+        self.on_error = on_error  # an observer of the service's errors (the chaos fleet)
         self.heartbeat = heartbeat
         self.heartbeat_s = heartbeat_s
         self.retry_s = retry_s  # a scan sent without an answer is replayed after this
@@ -208,14 +209,8 @@ class Link:
         raise ConnectionError(f"socket closed ({ws.close_code})")
 
     async def _decided(self, decision: Message, *, sent_offline: bool = False) -> None:
-        """``sent_offline``: the scan went with the kiosk's own verdict, so the service
-        has recorded what the door did; otherwise the answer may have come too late."""
-        event_id = str(decision.get("event_id"))
-        self._inflight.pop(event_id, None)
-        self.on_decision(decision)  # the screen first; the outbox write can follow
-        if sent_offline:
-            await self.outbox.ack([event_id])
-        elif await self.outbox.settle(event_id, str(decision.get("decision"))):
+        self._inflight.pop(str(decision.get("event_id")), None)
+        if await self.life.decided(decision, sent_offline=sent_offline):
             self.wake()  # the door did otherwise: replay it with the kiosk's verdict
 
     async def _error(self, error: Message) -> None:
@@ -224,15 +219,15 @@ class Link:
         logger.warning("service error %s for %s: %s", code, event_id, error.get("message"))
         if isinstance(event_id, str):
             self._inflight.pop(event_id, None)
-            if code == "invalid_message":  # the same bytes would fail again: park it
-                await self.outbox.reject(event_id, f"invalid_message: {error.get('message')}")
-            elif code == "service_unavailable":
+            if code == "service_unavailable":
                 # The scan waits in the outbox: later ones queue behind it, and go live
                 # again once the replay has caught up, so none overtakes it. The replay
                 # starts when the kiosk has written its own verdict for it (give_up), so
                 # that the verdict goes with it.
                 self.live = False
-        self.on_error(error)
+        await self.life.failed(error)
+        if self.on_error is not None:
+            self.on_error(error)
 
     async def _heartbeat_loop(self, ws: aiohttp.ClientWebSocketResponse) -> None:
         while True:
@@ -263,7 +258,7 @@ class Link:
             if time.monotonic() < self._not_before:
                 return False
             now = time.monotonic()
-            pending = await self.outbox.pending(BATCH_LIMIT)
+            pending = await self.life.pending(BATCH_LIMIT)
             scans = []
             for scan in pending:
                 if now - self._inflight.get(scan.event_id, -1e9) < self.retry_s:
@@ -309,7 +304,7 @@ class Link:
                     why = (await resp.text())[:500]
                     logger.error("the service rejects scan %s for good: %s", scan.event_id, why)
                     self._inflight.pop(scan.event_id, None)
-                    await self.outbox.reject(scan.event_id, why)
+                    await self.life.rejected(scan.event_id, why)
                     continue
                 if resp.status == 429:
                     return self._wait_as_told(resp)

@@ -7,35 +7,34 @@ from aiohttp_session import session_middleware
 
 from service.audit import api as audit_api
 from service.audit import trace
-from service.audit.retention import retention_context
 from service.checkin import kiosk_stream
 from service.checkin.batcher import batcher_context
 from service.checkin.kiosk_limits import KIOSK_LIMITS_KEY, KioskLimits
+from service.console import feed as console_feed
 from service.console import pages as console_pages
 from service.declarations import filing, form
 from service.door import actions as door_actions
 from service.door import occupancy, overrides
-from service.events import stream as event_stream
 from service.events.fanout import fanout_context
 from service.health import case_report, cases, desk_reports, official_tests, suspensions
 from service.identity import accounts, login_guard
 from service.identity.hashing import hash_pool_context
 from service.identity.login_watch import login_watch_context
 from service.identity.sessions import PostgresSessionStorage
-from service.identity.token_usage import token_usage_context
 from service.passes import keys
 from service.passes.links import PASS_LINKS_KEY, pass_links_for
 from service.passes.qr import renderer_context
 from service.people import search as people_search
-from service.platform import probes
 from service.platform.db import pool_context
+from service.platform.errors import error_middleware
 from service.platform.settings import SETTINGS_KEY, Settings
+from service.retention.purge import retention_context
 from service.sites import gates, rules
-from service.web import openapi
+from service.web import openapi, probes
 from service.web.auth import auth_middleware
-from service.web.errors import error_middleware
 from service.web.http_headers import default_headers
 from service.web.public_limit import PUBLIC_LIMITER_KEY, public_limiter
+from service.web.token_usage import token_usage_context
 from service.web.validation import query_rules_middleware
 
 
@@ -74,7 +73,7 @@ def create_app(*, settings: Settings) -> web.Application:
     app.add_routes(rules.routes())
     app.add_routes(form.routes())
     app.add_routes(kiosk_stream.routes())
-    app.add_routes(event_stream.routes())
+    app.add_routes(console_feed.routes())
     app.add_routes(door_actions.routes())
     app.add_routes(overrides.routes())
     app.add_routes(openapi.routes())

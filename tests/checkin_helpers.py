@@ -11,7 +11,7 @@ from aiohttp.test_utils import TestClient
 
 from checkin_core.passes import SigningKey
 from service.web.auth import Role
-from tests.conftest import Factory, bearer
+from tests.factory import Factory, bearer
 
 
 @dataclass

@@ -12,8 +12,8 @@ from aiohttp.test_utils import TestClient
 from service.platform.db import DB_KEY
 from service.web.auth import Role
 from tests.checkin_helpers import scan
-from tests.conftest import Factory, bearer
 from tests.declaring import declaration
+from tests.factory import Factory, bearer
 
 Client = TestClient[Any, Any]
 

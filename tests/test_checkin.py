@@ -18,7 +18,7 @@ from service.events.log import verify_chain
 from service.passes.trust import PassAuthenticator
 from service.web.auth import Role
 from tests.checkin_helpers import Door, make_door, scan, scan_body
-from tests.conftest import Factory, bearer
+from tests.factory import Factory, bearer
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 

@@ -9,10 +9,10 @@ from typing import Any
 import asyncpg
 from aiohttp.test_utils import TestClient
 
-from service.identity.token_usage import TOKEN_USAGE_KEY
 from service.web.auth import Role, lookup_token
+from service.web.token_usage import TOKEN_USAGE_KEY
 from tests.cli_helpers import env_for, run_cli
-from tests.conftest import bearer
+from tests.factory import bearer
 
 
 async def test_token_create_prints_only_the_token_and_revoke_takes_it_back(

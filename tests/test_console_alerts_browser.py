@@ -11,7 +11,7 @@ from playwright.async_api import Browser, expect
 
 from service.web.auth import Role
 from tests.checkin_helpers import make_door, scan
-from tests.conftest import Factory
+from tests.factory import Factory
 from tests.test_console_browser import base_url, browser, open_console, person_with_pass
 
 __all__ = ["browser"]  # the fixture, shared with the console's other browser tests

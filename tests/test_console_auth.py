@@ -14,7 +14,7 @@ from aiohttp.test_utils import TestClient
 from service.identity.accounts import MAX_FAILED_LOGINS
 from service.web.auth import Role
 from tests.checkin_helpers import make_door, scan
-from tests.conftest import Factory, bearer
+from tests.factory import Factory, bearer
 
 Client = TestClient[Any, Any]
 

@@ -27,7 +27,7 @@ from service.platform.settings import Settings
 from service.web.auth import Role
 from tests.chaos.cable import Cable
 from tests.checkin_helpers import Door, make_door, scan, scan_body
-from tests.conftest import Factory, bearer
+from tests.factory import Factory, bearer
 from tests.login_helpers import Browser as LoginVisitor
 
 Client = TestClient[Any, Any]

@@ -21,7 +21,7 @@ from service.identity.login_watch import CHECK_INTERVAL_S, CLOSE_CODE, SESSION_E
 from service.platform.settings import Settings
 from service.web.auth import Role, revoke_token
 from tests.checkin_helpers import Door, make_door, scan
-from tests.conftest import Factory, bearer
+from tests.factory import Factory, bearer
 from tests.test_console_auth import login
 from tests.test_fanout import receive_events
 

@@ -14,7 +14,7 @@ from playwright.async_api import Browser, Page, expect
 from service.web.auth import Role
 from tests import test_console_browser
 from tests.checkin_helpers import make_door, scan
-from tests.conftest import Factory, bearer
+from tests.factory import Factory, bearer
 from tests.test_console_browser import base_url, open_console, person_with_pass
 
 Client = TestClient[Any, Any]

@@ -6,8 +6,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from tests.conftest import Factory, bearer
 from tests.declaring import declaration
+from tests.factory import Factory, bearer
 from tests.health_helpers import Client, call, declare, make_desk, official_test
 
 

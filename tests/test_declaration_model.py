@@ -8,12 +8,8 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from service.declarations.model import (
-    NAME_MAX,
-    Declaration,
-    normalize_national_id,
-    normalize_phone,
-)
+from service.declarations.model import Declaration
+from service.people.fields import NAME_MAX, normalize_national_id, normalize_phone
 from service.web.field_errors import field_errors
 
 # 10:00 in Hà Nội on 9 October 2021.

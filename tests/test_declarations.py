@@ -21,8 +21,8 @@ from service.passes.keys import KEYS_KEY, KeyCommandError, key_store_for, retire
 from service.passes.qr import QR_RENDERER_KEY, qr_version
 from service.platform.settings import Settings
 from service.web.auth import Role
-from tests.conftest import Factory, bearer
 from tests.declaring import declaration, staff
+from tests.factory import Factory, bearer
 
 Client = TestClient[Any, Any]
 

@@ -16,8 +16,8 @@ from service.events.log import verify_chain
 from service.identity.accounts import login_state, set_password
 from service.web.auth import lookup_token, revoke_token
 from tests.checkin_helpers import scan
-from tests.conftest import bearer
 from tests.declaring import declaration
+from tests.factory import bearer
 from tests.test_declare_form import form, post
 
 

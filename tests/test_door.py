@@ -12,7 +12,7 @@ from aiohttp.test_utils import TestClient
 
 from service.events.log import verify_chain
 from tests.checkin_helpers import Door, make_door, scan
-from tests.conftest import Factory, bearer
+from tests.factory import Factory, bearer
 
 
 async def test_guard_overrides_a_denial_once(

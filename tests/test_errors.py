@@ -9,7 +9,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from service.web.auth import Role
-from tests.conftest import bearer
+from tests.factory import bearer
 
 
 def assert_error(body: Any, code: str) -> None:

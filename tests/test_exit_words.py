@@ -9,7 +9,7 @@ from typing import Any
 from aiohttp.test_utils import TestClient
 
 from tests.checkin_helpers import make_door, scan
-from tests.conftest import Factory, bearer
+from tests.factory import Factory, bearer
 from tests.test_fanout import receive_events
 
 Client = TestClient[Any, Any]

@@ -13,7 +13,7 @@ from service.app import create_app
 from service.events.fanout import SUBSCRIBER_BUFFER, LiveEvent, Subscription
 from service.platform.settings import Settings
 from tests.checkin_helpers import make_door, scan, scan_body
-from tests.conftest import Factory, bearer
+from tests.factory import Factory, bearer
 
 
 async def receive_events(ws: Any, count: int) -> list[dict[str, Any]]:

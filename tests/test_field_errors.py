@@ -19,7 +19,7 @@ from service.sites.gates import GateIn, SiteIn
 from service.sites.rules import FlaggedAreaIn
 from service.web.auth import Role
 from service.web.field_errors import REASONS, field_errors
-from tests.conftest import bearer
+from tests.factory import bearer
 from tests.test_declare_form import form, post
 
 Client = TestClient[Any, Any]

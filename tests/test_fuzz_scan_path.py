@@ -34,7 +34,7 @@ from checkin_core.passes import PAYLOAD_PREFIX, SigningKey, issue_pass
 from checkin_core.reasons import REASONS
 from service.checkin.batch import MAX_PAYLOAD_CHARS
 from tests.checkin_helpers import Door, make_door, scan_body
-from tests.conftest import Factory, bearer
+from tests.factory import Factory, bearer
 
 _EXAMPLES = os.environ.get("FUZZ_EXAMPLES")
 fuzz = settings(

@@ -10,7 +10,7 @@ from playwright.async_api import Browser, expect
 
 from service.web.auth import Role
 from tests.checkin_helpers import make_door
-from tests.conftest import Factory, bearer
+from tests.factory import Factory, bearer
 from tests.test_console_browser import (  # noqa: F401 (browser is a fixture)
     Client,
     base_url,

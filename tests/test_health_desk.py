@@ -10,11 +10,11 @@ from zoneinfo import ZoneInfo
 
 import asyncpg
 
-from service.audit.retention import purge
 from service.declarations.policy import area_key
+from service.retention.purge import purge
 from service.web.auth import Role
-from tests.conftest import Factory, bearer
 from tests.declaring import declaration
+from tests.factory import Factory, bearer
 from tests.health_helpers import (
     Client,
     Declared,

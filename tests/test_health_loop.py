@@ -22,7 +22,7 @@ from aiohttp import web
 from service.app import create_app
 from service.events.log import verify_chain
 from service.platform.settings import Settings
-from tests.conftest import Factory, bearer
+from tests.factory import Factory, bearer
 from tests.health_helpers import Client, call, declare, door, make_desk
 
 

@@ -11,8 +11,8 @@ from typing import Any
 import asyncpg
 
 from service.web.auth import Role
-from tests.conftest import Factory, bearer
 from tests.declaring import declaration
+from tests.factory import Factory, bearer
 from tests.health_helpers import Client, call, door, make_desk, official_test
 from tests.test_health_desk import SITE_TZ, new_case, overlapping_pair, site_today
 

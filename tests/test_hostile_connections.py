@@ -39,7 +39,7 @@ from service.platform.settings import Settings
 from service.web.auth import Role
 from tests.checkin_helpers import Door, make_door, scan_body
 from tests.cli_helpers import env_for, free_port
-from tests.conftest import Factory, bearer
+from tests.factory import Factory, bearer
 
 KIOSK_PATH = "/api/v1/kiosk/stream"
 ANSWER_TIMEOUT_S = 60  # only so that a lost answer fails the test instead of hanging it

@@ -15,7 +15,7 @@ from playwright.async_api import Browser
 
 from service.web.auth import Role
 from tests.cli_helpers import env_for, free_port, wait_ready
-from tests.conftest import Factory, bearer
+from tests.factory import Factory, bearer
 from tests.test_console_browser import base_url, browser  # noqa: F401 (a fixture)
 
 Client = TestClient[Any, Any]

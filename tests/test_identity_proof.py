@@ -21,8 +21,8 @@ from service.app import create_app
 from service.platform.settings import Settings
 from service.web.auth import Role
 from tests.checkin_helpers import scan
-from tests.conftest import Factory, bearer
 from tests.declaring import declaration, staff
+from tests.factory import Factory, bearer
 from tests.test_declare_form import form, post
 
 Client = TestClient[Any, Any]

@@ -18,8 +18,9 @@ from aiohttp.test_utils import TestClient
 
 from scanner.link import Link
 from scanner.outbox import AsyncOutbox, Outbox, Scan
+from scanner.scan_life import ScanLife
 from tests.checkin_helpers import make_door, scan_body
-from tests.conftest import Factory, bearer
+from tests.factory import Factory, bearer
 
 Client = TestClient[Any, Any]
 BATCH = "/api/v1/scans/batch"
@@ -35,16 +36,8 @@ async def recorded(conn: asyncpg.Connection) -> list[str]:
 
 
 def link_for(session: aiohttp.ClientSession, base: str, token: str, outbox: AsyncOutbox) -> Link:
-    return Link(
-        session,
-        base,
-        token,
-        outbox,
-        on_hello=lambda _: None,
-        on_decision=lambda _: None,
-        on_error=lambda _: None,
-        heartbeat=dict,
-    )
+    scans = ScanLife(outbox, ack_timeout=1.0)
+    return Link(session, base, token, scans, on_hello=lambda _: None, heartbeat=dict)
 
 
 def outbox_with(path: Path, n: int) -> tuple[AsyncOutbox, list[str]]:

@@ -14,7 +14,7 @@ from aiohttp.test_utils import TestClient
 from service.identity.login_watch import CHECK_INTERVAL_S, CLOSE_CODE, TOKEN_REVOKED
 from service.web.auth import revoke_token
 from tests.checkin_helpers import Door, make_door, scan_body
-from tests.conftest import Factory, bearer
+from tests.factory import Factory, bearer
 
 
 async def test_kiosk_socket_round_trip(

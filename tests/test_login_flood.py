@@ -26,7 +26,7 @@ from service.identity.login_guard import LOGIN_BURST_ATTEMPTS
 from service.platform.settings import Settings
 from service.web.auth import Role
 from tests.checkin_helpers import make_door, scan
-from tests.conftest import Factory, bearer
+from tests.factory import Factory, bearer
 from tests.login_helpers import Browser, visitor
 
 Client = TestClient[Any, Any]

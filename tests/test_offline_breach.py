@@ -13,7 +13,7 @@ from aiohttp.test_utils import TestClient
 
 from service.web.auth import Role
 from tests.checkin_helpers import Door, make_door, scan_body
-from tests.conftest import Factory, bearer
+from tests.factory import Factory, bearer
 
 Client = TestClient[Any, Any]
 ALLOWED_OFFLINE = {"verdict": "allow", "reason": "offline_allowed"}

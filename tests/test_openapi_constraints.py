@@ -13,7 +13,7 @@ from aiohttp.test_utils import TestClient
 from hypothesis import HealthCheck, given, settings
 
 from service.web.auth import Role
-from tests.conftest import bearer
+from tests.factory import bearer
 from tests.test_console_browser import base_url
 
 Client = TestClient[Any, Any]
@@ -28,8 +28,9 @@ DATA_RULES = {
     "date_too_old",
     "opens_after_closes",
     "dates_out_of_order",
-    "onset_in_future",  # a case's onset, against today
-    "site_required",  # the person is known at several sites
+    "onset_in_future",
+    "onset_too_old",
+    "known_at_several_sites",
 }
 # Whole-request refusals that depend on the data: the scan named nobody, so a person is
 # needed; no such site.

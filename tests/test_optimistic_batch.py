@@ -15,7 +15,7 @@ from service.events.log import verify_chain
 from service.passes.trust import PassAuthenticator
 from service.platform.db import Database, init_connection
 from tests.checkin_helpers import Door, make_door, scan_body
-from tests.conftest import Factory
+from tests.factory import Factory
 
 
 class Interfering:

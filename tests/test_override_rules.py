@@ -13,7 +13,7 @@ from aiohttp.test_utils import TestClient
 from checkin_core.reasons import ADMIN_ONLY_OVERRIDES
 from service.people.scope import KNOWN_AT_SITE_SQL
 from tests.checkin_helpers import Door, make_door, scan
-from tests.conftest import Factory, bearer
+from tests.factory import Factory, bearer
 
 Client = TestClient[Any, Any]
 

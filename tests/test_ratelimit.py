@@ -5,8 +5,8 @@ from __future__ import annotations
 from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 
-from service.identity.ratelimit import RateLimiter, TooManyRequests, client_address
-from service.web.errors import error_middleware
+from service.platform.errors import error_middleware
+from service.platform.ratelimit import RateLimiter, TooManyRequests, client_address
 
 
 class Clock:

@@ -20,7 +20,7 @@ from service.checkin.batch import ScanIn, ScanItem, decide_batch, payload_digest
 from service.checkin.batcher import AUTHENTICATOR_KEY
 from service.events.log import verify_chain
 from tests.checkin_helpers import Door, make_door, scan_body
-from tests.conftest import Factory, bearer
+from tests.factory import Factory, bearer
 
 ROADS = ("ws", "http", "batch")
 

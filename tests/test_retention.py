@@ -10,11 +10,11 @@ from zoneinfo import ZoneInfo
 import asyncpg
 from aiohttp.test_utils import TestClient
 
-from service.audit.retention import purge
 from service.events.log import NewEvent, append_events, verify_chain
+from service.retention.purge import purge
 from tests.checkin_helpers import make_door, scan
 from tests.cli_helpers import env_for, run_cli
-from tests.conftest import Factory
+from tests.factory import Factory
 
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
 

@@ -9,7 +9,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from service.web.auth import PUBLIC, Role, access_of
-from tests.conftest import bearer
+from tests.factory import bearer
 
 A, G, U, K, H = Role.ADMIN, Role.GUARD, Role.AUDITOR, Role.KIOSK, Role.HEALTH
 

@@ -11,8 +11,8 @@ from aiohttp.test_utils import TestClient
 from service.declarations.policy import SiteRules
 from service.events.log import verify_chain
 from service.web.auth import Role
-from tests.conftest import Factory, bearer
 from tests.declaring import declaration
+from tests.factory import Factory, bearer
 
 Client = TestClient[Any, Any]
 

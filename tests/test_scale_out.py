@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -25,8 +24,9 @@ import pytest
 from checkin_core.passes import TrustList, verify_pass
 from service.web.auth import Role
 from tests.checkin_helpers import make_door, scan_body
-from tests.conftest import Factory, bearer
+from tests.cli_helpers import free_port
 from tests.declaring import declaration
+from tests.factory import Factory, bearer
 
 TIMEOUT_S = 20  # a bound on waiting, not a measurement
 
@@ -36,12 +36,6 @@ class Instance:
     url: str
     proc: subprocess.Popen[bytes]
     log: Path
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def serve_command() -> list[str]:

@@ -7,7 +7,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import sqlite3
 import statistics
 import sys
@@ -24,17 +23,12 @@ from aiohttp import web
 
 from checkin_core.passes import SigningKey
 from service.web.auth import Role
-from tests.conftest import Factory
+from tests.cli_helpers import free_port
+from tests.factory import Factory
 from tests.kiosk_helpers import Look, Shot, forge, write_video
 
 ROOT = Path(__file__).resolve().parent.parent
 FPS = 10.0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass

@@ -7,7 +7,6 @@ import asyncio
 import io
 import json
 import signal
-import socket
 import sys
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -22,6 +21,7 @@ from checkin_core.passes import SigningKey, TrustList
 from scanner.capture import SourceSpec
 from scanner.kiosk import Kiosk, KioskConfig
 from scanner.outbox import Outbox
+from tests.cli_helpers import free_port
 from tests.kiosk_helpers import FakeCapture, FakeService, blank_frame, code_frame, forge, make_pass
 
 KEY = SigningKey.generate()
@@ -48,12 +48,6 @@ class Lines(io.StringIO):
     def write(self, text: str) -> int:
         self.written.set()
         return super().write(text)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture
@@ -386,7 +380,7 @@ async def test_a_key_the_kiosk_does_not_know_yet_is_left_to_the_service(
     server_url: str, service: FakeService, tmp_path: Path
 ) -> None:
     new_key = SigningKey.generate()  # rotated in; the kiosk's list is older
-    service.passes.trust = TrustList([KEY.trusted_key(), new_key.trusted_key()])
+    service.trust = TrustList([KEY.trusted_key(), new_key.trusted_key()])
     service.published = TRUST
     lines, _ = await run(config(server_url, tmp_path), shots(make_pass(new_key)))
     assert [(v["reason"], v["source"]) for v in lines] == [("welcome", "service")]

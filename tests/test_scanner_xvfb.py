@@ -25,7 +25,7 @@ from aiohttp import web
 
 from scanner.screen import GREEN, ONLINE, Display
 from service.web.auth import Role
-from tests.conftest import Factory
+from tests.factory import Factory
 from tests.kiosk_helpers import Shot, write_video
 from tests.test_scanner_e2e import ROOT, free_port
 

@@ -27,7 +27,7 @@ from aiohttp.test_utils import TestClient
 from service.people.scope import KNOWN_AT_SITE_SQL
 from service.web.auth import PUBLIC, Role, access_of
 from tests.checkin_helpers import Door, make_door, scan
-from tests.conftest import Factory, bearer
+from tests.factory import Factory, bearer
 from tests.test_cli import env_for, run_cli
 from tests.test_console_auth import login
 from tests.test_roles import named_routes
@@ -95,25 +95,27 @@ async def make_world(client: Client, factory: Factory, conn: asyncpg.Connection)
         " RETURNING id",
         other.site_id,
     )
+    # A case at the other site: the stranger, with a contact who is a secret too.
+    case = await conn.fetchval(
+        "INSERT INTO health_cases (person_id, site_id, onset_on, window_from, window_to,"
+        " contacts, recorded_by) VALUES ($1, $2, current_date, now() - interval '2 days',"
+        " now(), $3, 'test') RETURNING id",
+        stranger,
+        other.site_id,
+        [{"person_id": stranger, "full_name": SECRET_NAME}],
+    )
     # A denial at the other site naming the stranger (their pass, at the exit: not inside).
     other_denial = await scan(client, other.kiosk[other.entrance], payload)
     assert other_denial["decision"] == "deny"
     own_junk = await scan(client, own.kiosk[own.entrance], "junk")
-    case = await conn.fetchval(
-        "INSERT INTO health_cases (person_id, site_id, onset_on, window_from, window_to,"
-        " recorded_by) VALUES ($1, $2, current_date, now() - interval '2 days', now(), 'test')"
-        " RETURNING id",
-        stranger,
-        other.site_id,
-    )
     ids = {
         "site_id": str(other.site_id),
-        "case_id": str(case),
         "gate_id": str(other.entrance),
         "person_id": str(stranger),
         "declaration_id": str(review_decl),
         "entry_id": str(entry),
         "area_id": str(area),
+        "case_id": str(case),
         "pass_id": str(pass_id),
         "filename": "console.js",
         "username": "nobody",

@@ -5,7 +5,7 @@ from typing import Any
 from aiohttp.test_utils import TestClient
 
 from service.web.auth import Role
-from tests.conftest import Factory, bearer
+from tests.factory import Factory, bearer
 
 
 async def test_admin_creates_a_site_and_its_gates(

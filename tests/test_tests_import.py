@@ -9,7 +9,7 @@ from pathlib import Path
 import asyncpg
 
 from tests.cli_helpers import env_for, run_cli
-from tests.conftest import Factory
+from tests.factory import Factory
 from tests.health_helpers import Client, call, declare, door, make_desk
 from tests.test_health_desk import new_case, overlapping_pair
 
@@ -98,7 +98,7 @@ async def test_a_file_with_bad_rows_writes_nothing_and_names_each_row_column_and
     assert [line.split(" (")[-1] for line in lines] == [
         "person_not_found)",
         "literal_error)",
-        "test_in_future)",
+        "date_in_future)",
         "not_known_at_site)",
         "duplicate_row)",
         "identity_conflict)",

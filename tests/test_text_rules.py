@@ -27,7 +27,7 @@ from service.door.actions import ReasonIn
 from service.sites.gates import GateIn
 from service.web.auth import Role
 from service.web.text import REJECTED_BMP_RANGES, Text
-from tests.conftest import Factory, bearer
+from tests.factory import Factory, bearer
 from tests.test_console_auth import login
 
 Client = TestClient[Any, Any]
@@ -99,7 +99,10 @@ async def _seed(client: Client, factory: Factory, site_id: int, tokens: dict[Rol
     )
     assert declared.status == 201, await declared.text()
     outcome = await declared.json()
-    person, declaration = outcome["person_id"], outcome["declaration_id"]
+    declaration = outcome["declaration_id"]  # the public answer names no person
+    person = await factory.conn.fetchval(
+        "SELECT person_id FROM declarations WHERE id = $1", declaration
+    )
     pass_id = outcome["pass"]["id"]
     username, _ = await factory.account(Role.GUARD, site_id=site_id)
     admin = bearer(tokens[Role.ADMIN])
@@ -216,6 +219,17 @@ BODIES: dict[str, Any] = {
     "ReviewIn": {"decision": "approve", "note": "ổn"},
     "RevokeIn": {"reason": "mất thẻ"},
     "SiteRules": {},
+    "CheckinRules": {},
+    "TestIn": {
+        "person_id": "{person}",
+        "kind": "pcr",
+        "taken_at": NOW,
+        "result": "negative",
+        "source": "CDC {n}",
+    },
+    "CaseIn": {"person_id": "{person}", "onset_on": NOW[:10], "note": "ca {n}"},
+    "SuspendIn": {"all": True},
+    "ClearIn": {"cause": "area_flagged", "note": "đã rà soát"},
     "FlaggedAreaIn": {"name": "Phường 1", "code": "p1", "flagged_from": "2021-10-01"},
     "ScanIn": {"event_id": "{uuid}", "payload": "CG1:x", "seen_at": NOW},
     "ScanBatch": {"scans": [{"event_id": "{uuid}", "payload": "CG1:x", "seen_at": NOW}]},

@@ -15,7 +15,7 @@ from aiohttp.test_utils import TestClient
 
 from service.web.auth import Role
 from tests.cli_helpers import env_for, run_cli
-from tests.conftest import Factory, bearer
+from tests.factory import Factory, bearer
 
 T0 = datetime(2026, 11, 2, 1, 0, tzinfo=UTC)  # 08:00 in Hà Nội
 

@@ -16,7 +16,6 @@ import csv
 import io
 import json
 import logging
-import re
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -30,9 +29,19 @@ from aiohttp import web
 from service.events.log import KINDS, NewEvent, append_event, verify_chain
 from service.people.scope import person_not_found, require_visible, visible_to_sql
 from service.platform.db import DB_KEY
+from service.platform.errors import ApiError
 from service.web.auth import Role, principal, require_site, requires
-from service.web.errors import ApiError
 from service.web.openapi import Q_BOOL, documented, q_choice, q_date, q_id, q_int, q_text, q_time
+from service.web.params import (
+    bad_parameter,
+    bool_param,
+    choice_param,
+    format_param,
+    int_param,
+    raw_param,
+    scoped_site,
+    time_range,
+)
 from service.web.spreadsheet import safe_cell
 
 logger = logging.getLogger(__name__)
@@ -41,7 +50,6 @@ FORMATS = ("json", "csv", "jsonl")
 DEFAULT_PAGE = 500
 MAX_PAGE = 5000
 CHUNK_ROWS = 500  # rows per write (and per cursor fetch) when streaming
-MAX_ID_DIGITS = 18
 MAX_REASON_FILTER = 100
 # A spreadsheet runs a cell that starts with one of these as a formula.
 
@@ -226,84 +234,6 @@ SELECT inside, at FROM running ORDER BY inside DESC, at LIMIT 1
 """
 
 
-# --- parameters -----------------------------------------------------------------------
-
-
-def bad_parameter(name: str, message: str) -> ApiError:
-    return ApiError(400, "bad_parameter", message, parameter=name)
-
-
-def _raw(request: web.Request, name: str) -> str | None:
-    raw = request.query.get(name)
-    return None if raw is None or raw == "" else raw
-
-
-def int_param(
-    request: web.Request, name: str, *, minimum: int = 1, maximum: int | None = None
-) -> int | None:
-    raw = _raw(request, name)
-    if raw is None:
-        return None
-    if not raw.isascii() or not raw.isdigit() or len(raw) > MAX_ID_DIGITS:
-        raise bad_parameter(name, f"{name} must be a whole number.")
-    value = int(raw)
-    if value < minimum or (maximum is not None and value > maximum):
-        bounds = f"from {minimum}" + (f" to {maximum}" if maximum is not None else "")
-        raise bad_parameter(name, f"{name} must be {bounds}.")
-    return value
-
-
-def time_param(request: web.Request, name: str) -> datetime | None:
-    raw = _raw(request, name)
-    if raw is None:
-        return None
-    # An unencoded "+" in a query string arrives as a space: "...T08:00:00 07:00".
-    text = re.sub(r" (\d{2}(:?\d{2})?)$", r"+\1", raw.strip())
-    try:
-        value = datetime.fromisoformat(text)
-    except ValueError:
-        raise bad_parameter(
-            name, f"{name} must be an ISO 8601 time, e.g. 2026-03-10T08:00:00+07:00."
-        ) from None
-    if value.tzinfo is None:
-        raise bad_parameter(name, f"{name} needs a UTC offset (+07:00 or Z).")
-    return value
-
-
-def time_range(request: web.Request) -> tuple[datetime | None, datetime | None]:
-    start, end = time_param(request, "from"), time_param(request, "to")
-    if start is not None and end is not None and start >= end:
-        raise bad_parameter("to", "from must be before to.")
-    return start, end
-
-
-def choice_param(request: web.Request, name: str, choices: Iterable[str]) -> str | None:
-    raw = _raw(request, name)
-    if raw is None:
-        return None
-    allowed = sorted(choices)
-    if raw not in allowed:
-        raise bad_parameter(name, f"{name} must be one of: {', '.join(allowed)}.")
-    return raw
-
-
-def format_param(request: web.Request, formats: Sequence[str]) -> str:
-    """The `format` parameter; the first of `formats` when it is not given."""
-    return choice_param(request, "format", formats) or formats[0]
-
-
-def bool_param(request: web.Request, name: str) -> bool:
-    return choice_param(request, name, ("true", "false", "1", "0")) in ("true", "1")
-
-
-def scoped_site(request: web.Request, site_id: int | None) -> int | None:
-    """The site filter, held to the caller's token: a site-bound token sees its site."""
-    caller = principal(request)
-    if caller.site_id is None:
-        return site_id
-    return require_site(request, site_id).site_id if site_id is not None else caller.site_id
-
-
 def encode_cursor(after: int, until: int) -> str:
     raw = f"{after}:{until}".encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
@@ -335,7 +265,7 @@ class EventFilters:
 
     @classmethod
     def from_request(cls, request: web.Request) -> EventFilters:
-        reason = _raw(request, "reason")
+        reason = raw_param(request, "reason")
         if reason is not None and len(reason) > MAX_REASON_FILTER:
             raise bad_parameter("reason", f"reason is at most {MAX_REASON_FILTER} characters.")
         start, end = time_range(request)
@@ -566,7 +496,7 @@ async def _events_page(
     """One page. A walk covers the events up to its own first export record, so it ends
     even when new events keep coming, and sees each row once."""
     limit = int_param(request, "limit", maximum=MAX_PAGE) or DEFAULT_PAGE
-    token = _raw(request, "after")
+    token = raw_param(request, "after")
     after, until = decode_cursor(token) if token is not None else (0, None)
     async with request.app[DB_KEY].connection() as conn:
         async with conn.transaction():
@@ -744,7 +674,7 @@ async def site_report(request: web.Request) -> web.Response:
     """Entries, exits, denials by reason and peak occupancy of one day, in site time."""
     site_id = int(request.match_info["site_id"])
     require_site(request, site_id)
-    raw = _raw(request, "date")
+    raw = raw_param(request, "date")
     if raw is None:
         raise ApiError(400, "missing_parameter", "The query parameter date is required.")
     try:

@@ -21,8 +21,8 @@ from aiohttp import web
 from service.events.log import NewEvent, append_event
 from service.people.scope import is_visible, person_not_found
 from service.platform.db import DB_KEY
+from service.platform.errors import ApiError
 from service.web.auth import Role, principal, requires
-from service.web.errors import ApiError
 from service.web.openapi import Q_BOOL, documented, q_choice, q_id, q_time
 from service.web.spreadsheet import safe_cell
 

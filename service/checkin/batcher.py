@@ -21,7 +21,7 @@ from checkin_core.aio import cancel_and_wait
 from service.checkin.batch import Decision, ScanItem, decide_batch
 from service.passes.trust import PassAuthenticator
 from service.platform.db import DB_KEY, Database
-from service.web.errors import UNAVAILABLE_ERRORS, ServiceUnavailable
+from service.platform.errors import UNAVAILABLE_ERRORS, ServiceUnavailable
 
 logger = logging.getLogger(__name__)
 

@@ -28,10 +28,10 @@ from typing import TypeVar
 from aiohttp import web
 from pydantic import BaseModel
 
-from service.identity.ratelimit import RateLimiter
+from service.platform.errors import ApiError
+from service.platform.ratelimit import RateLimiter
 from service.platform.settings import Settings
 from service.web.auth import Principal, principal
-from service.web.errors import ApiError
 from service.web.validation import read_json, validate
 
 logger = logging.getLogger(__name__)

@@ -22,13 +22,13 @@ from service.checkin.batch import ScanIn, ScanItem
 from service.checkin.batcher import BATCHER_KEY
 from service.checkin.kiosk_limits import KIOSK_LIMITS_KEY, MAX_BATCH, read_scans
 from service.identity.login_watch import LOGIN_WATCH_KEY, close_when_ended
-from service.identity.token_usage import TOKEN_USAGE_KEY
 from service.platform.db import DB_KEY
+from service.platform.errors import UNAVAILABLE_ERRORS, ApiError
 from service.platform.settings import SETTINGS_KEY
 from service.web.auth import Principal, Role, principal, requires
-from service.web.errors import UNAVAILABLE_ERRORS, ApiError
 from service.web.field_errors import field_errors
 from service.web.openapi import documented
+from service.web.token_usage import TOKEN_USAGE_KEY
 from service.web.validation import read_json, validate
 
 logger = logging.getLogger(__name__)

@@ -20,7 +20,6 @@ from typing import Any
 
 import asyncpg
 
-from service.declarations.model import normalize_phone
 from service.declarations.policy import SiteRules
 from service.identity.accounts import (
     AccountIn,
@@ -29,6 +28,7 @@ from service.identity.accounts import (
     new_password,
     reset_account,
 )
+from service.people.fields import normalize_phone
 from service.people.staff_import import COLUMNS, import_staff
 from service.web.auth import Role, create_token, lookup_token
 

@@ -18,7 +18,6 @@ import asyncpg
 from aiohttp import web
 
 from service.app import create_app
-from service.audit.retention import purge
 from service.cli import accounts, admin, health, tokens
 from service.cli.demo import CREDENTIALS_FILE, DemoSite, seed_demo
 from service.platform.db import init_connection
@@ -27,6 +26,7 @@ from service.platform.logs import configure_logging
 from service.platform.migrations import migrate
 from service.platform.server import serve
 from service.platform.settings import Settings, SettingsError
+from service.retention.purge import purge
 
 logger = logging.getLogger("service")
 

@@ -26,13 +26,13 @@ from service.door.actions import INSIDE_SQL
 from service.identity import accounts
 from service.identity.hashing import HASH_POOL_KEY
 from service.identity.login_guard import LOGIN_GUARD_KEY
-from service.identity.ratelimit import TooManyRequests
 from service.platform.db import DB_KEY
+from service.platform.errors import ApiError
 from service.platform.offload import PoolBusy
+from service.platform.ratelimit import TooManyRequests
 from service.platform.settings import SETTINGS_KEY
 from service.sites.door_rules import CheckinRules
 from service.web.auth import Role, principal, public, require_site, requires, same_origin
-from service.web.errors import ApiError
 from service.web.openapi import Q_LANG, documented, q_id, q_text
 from service.web.pages import STATIC_DIR, Markup, join, page, render, tag, void
 

@@ -26,17 +26,18 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict
 from checkin_core.passes import issue_pass
 from service.declarations.identity_proof import confirm_claim, new_redeclare_key, resolve_filer
 from service.declarations.model import PURPOSE_MAX, Declaration
+from service.declarations.official_rank import contradicts_official, judged_declaration
 from service.declarations.policy import Evaluation, FlaggedArea, SiteRules, evaluate, reason
 from service.events.log import NewEvent, append_event, append_events
-from service.health.official_rank import contradicts_official, judged_declaration
 from service.passes.keys import KEYS_KEY, KeyStore, active_signing_key
 from service.passes.links import PASS_LINKS_KEY
 from service.passes.qr import render
+from service.passes.state import pass_state
 from service.people.records import person_json
 from service.people.scope import person_not_found, require_visible
 from service.platform.db import DB_KEY
+from service.platform.errors import ApiError
 from service.web.auth import Role, principal, public, require_site, requires
-from service.web.errors import ApiError
 from service.web.field_errors import field_error, field_errors
 from service.web.openapi import documented
 from service.web.public_limit import limit_public
@@ -552,16 +553,6 @@ async def revoke_pass(request: web.Request) -> web.Response:
     return web.json_response(
         {"pass_id": str(pass_id), "revoked_at": now.isoformat(), "revoked_reason": body.reason}
     )
-
-
-def pass_state(row: asyncpg.Record, now: datetime) -> str:
-    if row["revoked_at"] is not None:
-        return "revoked"
-    if now >= row["not_after"]:
-        return "expired"
-    if now < row["not_before"]:
-        return "not_yet_valid"
-    return "valid"
 
 
 def _iso(value: datetime | None) -> str | None:

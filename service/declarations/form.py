@@ -26,15 +26,15 @@ from service.declarations.filing import (
     Outcome,
     file_declaration,
     parse_declaration,
-    pass_state,
     pass_urls,
 )
 from service.declarations.model import SYMPTOMS, VACCINATION_DOSES_MAX, Declaration
 from service.passes.keys import KEYS_KEY
 from service.passes.links import PASS_LINKS_KEY
+from service.passes.state import pass_state
 from service.platform.db import DB_KEY
+from service.platform.errors import ApiError
 from service.web.auth import public
-from service.web.errors import ApiError
 from service.web.field_errors import field_error
 from service.web.openapi import Q_LANG, documented, q_id
 from service.web.pages import STATIC_DIR, Markup, esc, join, page, render, tag, void

@@ -39,8 +39,8 @@ import asyncpg
 from service.declarations.model import Declaration
 from service.declarations.policy import area_key
 from service.people.records import Person, create_visitor, find_people, update_from_declaration
+from service.platform.errors import ApiError
 from service.web.auth import hash_token
-from service.web.errors import ApiError
 
 # The declaration a key belongs to must still be current (a newer one replaces the key).
 KEY_HOLDER_SQL = """

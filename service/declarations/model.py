@@ -16,7 +16,6 @@ when given to ``model_validate``, else the current time.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any, Literal, get_args
@@ -35,7 +34,15 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError, core_schema
 
-from service.web.text import Text, blank_to_none
+from service.people.fields import (
+    NATIONAL_ID_PATTERN,
+    PHONE_PATTERN,
+    Name,
+    Organisation,
+    normalize_national_id,
+    normalize_phone,
+)
+from service.web.text import Secret, Text, blank_to_none
 
 DeclarantKind = Literal["staff", "visitor"]
 Symptom = Literal[
@@ -45,8 +52,6 @@ SYMPTOMS: frozenset[str] = frozenset(get_args(Symptom))
 TestKind = Literal["rapid_antigen", "pcr"]
 TestOutcome = Literal["negative", "positive"]
 
-NAME_MAX = 120
-ORGANISATION_MAX = 200
 PURPOSE_MAX = 300
 AREA_MAX = 100
 TRAVEL_AREAS_MAX = 30
@@ -57,17 +62,11 @@ CLOCK_SKEW = timedelta(minutes=5)
 # Dates without a time are read as calendar days in Vietnam.
 DECLARATION_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 
-# Since 2018 every Vietnamese mobile number is 0 + [3|5|7|8|9] + 8 digits.
-_MOBILE_RE = re.compile(r"0[35789][0-9]{8}")
-_PHONE_SEPARATORS_RE = re.compile(r"[\s.\-()]")
-_NATIONAL_ID_RE = re.compile(r"[0-9]{9}|[0-9]{12}")
-
 
 # Limits apply to the text as sent; the rules are service.web.text's.
-Name = Annotated[str, Text(NAME_MAX)]
-Organisation = Annotated[str, Text(ORGANISATION_MAX)]
 Purpose = Annotated[str, Text(PURPOSE_MAX)]
 Area = Annotated[str, Text(AREA_MAX)]
+RedeclareKey = Annotated[str, Secret(1, 100)]
 
 
 def _integral(value: Any) -> Any:
@@ -93,11 +92,6 @@ class Whole:
         )
 
 
-# What normalize_phone and normalize_national_id accept, as JSON Schema patterns (with
-# fewer separators than they take: what the schema allows, they must accept).
-_SEP = "[ .()-]*"
-PHONE_PATTERN = f"^{_SEP}(?:[+]{_SEP}8{_SEP}4|0){_SEP}[35789](?:{_SEP}[0-9]){{8}}{_SEP}$"
-NATIONAL_ID_PATTERN = "^ *(?:[0-9] *){9}(?:(?:[0-9] *){3})?$"
 # The rules across fields, stated for the OpenAPI document: a phone or a national ID;
 # host and purpose for a visitor, neither for staff.
 _CROSS_FIELD_SCHEMA: dict[str, Any] = {
@@ -130,28 +124,6 @@ _CROSS_FIELD_SCHEMA: dict[str, Any] = {
         },
     ]
 }
-
-
-def normalize_phone(raw: str) -> str:
-    """A Vietnamese mobile number in E.164 (``+84912345678``), or ValueError.
-
-    Accepts ``0912345678`` and ``+84912345678``, with spaces, dots, dashes or parentheses.
-    Staff import and search must use this too, so the same person matches.
-    """
-    compact = _PHONE_SEPARATORS_RE.sub("", raw)
-    if compact.startswith("+84"):
-        compact = "0" + compact[3:]
-    if not _MOBILE_RE.fullmatch(compact):
-        raise ValueError(raw)
-    return "+84" + compact[1:]
-
-
-def normalize_national_id(raw: str) -> str:
-    """9 digits (CMND) or 12 digits (CCCD), spaces removed; ValueError otherwise."""
-    compact = "".join(raw.split())
-    if not _NATIONAL_ID_RE.fullmatch(compact):
-        raise ValueError(raw)
-    return compact
 
 
 def _now(info: ValidationInfo) -> datetime:
@@ -271,8 +243,9 @@ class Declaration(BaseModel):
     # The key behind the "Declare again" link of an earlier result: proof that this
     # declaration comes from that person (service.declarations.identity_proof). Never
     # stored as answered.
-    redeclare_key: Annotated[str | None, BeforeValidator(blank_to_none)] = Field(
-        default=None, strict=True, max_length=100, exclude=True
+    # A key as issued: never normalised, but held to the text rules like every field.
+    redeclare_key: Annotated[RedeclareKey | None, BeforeValidator(blank_to_none)] = Field(
+        default=None, exclude=True
     )
 
     @field_validator("national_id")

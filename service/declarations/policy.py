@@ -157,9 +157,9 @@ class SiteRules(BaseModel):
     # A confirmed case's infectious window starts this many days before onset (site
     # days); a traced contact needs an official negative taken this many days after
     # the exposure (service/health/cases.py).
-    infectious_days_before_onset: Annotated[int, Field(strict=True, ge=0, le=14)] = 2
-    quarantine_days: Annotated[int, Field(strict=True, ge=0, le=MAX_TEST_DAYS)] = 0
-    # The test cadence counts official results only (service/health/official_rank.py): a
+    infectious_days_before_onset: Annotated[int, Whole(ge=0, le=14)] = 2
+    quarantine_days: Annotated[int, Whole(ge=0, le=MAX_TEST_DAYS)] = 0
+    # The test cadence counts official results only (service/declarations/official_rank.py): a
     # negative the person declares without a record does not meet it.
     official_tests_required: Annotated[bool, Field(strict=True)] = False
 

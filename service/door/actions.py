@@ -15,8 +15,8 @@ from service.events.fanout import FANOUT_KEY
 from service.events.log import NewEvent, append_events, lock_chains
 from service.people.scope import is_visible, person_not_found, visible_to_sql
 from service.platform.db import DB_KEY
+from service.platform.errors import ApiError
 from service.web.auth import Role, principal, require_site, requires
-from service.web.errors import ApiError
 from service.web.openapi import documented
 from service.web.text import Text
 from service.web.validation import read_model

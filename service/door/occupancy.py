@@ -10,11 +10,11 @@ from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
-from service.audit.api import bad_parameter
 from service.platform.db import DB_KEY
+from service.platform.errors import ApiError
 from service.web.auth import Role, require_site, requires
-from service.web.errors import ApiError
 from service.web.openapi import documented, q_date
+from service.web.params import bad_parameter
 
 BUCKET_MINUTES = 15
 _DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}")

@@ -29,9 +29,9 @@ from service.door.actions import (
 from service.events.log import NewEvent, append_events, lock_chains
 from service.people.scope import is_visible, person_not_found
 from service.platform.db import DB_KEY
+from service.platform.errors import worded_error
 from service.sites.door_rules import CheckinRules
 from service.web.auth import Principal, Role, principal, require_site, requires
-from service.web.errors import worded_error
 from service.web.openapi import documented
 from service.web.validation import read_model
 

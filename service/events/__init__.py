@@ -1,3 +1,3 @@
-"""The append-only event log with its hash chains, the fan-out across instances
-(LISTEN/NOTIFY) and the consoles' live feed.
+"""The append-only event log with its hash chains, and the fan-out across instances
+(LISTEN/NOTIFY). The consoles' live feed that reads it is service.console.feed.
 """

@@ -24,8 +24,8 @@ from aiohttp import web
 from checkin_core.aio import cancel_and_wait
 from checkin_core.reasons import REASONS, message, short_name
 from service.platform.db import DB_KEY, Database
+from service.platform.errors import UNAVAILABLE_ERRORS
 from service.platform.settings import Settings
-from service.web.errors import UNAVAILABLE_ERRORS
 
 logger = logging.getLogger(__name__)
 

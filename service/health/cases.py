@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 import asyncpg
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from service.audit.trace import Contact, TraceQuery, fetch_contacts, trace
 from service.declarations.filing import SITE_SQL
@@ -26,11 +27,12 @@ from service.declarations.policy import SiteRules
 from service.events.log import NewEvent, append_event
 from service.health.suspensions import Hold, Id, known_at_site, suspend
 from service.platform.db import DB_KEY
+from service.platform.errors import ApiError
 from service.web.auth import Principal, Role, principal, requires
-from service.web.errors import ApiError
 from service.web.field_errors import field_error
-from service.web.openapi import documented, q_int
-from service.web.validation import invalid, read_model
+from service.web.openapi import documented, q_choice
+from service.web.text import Text
+from service.web.validation import read_model
 
 MAX_ONSET_AGE = timedelta(days=60)
 
@@ -64,21 +66,33 @@ class CaseIn(BaseModel):
 
     person_id: Id
     onset_on: date
-    note: Annotated[str, Field(max_length=1000)] = ""
+    note: Annotated[str, Text(1000, min_visible=0, multiline=True)] = ""
     site_id: Id | None = None  # needed only when the person is known at several sites
 
     @field_validator("onset_on")
     @classmethod
     def _recent(cls, value: date) -> date:
         if value < (datetime.now(UTC) - MAX_ONSET_AGE).date():
-            raise ValueError(f"onset_on is more than {MAX_ONSET_AGE.days} days ago")
+            raise PydanticCustomError(
+                "onset_too_old", "onset_on is too old", {"days": MAX_ONSET_AGE.days}
+            )
         return value
 
 
 class SuspendIn(BaseModel):
     """Which of the case's contacts to suspend: some by id, or all of them."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Exactly one of the two, stated for the OpenAPI document too.
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        json_schema_extra={
+            "oneOf": [
+                {"required": ["person_ids"], "properties": {"person_ids": {"type": "array"}}},
+                {"required": ["all"], "properties": {"all": {"const": True}}},
+            ]
+        },
+    )
 
     person_ids: Annotated[list[Id], Field(min_length=1, max_length=10_000)] | None = None
     all: Literal[True] | None = None
@@ -86,7 +100,7 @@ class SuspendIn(BaseModel):
     @model_validator(mode="after")
     def _one_of(self) -> SuspendIn:
         if (self.person_ids is None) == (self.all is None):
-            raise ValueError("give either person_ids or all: true")
+            raise PydanticCustomError("person_ids_or_all", "give either person_ids or all: true")
         return self
 
 
@@ -165,7 +179,12 @@ async def record_case(
     start_day = onset_on - timedelta(days=rules.infectious_days_before_onset)
     start = datetime.combine(start_day, time(0), tzinfo=zone).astimezone(UTC)
     if onset_on > now.astimezone(zone).date():
-        raise invalid([field_error("onset_on", "onset_in_future")])
+        raise ApiError(
+            422,
+            "validation_failed",
+            "Some fields are invalid.",
+            fields=[field_error("onset_on", "onset_in_future")],
+        )
     query = TraceQuery(person_id, start, now, now, site_id=site_id)
     traced = await trace(conn, query, actor=actor, now=now, output="case")
     contacts = await _contacts_json(conn, traced.contacts)
@@ -224,7 +243,16 @@ async def create_case(request: web.Request) -> web.Response:
         if not sites:
             raise _not_found(body.person_id)
         if len(sites) > 1:
-            raise invalid([field_error("site_id", "site_required", {"sites": sites})])
+            raise ApiError(
+                422,
+                "validation_failed",
+                "Some fields are invalid.",
+                fields=[
+                    field_error(
+                        "site_id", "known_at_several_sites", {"sites": ", ".join(map(str, sites))}
+                    )
+                ],
+            )
         case = await record_case(
             conn,
             person_id=body.person_id,
@@ -307,12 +335,17 @@ async def second_degree(
 
 
 @requires(Role.ADMIN, Role.HEALTH, Role.AUDITOR)
-@documented(query={"depth": q_int(1, 2)})
+@documented(query={"depth": q_choice("1", "2")})
 async def case_contacts(request: web.Request) -> web.Response:
     """The case's contacts (depth 1), or its contacts' contacts too (depth=2)."""
     depth = request.query.get("depth", "1")
     if depth not in ("1", "2") or set(request.query) - {"depth"}:
-        raise invalid([field_error("depth", "literal_error", {"expected": "1 or 2"})])
+        raise ApiError(
+            422,
+            "validation_failed",
+            "Some fields are invalid.",
+            fields=[field_error("depth", "literal_error", {"expected": "1, 2"})],
+        )
     now = datetime.now(UTC)
     async with request.app[DB_KEY].connection() as conn, conn.transaction():
         case = await visible_case(conn, request)

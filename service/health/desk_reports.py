@@ -20,8 +20,8 @@ from service.health import pages
 from service.health.pages import Lang, t, table
 from service.health.tests_due import Group, TestsDue, site_day, site_row, tests_due
 from service.platform.db import DB_KEY
+from service.platform.errors import ApiError, worded_error
 from service.web.auth import Role, require_site, requires
-from service.web.errors import ApiError, worded_error
 from service.web.openapi import Q_LANG, documented
 from service.web.pages import Markup, tag
 from service.web.validation import validate

@@ -5,7 +5,7 @@ it satisfies (service.health.suspensions); a positive records a case (onset: the
 day the test was taken, site time) at the site the caller acts for, or, for a caller
 of every site, at each site where the person is known, so the person is suspended and
 traced there at once. The declaration rules judge a person's latest official result
-instead of the one they declare, when it is at least as recent (service.health.official_rank).
+instead of the one they declare, when it is at least as recent (service.declarations.official_rank).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 import asyncpg
 from aiohttp import web
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, field_validator
 from pydantic_core import PydanticCustomError
 
 from service.declarations.filing import SITE_SQL
@@ -30,9 +30,10 @@ from service.health.suspensions import (
     row_json,
 )
 from service.platform.db import DB_KEY
+from service.platform.errors import ApiError
 from service.web.auth import Role, principal, requires
-from service.web.errors import ApiError
 from service.web.openapi import documented
+from service.web.text import Text
 from service.web.validation import read_model
 
 CLOCK_SKEW = timedelta(minutes=5)
@@ -64,7 +65,7 @@ class TestIn(BaseModel):
     kind: Literal["pcr", "rapid"]
     taken_at: AwareDatetime
     result: Literal["negative", "positive"]
-    source: Annotated[str, Field(min_length=1, max_length=200)]
+    source: Annotated[str, Text(200)]
     site_id: Id | None = None  # where a positive opens its case; default: see the module
 
     @field_validator("taken_at")
@@ -72,13 +73,9 @@ class TestIn(BaseModel):
     def _plausible(cls, value: datetime) -> datetime:
         now = datetime.now(UTC)
         if value > now + CLOCK_SKEW:
-            raise PydanticCustomError("test_in_future", "The test was taken in the future")
+            raise PydanticCustomError("date_in_future", "taken_at is in the future")
         if value < now - MAX_AGE:
-            raise PydanticCustomError(
-                "test_too_old",
-                "The test was taken more than {days} days ago",
-                {"days": MAX_AGE.days},
-            )
+            raise PydanticCustomError("date_too_old", "taken_at is too old", {"days": MAX_AGE.days})
         return value
 
     @field_validator("source")

@@ -19,19 +19,22 @@ from typing import Annotated, Any, Literal, get_args
 import asyncpg
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
 
 from checkin_core.reasons import SUSPENSION_REASONS
+from service.declarations.model import Whole
 from service.events.log import NewEvent, append_events
 from service.people.scope import KNOWN_AT_SITE_SQL
 from service.platform.db import DB_KEY
+from service.platform.errors import ApiError
 from service.web.auth import Role, principal, require_site, requires
-from service.web.errors import ApiError
-from service.web.openapi import documented
+from service.web.openapi import Q_BOOL, documented, q_choice, q_int
+from service.web.text import Text
 from service.web.validation import read_model, validate
 
 Cause = Literal["case_confirmed", "contact_traced", "area_flagged"]
-Note = Annotated[str, Field(min_length=1, max_length=500)]
-Id = Annotated[int, Field(strict=True, ge=1, le=2**63 - 1)]  # a bigint key
+Note = Annotated[str, Text(500, multiline=True)]
+Id = Annotated[int, Whole(ge=1, le=2**63 - 1)]  # a bigint key; 2.0 is 2, as JSON counts
 MAX_PEOPLE = 10_000  # person ids in one request
 
 _RETURNED = """
@@ -216,20 +219,31 @@ class ClearIn(BaseModel):
     """Clear a site's active suspensions of one cause: all of them, or those of one
     flagged area, one case or some people."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # area_id only with the cause area_flagged, stated for the OpenAPI document too.
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        json_schema_extra={
+            "anyOf": [
+                {"not": {"required": ["area_id"]}},
+                {"properties": {"area_id": {"type": "null"}}},
+                {"properties": {"cause": {"const": "area_flagged"}}},
+            ]
+        },
+    )
 
     cause: Cause
     note: Note
     area_id: Id | None = None
     case_id: Id | None = None
-    person_ids: Annotated[list[Id], Field(min_length=1)] | None = None
+    person_ids: Annotated[list[Id], Field(min_length=1, max_length=MAX_PEOPLE)] | None = None
 
     @model_validator(mode="after")
     def _sources(self) -> ClearIn:
         if self.area_id is not None and self.cause != "area_flagged":
-            raise ValueError("area_id goes with the cause area_flagged")
-        if self.person_ids is not None and len(self.person_ids) > MAX_PEOPLE:
-            raise ValueError(f"at most {MAX_PEOPLE} person_ids")
+            raise PydanticCustomError(
+                "area_needs_area_flagged", "area_id goes with the cause area_flagged"
+            )
         return self
 
 
@@ -254,7 +268,11 @@ async def _site_exists(conn: asyncpg.Connection, site_id: int) -> None:
 
 @requires(Role.ADMIN, Role.HEALTH, Role.GUARD, Role.AUDITOR)
 @documented(
-    query={"cause": ("string", False), "active": ("boolean", False), "limit": ("integer", False)}
+    query={
+        "cause": q_choice("case_confirmed", "contact_traced", "area_flagged"),
+        "active": Q_BOOL,
+        "limit": q_int(1, MAX_PEOPLE),
+    }
 )
 async def list_suspensions(request: web.Request) -> web.Response:
     """A site's suspensions (active by default), oldest first: the desk's list."""

@@ -27,14 +27,15 @@ import pydantic
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from tqdm import tqdm
 
-from service.declarations.model import DECLARATION_TZ, normalize_national_id, normalize_phone
+from service.declarations.model import DECLARATION_TZ
 from service.events.log import NewEvent, append_event
 from service.health.cases import case_sites
 from service.health.official_tests import TestIn, record_test
 from service.health.suspensions import known_at_site
+from service.people.fields import normalize_national_id, normalize_phone
 from service.people.records import find_person
+from service.platform.errors import ApiError
 from service.web.auth import Principal, Role
-from service.web.errors import ApiError
 from service.web.field_errors import field_error, field_errors
 from service.web.spreadsheet import csv_records
 from service.web.text import blank_to_none

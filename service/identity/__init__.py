@@ -1,4 +1,4 @@
-"""Who is calling: console accounts and their passwords (hashed off the loop), sessions,
-login limits and the record of failed logins, sockets that end with their login, rate
-limits and when each token was last used.
+"""Who is calling from the console: accounts and their passwords (hashed off the loop),
+sessions, login limits with the record of failed logins, and sockets that end with the
+login behind them. API tokens and the role checks are service.web.auth.
 """

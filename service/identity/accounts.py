@@ -18,11 +18,11 @@ import asyncpg
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from service.declarations.model import NAME_MAX
 from service.identity.hashing import DUMMY_HASH, HASH_POOL_KEY, HASHER, HashPool, verify_password
+from service.people.fields import NAME_MAX
 from service.platform.db import DB_KEY, Database
+from service.platform.errors import ApiError
 from service.web.auth import Role, principal, requires
-from service.web.errors import ApiError
 from service.web.openapi import documented
 from service.web.text import Secret, Text
 from service.web.validation import read_model

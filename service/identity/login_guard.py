@@ -26,8 +26,8 @@ from aiohttp import web
 
 from service.events.log import NewEvent, append_events
 from service.identity.accounts import LoginOutcome
-from service.identity.ratelimit import RateLimiter, client_address
 from service.platform.db import DB_KEY, CleanupContext, Database
+from service.platform.ratelimit import RateLimiter, client_address
 from service.platform.settings import Settings
 from service.web.auth import Role, requires
 from service.web.openapi import documented

@@ -21,8 +21,8 @@ from aiohttp import web
 
 from checkin_core.passes import KeyStatus, SigningKey, TrustedKey, TrustList
 from service.platform.db import DB_KEY
+from service.platform.errors import ApiError
 from service.web.auth import public
-from service.web.errors import ApiError
 
 logger = logging.getLogger(__name__)
 

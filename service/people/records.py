@@ -7,7 +7,7 @@ from typing import Any
 
 import asyncpg
 
-from service.web.errors import ApiError
+from service.platform.errors import ApiError
 
 # NO KEY UPDATE, not UPDATE: it still serialises two declarations of one person, but
 # does not block (or deadlock with) check-ins whose foreign keys point at the row.

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncpg
 
-from service.web.errors import ApiError, worded_error
+from service.platform.errors import ApiError, worded_error
 
 
 def known_at_site_sql(person: str, site: str) -> str:

@@ -14,13 +14,13 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
-from service.audit.api import bad_parameter, int_param, scoped_site
-from service.declarations.filing import pass_state
+from service.passes.state import pass_state
 from service.people.scope import visible_to_sql
 from service.platform.db import DB_KEY
+from service.platform.errors import ApiError
 from service.web.auth import Role, requires
-from service.web.errors import ApiError
 from service.web.openapi import documented, q_id, q_int, q_text
+from service.web.params import bad_parameter, int_param, scoped_site
 from service.web.validation import MAX_QUERY_VALUE, query_text
 
 MIN_QUERY = 2

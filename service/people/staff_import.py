@@ -21,8 +21,8 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, field_validator
 from pydantic_core import PydanticCustomError
 from tqdm import tqdm
 
-from service.declarations.model import Name, Organisation, normalize_national_id, normalize_phone
 from service.events.log import NewEvent, append_event
+from service.people.fields import Name, Organisation, normalize_national_id, normalize_phone
 from service.people.records import IdentityConflict, find_person
 from service.web.field_errors import field_errors
 from service.web.spreadsheet import csv_records

@@ -10,8 +10,8 @@ from collections.abc import AsyncIterator, Callable
 import asyncpg
 from aiohttp import web
 
+from service.platform.errors import ServiceUnavailable
 from service.platform.settings import Settings
-from service.web.errors import ServiceUnavailable
 
 
 class Database:

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Executor
 from typing import TypeVar
 
-from service.web.errors import ApiError
+from service.platform.errors import ApiError
 
 T = TypeVar("T")
 

@@ -19,7 +19,7 @@ from aiohttp.http_exceptions import HttpProcessingError, LineTooLong
 from aiohttp.web_protocol import RequestHandler
 from aiohttp.web_request import BaseRequest
 
-from service.web.errors import error_response
+from service.platform.errors import error_response
 
 logger = logging.getLogger(__name__)
 

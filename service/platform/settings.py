@@ -39,7 +39,7 @@ class Settings:
     # A console login lasts one guard shift; set secure cookies when served over HTTPS.
     session_hours: int = 12
     secure_cookies: bool = False
-    # Abuse limits (per instance; see service/identity/ratelimit.py and the README's security part).
+    # Abuse limits (per instance; see service/platform/ratelimit.py and the README's security part).
     # Console logins a minute per client address, and per username.
     login_per_minute_per_address: int = 20
     login_per_minute_per_username: int = 10

@@ -20,8 +20,8 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from service.platform.db import DB_KEY
+from service.platform.errors import ApiError
 from service.web.auth import Role, principal, require_site, requires
-from service.web.errors import ApiError
 from service.web.openapi import documented
 from service.web.text import Text
 from service.web.validation import read_model

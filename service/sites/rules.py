@@ -13,9 +13,9 @@ from service.declarations.policy import FlaggedArea, SiteRules
 from service.events.log import NewEvent, append_event
 from service.health.rescreen import rescreen
 from service.platform.db import DB_KEY
+from service.platform.errors import ApiError
 from service.sites.door_rules import CheckinRules
 from service.web.auth import Role, principal, requires
-from service.web.errors import ApiError
 from service.web.openapi import documented
 from service.web.text import Text, blank_to_none
 from service.web.validation import read_model

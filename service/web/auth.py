@@ -21,9 +21,9 @@ import asyncpg
 from aiohttp import hdrs, web
 from aiohttp_session import STORAGE_KEY, get_session
 
-from service.identity.token_usage import TOKEN_USAGE_KEY
 from service.platform.db import DB_KEY
-from service.web.errors import ApiError, Handler
+from service.platform.errors import ApiError, Handler
+from service.web.token_usage import TOKEN_USAGE_KEY
 
 TOKEN_PREFIX = "cgw_"
 

@@ -156,20 +156,27 @@ REASONS: dict[str, tuple[str, str]] = {
         "Ngày kết thúc ở trước ngày bắt đầu",
     ),
     "staff_only": ("Applies to staff only", "Chỉ áp dụng cho cán bộ"),
-    # official test results and their import (service/health)
-    "test_in_future": (
-        "The test was taken in the future",
-        "Thời điểm xét nghiệm không được sau thời điểm hiện tại",
+    "onset_in_future": (
+        "The onset date is in the future",
+        "Ngày khởi phát không được sau ngày hôm nay",
     ),
-    "test_too_old": (
-        "The test was taken more than {days} days ago",
-        "Xét nghiệm đã được thực hiện quá {days} ngày",
+    "onset_too_old": (
+        "The onset is more than {days} days ago",
+        "Ngày khởi phát đã quá {days} ngày",
     ),
-    "onset_in_future": ("The onset is in the future", "Ngày khởi phát không được sau hôm nay"),
-    "site_required": (
-        "The person is known at several sites ({sites}): choose one",
-        "Người này có ở nhiều trụ sở ({sites}): cần chọn một trụ sở",
+    "person_ids_or_all": (
+        "Give either person_ids or all: true",
+        "Cần chọn person_ids hoặc all: true",
     ),
+    "area_needs_area_flagged": (
+        "area_id goes with the cause area_flagged",
+        "area_id chỉ đi cùng lý do area_flagged",
+    ),
+    "known_at_several_sites": (
+        "The person is known at several sites ({sites}): give site_id",
+        "Người này có ở nhiều trụ sở ({sites}): cần chọn site_id",
+    ),
+    # the import of official test results (service/health/test_import.py)
     "report_date": (
         "Expected a date YYYY-MM-DD from 1900 to 2099",
         "Cần ngày dạng YYYY-MM-DD, từ năm 1900 đến 2099",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from service.identity.ratelimit import RateLimiter, client_address
+from service.platform.ratelimit import RateLimiter, client_address
 from service.platform.settings import SETTINGS_KEY, Settings
 
 PUBLIC_LIMITER_KEY = web.AppKey("public_limiter", RateLimiter)

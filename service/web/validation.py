@@ -9,7 +9,7 @@ import pydantic
 from aiohttp import web
 from pydantic_core import PydanticCustomError
 
-from service.web.errors import ApiError, Handler
+from service.platform.errors import ApiError, Handler
 from service.web.field_errors import field_error, field_errors
 from service.web.text import check_text
 

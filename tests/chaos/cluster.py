@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,14 +15,10 @@ from typing import Literal
 
 import pgserver._commands
 
+from tests.cli_helpers import free_port
+
 BIN = pgserver._commands.POSTGRES_BIN_PATH
 ShutdownMode = Literal["smart", "fast", "immediate"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _system_user() -> str | None:

@@ -1,9 +1,10 @@
 """Simulated kiosks: the real outbox and link of ``scanner/``, without a camera.
 
-Each kiosk makes scans at a steady pace and handles them as ``scanner.kiosk.Kiosk``
-does: durable in the outbox first, then the service's decision over the socket within
-the ack timeout, else the gate's offline policy (deny), written back to the outbox so
-the replay carries it. What the door did for each scan is kept, to hold the record to.
+Each kiosk makes scans at a steady pace and hands them to the kiosk's own owner of a
+scan's life (``scanner.scan_life.ScanLife``): durable in the outbox first, then the
+service's decision over the socket within the ack timeout, else the gate's offline
+policy (deny), written back so the replay carries it. What the door did for each scan
+is kept, to hold the record to.
 """
 
 from __future__ import annotations
@@ -20,9 +21,11 @@ from typing import Any
 
 import aiohttp
 
+from checkin_core.aio import wait_for_event
 from scanner.kiosk import SESSION_TIMEOUT
 from scanner.link import Link, Message
 from scanner.outbox import AsyncOutbox, Outbox, Scan
+from scanner.scan_life import ScanLife
 
 
 @dataclass(frozen=True)
@@ -62,7 +65,7 @@ class SimKiosk:
         self.offline: set[str] = set()  # judged by the offline policy
         self.errors: Counter[str] = Counter()  # error codes the service sent
         self.scan_errors: Counter[str] = Counter()  # ... about a scan
-        self._waiting: dict[str, asyncio.Future[Message]] = {}
+        self.scans = ScanLife(self.outbox, ack_timeout=tuning.ack_timeout)
         self._judging: set[asyncio.Task[None]] = set()
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -77,9 +80,8 @@ class SimKiosk:
             self._session,
             self.server,
             self.token,
-            self.outbox,
+            self.scans,
             on_hello=lambda _: None,
-            on_decision=self._answered,
             on_error=self._error,
             heartbeat=self._heartbeat,
             heartbeat_s=t.heartbeat_s,
@@ -103,12 +105,10 @@ class SimKiosk:
         while not stop.is_set():
             await self.scan(self.rng.choice(self.payloads))
             pause = self.rng.uniform(0.5, 1.5) / self.rate
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), pause)
+            await wait_for_event(stop, pause)
 
     async def scan(self, payload: str) -> None:
-        scan = Scan.new(payload, seen_at=datetime.now(UTC))
-        await self.outbox.add(scan)  # durable before anything else happens
+        scan = await self.scans.take(payload, seen_at=datetime.now(UTC))
         self.generated.append(scan.event_id)
         task = asyncio.create_task(self._judge(scan))
         self._judging.add(task)
@@ -116,26 +116,13 @@ class SimKiosk:
 
     async def _judge(self, scan: Scan) -> None:
         """As ``Kiosk._judge``: the service's answer in time, else the offline policy."""
-        answer: Message | None = None
-        link = self.link
-        if link.connected:
-            future: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
-            self._waiting[scan.event_id] = future
-            try:
-                if not await link.send(scan):
-                    link.wake()  # replaying the backlog: this scan rides with it, in order
-                await asyncio.wait([future], timeout=self.tuning.ack_timeout)
-                if future.done():
-                    answer = future.result()
-            finally:
-                self._waiting.pop(scan.event_id, None)
-        if answer is not None and answer.get("type", "decision") == "decision":
+        answer = await self.scans.ask(scan)
+        if answer is not None:
             self.door[scan.event_id] = "allow" if answer.get("decision") == "allow" else "deny"
         else:  # the gate's offline policy is deny: the door stays shut
             self.door[scan.event_id] = "deny"
             self.offline.add(scan.event_id)
-            await self.outbox.set_offline(scan.event_id, "deny", "offline_denied")
-            link.give_up(scan.event_id)
+            await self.scans.judged_offline(scan, "deny", "offline_denied")
 
     async def judged(self) -> None:
         """Every scan made so far has had its verdict at the door."""
@@ -144,17 +131,11 @@ class SimKiosk:
 
     # --- link callbacks -------------------------------------------------------------
 
-    def _answered(self, msg: Message) -> None:
-        future = self._waiting.get(str(msg.get("event_id")))
-        if future is not None and not future.done():
-            future.set_result(msg)
-
     def _error(self, msg: Message) -> None:
         code = str(msg.get("code"))
         self.errors[code] += 1
         if msg.get("event_id") is not None:
             self.scan_errors[code] += 1
-        self._answered(msg)
 
     def _heartbeat(self) -> dict[str, Any]:
         return {"fps": 10.0, "outbox_depth": self.outbox.depth, "offline_mode": not self.link.live}

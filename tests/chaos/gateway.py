@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import sys
 from dataclasses import dataclass, field
@@ -13,6 +14,9 @@ from pathlib import Path
 import aiohttp
 
 ROOT = Path(__file__).resolve().parents[2]
+# After a kill -9 of the service, multiprocessing's resource tracker (a process of its
+# own) reports the semaphores of the QR process pool that it then cleans up.
+LEAKED_AFTER_KILL = re.compile(r"resource_tracker")
 
 
 @dataclass
@@ -108,6 +112,8 @@ class Gateway:
             try:
                 record = json.loads(line)
             except ValueError:
+                if LEAKED_AFTER_KILL.search(line):
+                    continue  # the QR pool's tracker tidying up after a kill -9: expected
                 found.append(line)  # not ours: a traceback printed by Python itself
                 continue
             if isinstance(record, dict) and record.get("level") in ("ERROR", "CRITICAL"):

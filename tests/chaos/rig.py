@@ -17,7 +17,7 @@ from tests.chaos.console import Console
 from tests.chaos.fleet import Fleet, LinkTuning, SimKiosk
 from tests.chaos.gateway import Gateway
 from tests.chaos.ledger import Tally, count
-from tests.conftest import Factory
+from tests.factory import Factory
 
 
 @dataclass(frozen=True)

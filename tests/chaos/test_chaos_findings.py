@@ -17,7 +17,7 @@ from service.events.fanout import FANOUT_KEY
 from service.platform.db import DB_KEY
 from service.platform.settings import Settings
 from tests.checkin_helpers import Door, make_door, scan, scan_body
-from tests.conftest import Factory, bearer
+from tests.factory import Factory, bearer
 
 DENIED = {"verdict": "deny", "reason": "offline_denied"}
 

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 import aiohttp
 
-from service.events.stream import SEND_TIMEOUT_S
+from service.console.feed import SEND_TIMEOUT_S
 from tests.chaos.console import Console, watching
 from tests.chaos.fleet import Fleet
 from tests.chaos.rig import Rig

@@ -58,7 +58,7 @@ CREATE TABLE suspensions (
                     CHECK (cause IN ('case_confirmed', 'contact_traced', 'area_flagged')),
     case_id         bigint REFERENCES health_cases (id),
     area_id         bigint,  -- flagged_areas.id (no key: an area may be removed, its suspensions stay)
-    declaration_id  bigint REFERENCES declarations (id) ON DELETE SET NULL,  -- purged: service.audit.retention
+    declaration_id  bigint REFERENCES declarations (id) ON DELETE SET NULL,  -- purged: service.retention.purge
     exposed_at      timestamptz,
     clear_after     timestamptz,
     created_by      text NOT NULL,

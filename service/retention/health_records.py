@@ -1,4 +1,4 @@
-"""The health desk's part of the retention purge (service.audit.retention): official results,
+"""The health desk's part of the retention purge (service.retention.purge): official results,
 cases and lifted suspensions older than the cut-off go, like the rest of the health
 data. A case stays while a suspension it caused is still in force, and a test while
 its case stays."""

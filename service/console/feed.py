@@ -17,8 +17,8 @@ from aiohttp import WSMsgType, web
 from checkin_core.aio import cancel_and_wait
 from service.events.fanout import FANOUT_KEY, LiveEvent, Subscription
 from service.identity.login_watch import LOGIN_WATCH_KEY, close_when_ended
+from service.platform.errors import ApiError
 from service.web.auth import Role, require_site, requires
-from service.web.errors import ApiError
 from service.web.openapi import documented, q_id
 
 SEND_TIMEOUT_S = 5.0

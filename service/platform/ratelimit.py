@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from service.web.errors import ApiError
+from service.platform.errors import ApiError
 
 
 @dataclass

@@ -8,7 +8,7 @@ one transaction:
 2. blanks the personal fields of older events (person, pass, name, payload) and marks
    them purged; their digest and hashes are kept, so the chain still verifies;
 3. deletes stays that ended, passes that expired and declarations that lapsed before
-   the cut-off, the health desk's old records (service.health.retention), and visitors
+   the cut-off, the health desk's old records (service.retention.health_records), and visitors
    who have nothing left;
 4. records itself as a `purge` event.
 """
@@ -27,9 +27,9 @@ from aiohttp import web
 
 from checkin_core.aio import cancel_and_wait
 from service.events.log import NewEvent, append_event
-from service.health.retention import purge_health
 from service.platform.db import DB_KEY
 from service.platform.settings import Settings
+from service.retention.health_records import purge_health
 
 logger = logging.getLogger(__name__)
 
@@ -118,7 +118,7 @@ class PurgeReport:
     passes_deleted: int
     declarations_deleted: int
     visitors_deleted: int
-    health_records_deleted: int = 0  # service.health.retention
+    health_records_deleted: int = 0  # service.retention.health_records
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self) | {"cutoff": self.cutoff.isoformat()}

@@ -5,9 +5,9 @@ from __future__ import annotations
 from aiohttp import web
 
 from service.platform.db import DB_KEY
+from service.platform.errors import UNAVAILABLE_ERRORS, error_response
 from service.platform.migrations import current_version, expected_version
 from service.web.auth import public
-from service.web.errors import UNAVAILABLE_ERRORS, error_response
 
 
 @public
