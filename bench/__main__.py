@@ -254,8 +254,9 @@ def health_section(health: dict[str, Any], command: str) -> str:
             "Flagging an area re-screens the site's current declarations in the flagging",
             "transaction; recording a case traces its infectious window, and suspending its",
             "contacts writes one suspension and one chained event each (bench/health_bench.py;",
-            "each run rolled back; seeded with set-based SQL). Measured on "
-            f"{datetime.now(UTC):%Y-%m-%d} with `{command}`, on {machine()}.",
+            "each run rolled back; seeded with set-based SQL).",
+            f"Measured on {datetime.now(UTC):%Y-%m-%d} with `{command}`, on {machine()}"
+            f" (load average {os.getloadavg()[0]:.1f}, the cores shared).",
             "",
             health_bench.HEADER,
             health_bench.to_markdown(health),
