@@ -9,7 +9,8 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
-from checkin_core.passes import SigningKey, issue_pass
+from checkin_core.keys import SigningKey
+from checkin_core.passes import issue_pass
 from service.web.auth import Role, create_token
 
 

@@ -55,44 +55,27 @@ status only tells the service which key issues new passes.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
 import re
 import struct
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Any
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from cryptography.hazmat.primitives.serialization import (
-    Encoding,
-    NoEncryption,
-    PrivateFormat,
-    PublicFormat,
-)
+from checkin_core.base45 import b45decode, b45encode
+from checkin_core.keys import SigningKey, TrustList
 
 __all__ = [
-    "ALG",
     "FORMAT_VERSION",
     "MAX_PAYLOAD_CHARS",
     "PAYLOAD_PREFIX",
-    "KeyStatus",
     "ParsedPass",
     "PassClaims",
     "PassError",
     "PassErrorReason",
-    "SigningKey",
-    "TrustList",
-    "TrustedKey",
-    "b45decode",
-    "b45encode",
+    "authenticate_pass",
+    "check_claims",
     "issue_pass",
-    "key_id_for",
     "looks_like_pass",
     "parse_pass",
     "verify_pass",
@@ -100,21 +83,16 @@ __all__ = [
 
 FORMAT_VERSION = 1
 PAYLOAD_PREFIX = "CG1:"
-ALG = "Ed25519"
 MAX_PAYLOAD_CHARS = 512
 """Longest input parse_pass looks at (a v1 payload is 150 characters)."""
 
 _HEADER = struct.Struct(">B4s16sIII")
 _SIG_LEN = 64
 _RAW_LEN = _HEADER.size + _SIG_LEN
-_KEY_ID_LEN = 4
 _UINT32_MAX = 2**32 - 1
 _ASCII_WHITESPACE = " \t\r\n\v\f"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _PREFIX_FAMILY = re.compile(r"CG[0-9]+:")
-
-_B45_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:"
-_B45_INDEX = {c: i for i, c in enumerate(_B45_ALPHABET)}
 
 
 class PassErrorReason(StrEnum):
@@ -138,11 +116,6 @@ class PassError(Exception):
         return f"{self.reason}: {self.detail}" if self.detail else str(self.reason)
 
 
-class KeyStatus(StrEnum):
-    ACTIVE = "active"
-    RETIRING = "retiring"
-
-
 @dataclass(frozen=True)
 class PassClaims:
     pass_id: uuid.UUID
@@ -160,216 +133,6 @@ class ParsedPass:
     claims: PassClaims
     signed_message: bytes
     signature: bytes
-
-
-# --- Base45 (RFC 9285) ---------------------------------------------------------------
-
-
-def b45encode(data: bytes) -> str:
-    out: list[str] = []
-    for i in range(0, len(data) - 1, 2):
-        n = data[i] * 256 + data[i + 1]
-        e, rest = divmod(n, 45 * 45)
-        d, c = divmod(rest, 45)
-        out += (_B45_ALPHABET[c], _B45_ALPHABET[d], _B45_ALPHABET[e])
-    if len(data) % 2:
-        d, c = divmod(data[-1], 45)
-        out += (_B45_ALPHABET[c], _B45_ALPHABET[d])
-    return "".join(out)
-
-
-def b45decode(text: str) -> bytes:
-    """Decode strict Base45; raise ValueError on a bad character, length or value."""
-    if len(text) % 3 == 1:
-        raise ValueError("base45 length leaves a dangling character")
-    try:
-        digits = [_B45_INDEX[c] for c in text]
-    except KeyError as e:
-        raise ValueError("character outside the base45 alphabet") from e
-    out = bytearray()
-    for i in range(0, len(digits), 3):
-        chunk = digits[i : i + 3]
-        if len(chunk) == 3:
-            n = chunk[0] + chunk[1] * 45 + chunk[2] * 45 * 45
-            if n > 0xFFFF:
-                raise ValueError("base45 triple out of range")
-            out += n.to_bytes(2, "big")
-        else:
-            n = chunk[0] + chunk[1] * 45
-            if n > 0xFF:
-                raise ValueError("base45 pair out of range")
-            out.append(n)
-    return bytes(out)
-
-
-# --- Keys ----------------------------------------------------------------------------
-
-
-def key_id_for(public_key: bytes) -> str:
-    """Key id of a raw 32-byte Ed25519 public key: 8 lowercase hex characters."""
-    return hashlib.sha256(public_key).digest()[:_KEY_ID_LEN].hex()
-
-
-def _b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def _raw_public(key: Ed25519PublicKey) -> bytes:
-    return key.public_bytes(Encoding.Raw, PublicFormat.Raw)
-
-
-class SigningKey:
-    """An Ed25519 private key that issues passes. ``repr`` never shows the secret."""
-
-    __slots__ = ("_key", "_public_raw", "key_id")
-
-    def __init__(self, key: Ed25519PrivateKey) -> None:
-        self._key = key
-        self._public_raw = _raw_public(key.public_key())
-        self.key_id = key_id_for(self._public_raw)
-
-    @classmethod
-    def generate(cls) -> SigningKey:
-        return cls(Ed25519PrivateKey.generate())
-
-    @classmethod
-    def from_bytes(cls, raw: bytes) -> SigningKey:
-        if len(raw) != 32:
-            raise ValueError("an Ed25519 private key is 32 raw bytes")
-        return cls(Ed25519PrivateKey.from_private_bytes(raw))
-
-    def to_bytes(self) -> bytes:
-        return self._key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
-
-    @property
-    def public_key(self) -> Ed25519PublicKey:
-        return self._key.public_key()
-
-    def public_key_bytes(self) -> bytes:
-        return self._public_raw
-
-    def public_key_b64(self) -> str:
-        """Base64url without padding of the 32 raw public key bytes."""
-        return _b64url(self._public_raw)
-
-    def trusted_key(self, status: KeyStatus = KeyStatus.ACTIVE) -> TrustedKey:
-        return TrustedKey(kid=self.key_id, public_key=self._public_raw, status=status)
-
-    def _sign(self, message: bytes) -> bytes:
-        return self._key.sign(message)
-
-    def __repr__(self) -> str:
-        return f"SigningKey(key_id={self.key_id!r})"
-
-
-@dataclass(frozen=True)
-class TrustedKey:
-    kid: str
-    public_key: bytes
-    status: KeyStatus
-
-    def __post_init__(self) -> None:
-        if len(self.public_key) != 32:
-            raise ValueError("an Ed25519 public key is 32 raw bytes")
-        if self.kid != key_id_for(self.public_key):
-            raise ValueError(f"kid {self.kid!r} does not match its public key")
-        object.__setattr__(self, "status", KeyStatus(self.status))
-
-    def verify(self, signature: bytes, message: bytes) -> bool:
-        try:
-            Ed25519PublicKey.from_public_bytes(self.public_key).verify(signature, message)
-        except (InvalidSignature, ValueError):
-            return False
-        return True
-
-    def to_json(self) -> dict[str, str]:
-        return {
-            "kid": self.kid,
-            "alg": ALG,
-            "public_key": _b64url(self.public_key),
-            "status": str(self.status),
-        }
-
-    @classmethod
-    def from_json(cls, obj: object) -> TrustedKey:
-        if not isinstance(obj, Mapping):
-            raise ValueError("a key entry must be an object")
-        fields = {"kid", "alg", "public_key", "status"}
-        if set(obj) != fields:
-            raise ValueError(f"a key entry has exactly the fields {sorted(fields)}")
-        kid, alg, public_b64, status = (obj[f] for f in ("kid", "alg", "public_key", "status"))
-        if not all(isinstance(v, str) for v in (kid, alg, public_b64, status)):
-            raise ValueError("key entry fields are strings")
-        if alg != ALG:
-            raise ValueError(f"unsupported alg {alg!r}")
-        if status not in {s.value for s in KeyStatus}:
-            raise ValueError(f"unknown key status {status!r}")
-        public = _b64url_decode(public_b64)
-        if public is None or len(public) != 32:
-            raise ValueError("public_key must be 32 bytes in unpadded base64url")
-        return cls(kid=kid, public_key=public, status=KeyStatus(status))
-
-
-def _b64url_decode(text: str) -> bytes | None:
-    """Decode canonical unpadded base64url, or None."""
-    if not text.isascii() or "=" in text:
-        return None
-    try:
-        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-    except (binascii.Error, ValueError):
-        return None
-    return raw if _b64url(raw) == text else None
-
-
-class TrustList:
-    """The public keys a verifier accepts, as published at ``GET /api/v1/keys``.
-
-    Rotation: add the new key as ``active`` and mark the old one ``retiring`` (passes it
-    signed still verify); remove it once those passes have expired (they then fail with
-    ``unknown_key``).
-    """
-
-    __slots__ = ("_keys",)
-
-    def __init__(self, keys: Iterable[TrustedKey] = ()) -> None:
-        self._keys: dict[str, TrustedKey] = {}
-        for key in keys:
-            if key.kid in self._keys:
-                raise ValueError(f"duplicate kid {key.kid!r}")
-            self._keys[key.kid] = key
-
-    @classmethod
-    def from_json(cls, obj: object) -> TrustList:
-        """Build from the parsed JSON document; raise ValueError on any deviation."""
-        if not isinstance(obj, Mapping) or set(obj) != {"keys"}:
-            raise ValueError('a trust list is an object with exactly one field, "keys"')
-        keys = obj["keys"]
-        if not isinstance(keys, list):
-            raise ValueError('"keys" must be a list')
-        return cls(TrustedKey.from_json(entry) for entry in keys)
-
-    def to_json(self) -> dict[str, Any]:
-        return {"keys": [key.to_json() for key in self._keys.values()]}
-
-    def get(self, kid: str) -> TrustedKey | None:
-        return self._keys.get(kid)
-
-    def __contains__(self, kid: object) -> bool:
-        return kid in self._keys
-
-    def __iter__(self) -> Iterator[TrustedKey]:
-        return iter(self._keys.values())
-
-    def __len__(self) -> int:
-        return len(self._keys)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, TrustList) and self._keys == other._keys
-
-    __hash__ = None  # type: ignore[assignment]
-
-    def __repr__(self) -> str:
-        return f"TrustList({list(self._keys.values())!r})"
 
 
 # --- Passes --------------------------------------------------------------------------

@@ -13,8 +13,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
-import shlex
 import signal
 import sys
 import time
@@ -30,6 +28,7 @@ from checkin_core.aio import wait_for_event
 from scanner.capture import Capture, CapturedFrame, SourceSpec, VideoSource
 from scanner.debounce import DEFAULT_COOLDOWN_S, Debouncer
 from scanner.decode import Decoded, DecodePipeline, make_decoder
+from scanner.door_hook import run_door_hook
 from scanner.link import Link, Message
 from scanner.outbox import AsyncOutbox, Outbox, Scan
 from scanner.scan_life import ScanLife
@@ -277,35 +276,14 @@ class Kiosk:
             self._spawn(self._door(command, scan, verdict))
 
     async def _door(self, command: str, scan: Scan, verdict: Verdict) -> None:
-        """Run the door hook (no shell) without holding up the next scan."""
-        env = os.environ | {
+        """Run the door hook without holding up the next scan."""
+        facts = {
             "CHECKIN_EVENT_ID": scan.event_id,
             "CHECKIN_DECISION": verdict.decision,
             "CHECKIN_REASON": verdict.reason,
             "CHECKIN_OFFLINE": "1" if verdict.offline else "0",
         }
-        try:
-            proc = await asyncio.create_subprocess_exec(
-                *shlex.split(command),
-                env=env,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=sys.stderr,  # stdout belongs to the --headless verdict lines
-            )
-        except (OSError, ValueError) as e:
-            logger.error("door hook %r failed to start: %s", command, e)
-            return
-        try:
-            async with asyncio.timeout(self.config.hook_timeout):
-                code = await proc.wait()
-        except TimeoutError:
-            proc.kill()
-            await proc.wait()
-            logger.error(
-                "door hook %r took longer than %ss; killed", command, self.config.hook_timeout
-            )
-            return
-        if code != 0:
-            logger.error("door hook %r exited with %s", command, code)
+        await run_door_hook(command, facts, limit_s=self.config.hook_timeout)
 
     # --- link callbacks -------------------------------------------------------------
 

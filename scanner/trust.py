@@ -15,7 +15,7 @@ from typing import Any
 
 import aiohttp
 
-from checkin_core.passes import TrustList
+from checkin_core.keys import TrustList
 
 logger = logging.getLogger(__name__)
 

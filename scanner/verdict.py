@@ -14,13 +14,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from checkin_core.passes import (
-    PassError,
-    PassErrorReason,
-    TrustList,
-    authenticate_pass,
-    verify_pass,
-)
+from checkin_core.keys import TrustList
+from checkin_core.passes import PassError, PassErrorReason, authenticate_pass, verify_pass
 from checkin_core.reasons import REASONS, headline, message
 
 OfflinePolicy = Literal["deny", "verify-offline"]

@@ -9,7 +9,7 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient
 
-from checkin_core.passes import SigningKey
+from checkin_core.keys import SigningKey
 from service.web.auth import Role
 from tests.factory import Factory, bearer
 

@@ -16,7 +16,8 @@ import numpy as np
 import numpy.typing as npt
 from aiohttp import WSMsgType, web
 
-from checkin_core.passes import SigningKey, TrustList, issue_pass, verify_pass
+from checkin_core.keys import SigningKey, TrustList
+from checkin_core.passes import issue_pass, verify_pass
 from checkin_core.reasons import message
 from tests import frames
 from tests.frames import Frame, place

@@ -11,7 +11,9 @@ import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient
 
-from checkin_core.passes import SigningKey, b45decode, b45encode, issue_pass
+from checkin_core.base45 import b45decode, b45encode
+from checkin_core.keys import SigningKey
+from checkin_core.passes import issue_pass
 from checkin_core.reasons import REASONS
 from service.checkin.batch import ScanIn, ScanItem, decide_batch
 from service.events.log import verify_chain

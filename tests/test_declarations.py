@@ -15,7 +15,8 @@ from aiohttp.test_utils import TestClient
 from PIL import Image
 from pyzbar.pyzbar import decode
 
-from checkin_core.passes import PassError, PassErrorReason, TrustList, verify_pass
+from checkin_core.keys import TrustList
+from checkin_core.passes import PassError, PassErrorReason, verify_pass
 from service.events.log import verify_chain
 from service.passes.keys import KEYS_KEY, KeyCommandError, key_store_for, retire, rotate
 from service.passes.qr import QR_RENDERER_KEY, qr_version

@@ -30,7 +30,8 @@ from aiohttp.test_utils import TestClient
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from checkin_core.passes import PAYLOAD_PREFIX, SigningKey, issue_pass
+from checkin_core.keys import SigningKey
+from checkin_core.passes import PAYLOAD_PREFIX, issue_pass
 from checkin_core.reasons import REASONS
 from service.checkin.batch import MAX_PAYLOAD_CHARS
 from tests.checkin_helpers import Door, make_door, scan_body

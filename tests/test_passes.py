@@ -17,17 +17,14 @@ from PIL import Image
 from pyzbar import pyzbar
 from qrcode.constants import ERROR_CORRECT_M
 
+from checkin_core.base45 import b45decode, b45encode
+from checkin_core.keys import KeyStatus, SigningKey, TrustList
 from checkin_core.passes import (
     MAX_PAYLOAD_CHARS,
     PAYLOAD_PREFIX,
-    KeyStatus,
     PassClaims,
     PassError,
     PassErrorReason,
-    SigningKey,
-    TrustList,
-    b45decode,
-    b45encode,
     issue_pass,
     looks_like_pass,
     parse_pass,

@@ -21,7 +21,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from checkin_core.passes import TrustList, verify_pass
+from checkin_core.keys import TrustList
+from checkin_core.passes import verify_pass
 from service.web.auth import Role
 from tests.checkin_helpers import make_door, scan_body
 from tests.cli_helpers import free_port

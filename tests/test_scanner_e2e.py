@@ -21,7 +21,7 @@ import asyncpg
 import pytest
 from aiohttp import web
 
-from checkin_core.passes import SigningKey
+from checkin_core.keys import SigningKey
 from service.web.auth import Role
 from tests.cli_helpers import free_port
 from tests.factory import Factory

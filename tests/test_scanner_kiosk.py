@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 import pytest
 
-from checkin_core.passes import SigningKey, TrustList
+from checkin_core.keys import SigningKey, TrustList
 from scanner.capture import SourceSpec
 from scanner.kiosk import Kiosk, KioskConfig
 from scanner.outbox import Outbox

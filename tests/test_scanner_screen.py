@@ -15,7 +15,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from checkin_core.passes import SigningKey, TrustList
+from checkin_core.keys import SigningKey, TrustList
 from checkin_core.reasons import message
 from scanner.__main__ import build_parser
 from scanner.screen import BAR, GREEN, ONLINE, RED, Renderer, Status

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from checkin_core.passes import SigningKey, TrustList
+from checkin_core.keys import SigningKey, TrustList
 from scanner.trust import TrustCache, fetch_trust
 from scanner.verdict import GateInfo, Verdict, certain_rejection, judge_offline
 from tests.kiosk_helpers import forge, make_pass

@@ -69,9 +69,6 @@ class ScanBatcher:
             if not unit.future.done():
                 unit.future.set_exception(ServiceUnavailable("The service is shutting down."))
 
-    async def submit(self, item: ScanItem) -> Decision:
-        return (await self.submit_many([item]))[0]
-
     async def submit_many(self, items: Sequence[ScanItem]) -> list[Decision]:
         """Decide these scans in this order, in one batch."""
         unit = _Unit(items)

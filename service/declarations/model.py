@@ -39,8 +39,8 @@ from service.people.fields import (
     PHONE_PATTERN,
     Name,
     Organisation,
-    normalize_national_id,
-    normalize_phone,
+    national_id_field,
+    phone_field,
 )
 from service.web.text import Secret, Text, blank_to_none
 
@@ -248,17 +248,7 @@ class Declaration(BaseModel):
         default=None, exclude=True
     )
 
-    @field_validator("national_id")
-    @classmethod
-    def _national_id(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        try:
-            return normalize_national_id(value)
-        except ValueError:
-            raise PydanticCustomError(
-                "national_id_format", "A national ID has 9 digits (CMND) or 12 digits (CCCD)"
-            ) from None
+    _national_id = field_validator("national_id")(national_id_field)
 
     @field_validator("phone")
     @classmethod
@@ -271,13 +261,7 @@ class Declaration(BaseModel):
                     "Give a phone number or a national ID (CMND/CCCD)",
                 )
             return None
-        try:
-            return normalize_phone(value)
-        except ValueError:
-            raise PydanticCustomError(
-                "phone_format",
-                "A Vietnamese mobile number has 10 digits starting with 0, or +84 and 9 digits",
-            ) from None
+        return phone_field(value)
 
     @field_validator("host_name", "purpose")
     @classmethod

@@ -127,7 +127,6 @@ class Fanout:
         self._tasks: list[asyncio.Task[None]] = []
         self._listener: asyncpg.Connection | None = None  # the LISTEN connection, when up
         self._listener_busy = asyncio.Lock()  # one statement at a time on a connection
-        self.notifies_sent = 0
 
     # --- writers -----------------------------------------------------------------
     def poke(self, heads: dict[int, int]) -> None:
@@ -146,7 +145,6 @@ class Fanout:
                 payload = json.dumps({str(k): v for k, v in pending.items()})
                 try:
                     await self._send_notify(payload)
-                    self.notifies_sent += 1
                 except Exception as e:  # the poll catches up; the loop must go on
                     logger.warning("notify failed: %s", e)
             await asyncio.sleep(NOTIFY_INTERVAL_S)

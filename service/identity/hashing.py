@@ -18,7 +18,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from service.platform.db import CleanupContext
-from service.platform.offload import BoundedPool, PoolBusy
+from service.platform.offload import BoundedPool, PoolBusy, lowest_priority
 from service.platform.settings import Settings
 
 THREAD_PREFIX = "hash"
@@ -50,7 +50,9 @@ class HashPool(BoundedPool):
     database lookup, so a refused login costs no round trip either."""
 
     def __init__(self, *, workers: int, queue: int) -> None:
-        executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=THREAD_PREFIX)
+        executor = ThreadPoolExecutor(
+            max_workers=workers, thread_name_prefix=THREAD_PREFIX, initializer=lowest_priority
+        )
         super().__init__(executor, workers=workers, queue=queue, busy=hash_pool_busy)
 
     async def verify(self, password_hash: str, password: str) -> bool:

@@ -19,7 +19,7 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
-from checkin_core.passes import KeyStatus, SigningKey, TrustedKey, TrustList
+from checkin_core.keys import KeyStatus, SigningKey, TrustedKey, TrustList
 from service.platform.db import DB_KEY
 from service.platform.errors import ApiError
 from service.web.auth import public

@@ -21,7 +21,7 @@ from aiohttp import web
 from qrcode.constants import ERROR_CORRECT_M
 
 from service.platform.db import CleanupContext
-from service.platform.offload import BoundedPool, PoolBusy
+from service.platform.offload import BoundedPool, PoolBusy, lowest_priority
 
 BOX_SIZE = 10
 BORDER = 4  # the quiet zone the QR standard asks for
@@ -69,7 +69,9 @@ class QrRenderer(BoundedPool):
         # spawn: a fork of a process with running threads (the loop's executors) may
         # inherit a lock held by one of them.
         executor = ProcessPoolExecutor(
-            max_workers=workers, mp_context=multiprocessing.get_context("spawn")
+            max_workers=workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=lowest_priority,
         )
         super().__init__(executor, workers=workers, queue=queue, busy=qr_pool_busy)
         self._cache: OrderedDict[tuple[str, str], bytes] = OrderedDict()

@@ -12,12 +12,8 @@ from collections import OrderedDict
 
 import asyncpg
 
-from checkin_core.passes import (
-    PassClaims,
-    PassError,
-    TrustList,
-    authenticate_pass,
-)
+from checkin_core.keys import TrustList
+from checkin_core.passes import PassClaims, PassError, authenticate_pass
 from service.passes.keys import trust_list
 
 Checked = tuple[PassClaims | None, str | None]  # claims if genuine; error reason if not

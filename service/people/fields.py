@@ -6,6 +6,8 @@ from __future__ import annotations
 import re
 from typing import Annotated
 
+from pydantic_core import PydanticCustomError
+
 from service.web.text import Text
 
 NAME_MAX = 120
@@ -47,3 +49,28 @@ def normalize_national_id(raw: str) -> str:
     if not _NATIONAL_ID_RE.fullmatch(compact):
         raise ValueError(raw)
     return compact
+
+
+def phone_field(value: str | None) -> str | None:
+    """A model's phone field: normalised, or the error `phone_format`."""
+    if value is None:
+        return None
+    try:
+        return normalize_phone(value)
+    except ValueError:
+        raise PydanticCustomError(
+            "phone_format",
+            "A Vietnamese mobile number has 10 digits starting with 0, or +84 and 9 digits",
+        ) from None
+
+
+def national_id_field(value: str | None) -> str | None:
+    """A model's national ID field: normalised, or the error `national_id_format`."""
+    if value is None:
+        return None
+    try:
+        return normalize_national_id(value)
+    except ValueError:
+        raise PydanticCustomError(
+            "national_id_format", "A national ID has 9 digits (CMND) or 12 digits (CCCD)"
+        ) from None

@@ -34,11 +34,6 @@ UPDATE people SET
 WHERE id = $1
 RETURNING id, kind, full_name, phone, national_id, organisation, position, risk_level
 """
-GET_PERSON_SQL = """
-SELECT id, kind, full_name, phone, national_id, organisation, position, risk_level,
-       created_at, updated_at
-FROM people WHERE id = $1
-"""
 
 
 class IdentityConflict(ApiError):

@@ -18,11 +18,15 @@ from typing import Annotated, Literal
 import asyncpg
 import pydantic
 from pydantic import BaseModel, BeforeValidator, ConfigDict, field_validator
-from pydantic_core import PydanticCustomError
 from tqdm import tqdm
 
 from service.events.log import NewEvent, append_event
-from service.people.fields import Name, Organisation, normalize_national_id, normalize_phone
+from service.people.fields import (
+    Name,
+    Organisation,
+    national_id_field,
+    phone_field,
+)
 from service.people.records import IdentityConflict, find_person
 from service.web.field_errors import field_errors
 from service.web.spreadsheet import csv_records
@@ -42,30 +46,8 @@ class StaffRow(BaseModel):
     position: Annotated[Name | None, BeforeValidator(blank_to_none)] = None  # 120, as the column
     risk_level: Literal["very_high", "high", "medium", "low"]
 
-    @field_validator("phone")
-    @classmethod
-    def _phone(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        try:
-            return normalize_phone(value)
-        except ValueError:
-            raise PydanticCustomError(
-                "phone_format",
-                "A Vietnamese mobile number has 10 digits starting with 0, or +84 and 9 digits",
-            ) from None
-
-    @field_validator("national_id")
-    @classmethod
-    def _national_id(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        try:
-            return normalize_national_id(value)
-        except ValueError:
-            raise PydanticCustomError(
-                "national_id_format", "A national ID has 9 digits (CMND) or 12 digits (CCCD)"
-            ) from None
+    _phone = field_validator("phone")(phone_field)
+    _national_id = field_validator("national_id")(national_id_field)
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Executor
 from typing import TypeVar
@@ -19,6 +20,14 @@ from service.platform.errors import ApiError
 T = TypeVar("T")
 
 RETRY_AFTER_S = 1
+
+
+def lowest_priority() -> None:
+    """A pool worker's initializer: the lowest CPU priority (nice 19), so that when the
+    cores are short, the door's decisions and the database run first. On Linux a
+    thread has a nice value of its own, so this holds a thread pool's workers too."""
+    with contextlib.suppress(OSError, AttributeError):  # not permitted, or not POSIX
+        os.setpriority(os.PRIO_PROCESS, 0, 19)
 
 
 class PoolBusy(ApiError):

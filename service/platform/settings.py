@@ -45,6 +45,9 @@ class Settings:
     login_per_minute_per_username: int = 10
     # Public requests (declarations, pass images and pages) a minute per client address.
     public_per_minute_per_address: int = 120
+    # ... and a second by everyone together, on one instance: what a flood from many
+    # addresses may take from the door's event loop. Past it: 503 public_busy at once.
+    public_per_second: int = 100
     # HTTP scan requests a second per kiosk token, and open sockets per kiosk token.
     kiosk_http_scans_per_second: int = 20
     kiosk_sockets_per_token: int = 2
@@ -116,6 +119,9 @@ class Settings:
                 defaults.public_per_minute_per_address,
                 low=1,
                 high=1_000_000,
+            ),
+            public_per_second=_int(
+                env, "CHECKIN_PUBLIC_PER_SECOND", defaults.public_per_second, low=1, high=100_000
             ),
             kiosk_http_scans_per_second=_int(
                 env,

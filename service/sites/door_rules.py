@@ -25,6 +25,3 @@ class CheckinRules(BaseModel):
     # A guard may let a denied person in once only this soon after the scan (the person
     # is still at the door); the console raises alerts only for denials this recent.
     override_window_s: Annotated[int, Field(ge=30, le=3600)] = 300
-
-
-DEFAULT_RULES = CheckinRules()
