@@ -4,13 +4,17 @@
                               [--consoles 1,100] [--fanout-rate 20] [--seconds 10]
                               [--attack-kiosks 200] [--attack-seconds 10]
                               [--attack-events 1000000]
-                              [--attacks-only] [--sweep-only] [--quick]
+                              [--attacks-only | --health-only | --sweep-only | --decode-only]
+                              [--quick]
                               [--out docs/benchmarks.md]
 
 `--attacks-only` runs only the attack benchmark (the door's latency, quiet and under
 each attack; about 3 minutes) and replaces its section and its summary rows in --out,
 keeping the rest of the file. `--sweep-only` does the same for the automatic check-out
 sweep over 100,000 open stays (bench/sweep_bench.py; under a minute).
+keeping the rest of the file. `--health-only` does the same for the health desk's
+benchmark (re-screen of 100,000 declarations, a case's trace + suspend over 1,000,000
+events; about 2 minutes).
 
 Each figure is reported next to a ceiling measured in the same run (pgbench running
 the same check-in SQL; a raw LISTEN/NOTIFY round trip; PostgreSQL's own COPY), as a
@@ -97,6 +101,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="only the decode benchmark (photos, phone screens, 720p speed, the photos again "
         "under a CPU hog), into its section of --out",
     )
+    parser.add_argument(
+        "--health-only", action="store_true", help="only the health desk benchmark (see above)"
+    )
     parser.add_argument("--quick", action="store_true", help="fewer photos, shorter runs")
     parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "docs" / "benchmarks.md")
     args = parser.parse_args(argv)
@@ -122,16 +129,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.write(attack_bench.to_markdown(attacks) + "\n")
         checkin_bench.log(f"updated the attack section of {args.out} in {took:.0f}s")
         return 0
+    health_args = ["--declarations", "10000", "--events", "100000"] if args.quick else []
+    if args.health_only:
+        started = time.monotonic()
+        health = health_bench.measure(health_args)
+        section = health_section(health, command)
+        rows = summary.to_markdown(summary.health_rows(health), machine()).splitlines()[2:]
+        write_section(args.out, section, rows, summary.HEALTH_ROW_PREFIXES, "## Decoding")
+        sys.stdout.write(section + "\n")
+        took = time.monotonic() - started
+        checkin_bench.log(f"updated the health desk section of {args.out} in {took:.0f}s")
+        return 0
     if args.sweep_only:
         sweep = sweep_bench.measure()
-        write_section(args.out, sweep_bench.HEADING, sweep_bench.section(sweep, command))
+        write_section(args.out, sweep_bench.section(sweep, command), [], (), "## Decoding")
         sys.stdout.write(sweep_bench.to_markdown(sweep) + "\n")
         return 0
     if args.decode_only:
         started = time.monotonic()
         decode = decode_bench.run(args.photos, quick=args.quick, hog=True)
         took = time.monotonic() - started
-        write_decode(args.out, decode_section(decode, command, took), decode)
+        rows = summary.to_markdown(summary.decode_rows(decode), machine()).splitlines()[2:]
+        section = decode_section(decode, command, took)
+        write_section(args.out, section, rows, (summary.DECODE_ROW_PREFIX,), None)
         sys.stdout.write(decode_bench.to_markdown(decode) + "\n")
         checkin_bench.log(f"updated the decode section of {args.out} in {took:.0f}s")
         return 0
@@ -150,9 +170,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     steps.next("trace: a year of stays")
     trace = trace_bench.measure(["--events", "100000"] if args.quick else [])
     steps.next("health desk: re-screen of declarations, a case's trace + suspend")
-    health = health_bench.measure(
-        ["--declarations", "10000", "--events", "100000"] if args.quick else []
-    )
+    health = health_bench.measure(health_args)
     steps.next("automatic check-out: the sweep over 100,000 open stays")
     sweep = sweep_bench.measure()
     steps.next("decode: photographs and 720p throughput")
@@ -241,15 +259,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             trace_bench.HEADER,
             trace_bench.to_markdown(trace),
             "",
-            "## Health desk: re-screen and a case's trace + suspend",
-            "",
-            "Flagging an area re-screens the site's current declarations in the flagging",
-            "transaction; recording a case traces its infectious window, and suspending its",
-            "contacts writes one suspension and one chained event each (bench/health_bench.py;",
-            "each run rolled back).",
-            "",
-            health_bench.HEADER,
-            health_bench.to_markdown(health),
+            health_section(health, command),
             "",
             sweep_bench.section(sweep, command),
             decode_section(decode, command, None),
@@ -275,10 +285,39 @@ result for every image. Phone screens and 720p frames come from seeded generator
 thread, on one core (OpenCV threads 1), with the load average of the shared machine."""
 
 
-def _with_summary_rows(out: Path, prefix: str, rows: list[str]) -> list[str]:
-    """The lines of `out` with the summary's rows starting with `prefix` replaced."""
+HEALTH_HEADING = "## Health desk: re-screen and a case's trace + suspend"
+
+
+def health_section(health: dict[str, Any], command: str) -> str:
+    return "\n".join(
+        [
+            HEALTH_HEADING,
+            "",
+            "Flagging an area re-screens the site's current declarations in the flagging",
+            "transaction; recording a case traces its infectious window, and suspending its",
+            "contacts writes one suspension and one chained event each (bench/health_bench.py;",
+            "each run rolled back; seeded with set-based SQL).",
+            f"Measured on {datetime.now(UTC):%Y-%m-%d} with `{command}`, on {machine()}"
+            f" (load average {os.getloadavg()[0]:.1f}, the cores shared).",
+            "",
+            health_bench.HEADER,
+            health_bench.to_markdown(health),
+        ]
+    )
+
+
+def write_section(
+    out: Path, section: str, rows: list[str], prefixes: Sequence[str], before: str | None
+) -> None:
+    """Replace one benchmark's section (its first line is its heading; new ones go
+    before the heading `before`, or at the end) and its summary rows (those starting
+    with `| ` and one of `prefixes`) in `out`, keeping the rest."""
+    if not out.exists():
+        out.write_text("# Benchmarks\n\n" + section + "\n", encoding="utf-8")
+        return
+    heading = section.splitlines()[0]
     lines = out.read_text(encoding="utf-8").splitlines()
-    kept = [line for line in lines if not line.startswith("| " + prefix)]
+    kept = [line for line in lines if not any(line.startswith("| " + p) for p in prefixes)]
     if "## Summary" in kept:
         at = kept.index("## Summary")
         while at < len(kept) and not kept[at].startswith("| scenario |"):
@@ -286,7 +325,16 @@ def _with_summary_rows(out: Path, prefix: str, rows: list[str]) -> list[str]:
         while at < len(kept) and kept[at].startswith("|"):
             at += 1
         kept[at:at] = rows
-    return kept
+    if heading in kept:
+        start = kept.index(heading)
+        end = next((i for i in range(start + 1, len(kept)) if kept[i].startswith("## ")), len(kept))
+        kept[start:end] = [*section.splitlines(), ""]
+    else:
+        end = next(
+            (i for i, line in enumerate(kept) if before and line.startswith(before)), len(kept)
+        )
+        kept[end:end] = [*section.splitlines(), ""]
+    out.write_text("\n".join(kept) + "\n", encoding="utf-8")
 
 
 def decode_section(decode: dict[str, Any], command: str, took: float | None) -> str:
@@ -297,51 +345,11 @@ def decode_section(decode: dict[str, Any], command: str, took: float | None) -> 
     )
 
 
-def write_decode(out: Path, section: str, decode: dict[str, Any]) -> None:
-    """Replace the decode section and the decode rows of the summary in `out`."""
-    if not out.exists():
-        out.write_text("# Benchmarks\n\n" + section + "\n", encoding="utf-8")
-        return
-    rows = summary.to_markdown(summary.decode_rows(decode), machine()).splitlines()[2:]
-    kept = _with_summary_rows(out, summary.DECODE_ROW_PREFIX, rows)
-    start = kept.index(DECODE_HEADING) if DECODE_HEADING in kept else len(kept)
-    end = next((i for i in range(start + 1, len(kept)) if kept[i].startswith("## ")), len(kept))
-    kept[start:end] = [*section.splitlines(), ""]
-    out.write_text("\n".join(kept) + "\n", encoding="utf-8")
-
-
 def write_attacks(out: Path, section: str, attacks: dict[str, Any]) -> None:
-    """Replace the attack section and the attack rows of the summary in `out` (the
-    section goes before the fan-out one if the file has none yet); a file that does not
-    exist yet gets just the section."""
-    if not out.exists():
-        out.write_text("# Benchmarks\n\n" + section + "\n", encoding="utf-8")
-        return
+    """Replace the attack section (before the fan-out one if the file has none yet) and
+    the attack rows of the summary in `out`."""
     rows = summary.to_markdown(summary.attack_rows(attacks), machine()).splitlines()[2:]
-    kept = _with_summary_rows(out, summary.ATTACK_ROW_PREFIX, rows)
-    if attack_bench.HEADING in kept:
-        start = kept.index(attack_bench.HEADING)
-        end = next((i for i in range(start + 1, len(kept)) if kept[i].startswith("## ")), len(kept))
-        kept[start:end] = [*section.splitlines(), ""]
-    else:
-        end = next((i for i, line in enumerate(kept) if line.startswith("## Fan-out")), len(kept))
-        kept[end:end] = [*section.splitlines(), ""]
-    out.write_text("\n".join(kept) + "\n", encoding="utf-8")
-
-
-def write_section(out: Path, heading: str, section: str) -> None:
-    """Replace the section under `heading` in `out` (added before the decoding section,
-    or at the end, if the file has none yet)."""
-    lines = out.read_text(encoding="utf-8").splitlines() if out.exists() else ["# Benchmarks"]
-    if heading in lines:
-        start = lines.index(heading)
-        end = next(
-            (i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines)
-        )
-    else:
-        start = end = next((i for i, line in enumerate(lines) if line == "## Decoding"), len(lines))
-    lines[start:end] = [*section.splitlines(), ""]
-    out.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    write_section(out, section, rows, (summary.ATTACK_ROW_PREFIX,), "## Fan-out")
 
 
 if __name__ == "__main__":

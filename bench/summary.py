@@ -15,6 +15,8 @@ from bench import ceilings as pgbench_ceilings
 
 # Every attack row starts so: `--attacks-only` replaces these rows and keeps the others.
 ATTACK_ROW_PREFIX = "door p99 under "
+# And every health desk row so (`--health-only`).
+HEALTH_ROW_PREFIXES = ("re-screen of ", "case trace + suspend over ")
 
 
 def _ms(p50: float | None, p99: float | None) -> str:
@@ -101,9 +103,20 @@ def rows(
             _ratio(trace["max_ms"], trace["goal_ms"]),
         )
     )
+    out += health_rows(health)
+    out += decode_rows(decode)
+    return out + (attack_rows(attacks) if attacks else [])
+
+
+def health_rows(health: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    """The health desk's two rows (each starts with one of HEALTH_ROW_PREFIXES)."""
+    out = []
     for what, part in (
-        (f"re-screen of {health['rescreen']['declarations']:,} declarations", "rescreen"),
-        (f"case trace + suspend over {health['case']['events']:,} events", "case"),
+        (
+            f"{HEALTH_ROW_PREFIXES[0]}{health['rescreen']['declarations']:,} declarations",
+            "rescreen",
+        ),
+        (f"{HEALTH_ROW_PREFIXES[1]}{health['case']['events']:,} events", "case"),
     ):
         slowest = health[part]["max_ms"]
         out.append(
@@ -114,8 +127,7 @@ def rows(
                 _ratio(slowest, health["goal_ms"]),
             )
         )
-    out += decode_rows(decode)
-    return out + (attack_rows(attacks) if attacks else [])
+    return out
 
 
 def attack_rows(attacks: dict[str, Any]) -> list[tuple[str, str, str, str]]:

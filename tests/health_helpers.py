@@ -85,3 +85,28 @@ async def call(
     assert resp.status == status, await resp.text()
     out: dict[str, Any] = await resp.json()
     return out
+
+
+async def official_test(
+    client: Client,
+    token: str,
+    person_id: int,
+    result: str,
+    taken_at: datetime,
+    status: int = 201,
+    **extra: Any,
+) -> dict[str, Any]:
+    """POST /api/v1/tests: an official result from a lab named CDC."""
+    return await call(
+        client,
+        "POST",
+        "/api/v1/tests",
+        token,
+        status,
+        person_id=person_id,
+        kind=extra.pop("kind", "pcr"),
+        taken_at=taken_at.isoformat(),
+        result=result,
+        source=extra.pop("source", "CDC"),
+        **extra,
+    )

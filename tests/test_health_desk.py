@@ -409,7 +409,8 @@ async def test_an_official_positive_opens_a_case_and_outranks_a_declared_negativ
     assert resp.status == 201, await resp.text()
     body = await resp.json()
     assert body["status"] == "rejected"
-    assert [r["code"] for r in body["reasons"]] == ["positive_test"]
+    # ... and the contradiction is marked for the officer (issue 19, item 3).
+    assert [r["code"] for r in body["reasons"]] == ["positive_test", "declaration_mismatch"]
 
 
 async def test_health_accounts_log_in_to_the_console_and_act_for_their_site(
@@ -506,9 +507,10 @@ async def test_where_the_site_requires_official_results_only_they_meet_the_caden
         return out
 
     first = await declared()
+    # A declared test with no official record that day is a mismatch too.
     assert (first["status"], [r["code"] for r in first["reasons"]]) == (
         "rejected",
-        ["test_required"],
+        ["test_required", "declaration_mismatch"],
     )
     await call(
         client,

@@ -528,6 +528,7 @@ def test_reason_codes_are_stable() -> None:
     assert sorted(REASONS) == [
         "contact_f0",
         "contact_f1",
+        "declaration_mismatch",  # against the official record (19.3)
         "identity_check",  # not a health rule: a claim on a known identity (16.2)
         "positive_test",
         "symptoms_reported",

@@ -86,6 +86,12 @@ EXPECTED: dict[str, frozenset[Role]] = {
     "suspend_contacts": frozenset({A, H}),
     "suspensions": frozenset({A, H, G, U}),
     "clear_suspensions": frozenset({A, H}),
+    "tests_due": frozenset({A, H}),
+    "tests_due_page": frozenset({A, H}),
+    "health_report": frozenset({A, H, U}),
+    "health_report_page": frozenset({A, H, U}),
+    "case_report_csv": frozenset({A, H, U}),
+    "case_report_page": frozenset({A, H, U}),
 }
 
 

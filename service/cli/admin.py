@@ -28,12 +28,18 @@ from service.people.staff_import import import_staff_csv
 Command = Callable[[argparse.Namespace, asyncpg.Connection], Awaitable[int]]
 
 
-async def staff_import(args: argparse.Namespace, conn: asyncpg.Connection) -> int:
-    path = Path(args.file)
+async def read_input(path: Path) -> bytes | None:
+    """The file's bytes, or None after saying on stderr why it cannot be read."""
     try:
-        raw = await asyncio.to_thread(path.read_bytes)
+        return await asyncio.to_thread(path.read_bytes)
     except OSError as e:
         sys.stderr.write(f"error: cannot read {path}: {e.strerror}\n")
+        return None
+
+
+async def staff_import(args: argparse.Namespace, conn: asyncpg.Connection) -> int:
+    path = Path(args.file)
+    if (raw := await read_input(path)) is None:
         return 2
     result = await import_staff_csv(conn, raw, progress=True)
     if not result.ok:

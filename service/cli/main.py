@@ -18,7 +18,7 @@ import asyncpg
 from aiohttp import web
 
 from service.app import create_app
-from service.cli import accounts, admin, tokens
+from service.cli import accounts, admin, health, tokens
 from service.cli.demo import CREDENTIALS_FILE, DemoSite, seed_demo
 from service.platform.db import init_connection
 from service.platform.embedded import start_embedded
@@ -233,6 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
     tokens.add_parsers(sub, _admin_command)
     admin.add_parsers(sub, _admin_command)
     accounts.add_parsers(sub, _admin_command)
+    health.add_parsers(sub, _admin_command)
     purge_parser = sub.add_parser(
         "purge", help="purge personal data older than the retention period (keeps counts)"
     )

@@ -26,7 +26,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict
 from checkin_core.passes import issue_pass
 from service.declarations.identity_proof import confirm_claim, new_redeclare_key, resolve_filer
 from service.declarations.model import PURPOSE_MAX, Declaration
-from service.declarations.official_rank import judged_declaration
+from service.declarations.official_rank import contradicts_official, judged_declaration
 from service.declarations.policy import Evaluation, FlaggedArea, SiteRules, evaluate, reason
 from service.events.log import NewEvent, append_event, append_events
 from service.passes.keys import KEYS_KEY, KeyStore, active_signing_key
@@ -108,7 +108,10 @@ SELECT d.id, d.person_id, coalesce(p.full_name, d.answers->>'full_name') AS full
                           'contact_f0', d.answers->'contact_f0',
                           'contact_f1', d.answers->'contact_f1',
                           'travel_areas', d.answers->'travel_areas',
-                          'last_test', d.answers->'last_test') AS answers
+                          'last_test', d.answers->'last_test') AS answers,
+       (SELECT count(*) FROM declarations m  -- declarations_mismatch_idx
+        WHERE m.person_id = d.person_id AND m.site_id = d.site_id
+          AND m.reasons @> '[{"code": "declaration_mismatch"}]') AS mismatches
 FROM declarations d LEFT JOIN people p ON p.id = d.person_id
 WHERE d.site_id = $1 AND d.status = 'review' AND d.superseded_at IS NULL AND d.valid_until > $2
 ORDER BY d.submitted_at
@@ -277,19 +280,20 @@ async def file_declaration(
             FlaggedArea.model_validate(dict(r))
             for r in await conn.fetch(SITE_FLAGGED_AREAS_SQL, decl.site_id)
         ]
+        person_id = person.id if person else None
+        official_only = rules.official_tests_required
+        contradicted = await contradicts_official(
+            conn, person_id, decl, official_only=official_only, now=now
+        )
         result: Evaluation = evaluate(
-            await judged_declaration(
-                conn,
-                person.id if person else None,
-                decl,
-                official_only=rules.official_tests_required,
-            ),
+            await judged_declaration(conn, person_id, decl, official_only=official_only),
             rules,
             flagged_areas=areas,
             # A claim is judged without the record it claims (no staff risk level).
             risk_level=person.risk_level if person and decl.kind == "staff" else None,
             now=now,
             site_timezone=site["timezone"],
+            extra=[reason("declaration_mismatch", "review")] if contradicted else [],
         )
         status, found = result.status, result.reasons
         if person is None and status == "cleared":

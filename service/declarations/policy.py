@@ -71,6 +71,13 @@ REASONS: dict[str, tuple[str, str]] = {
         "Kết quả xét nghiệm âm tính của bạn đã hết hạn; cần xét nghiệm lại {days_vi}",
         "Your negative test has expired; a new test {days_en} is required",
     ),
+    # The declaration contradicts an official test record (service.health.official_rank):
+    # a declared negative over an official positive, or a test with no record where the
+    # site requires official results.
+    "declaration_mismatch": (
+        "Khai báo xét nghiệm của bạn không khớp với kết quả xét nghiệm chính thức",
+        "Your declared test does not match the official test record",
+    ),
     # Not a health rule: a declaration that could not be shown to come from the person
     # it names (service.declarations.identity_proof). Worded alike whichever identifier matched.
     "identity_check": (
@@ -279,12 +286,14 @@ def evaluate(
     risk_level: str | None,
     now: datetime,
     site_timezone: str | ZoneInfo = DEFAULT_TIMEZONE,
+    extra: Sequence[Reason] = (),
 ) -> Evaluation:
     """Apply ``rules`` to ``declaration`` at ``now`` (timezone-aware).
 
     ``risk_level`` is the staff member's job risk level (one of RISK_LEVELS) or None when not
     assessed, which means no test requirement; it must be None for visitors.
     ``site_timezone`` (``sites.timezone``) fixes calendar days and end of day.
+    ``extra``: reasons found elsewhere (against the official record), judged alike.
     """
     if now.tzinfo is None or now.utcoffset() is None:
         raise ValueError("now must be timezone-aware")
@@ -322,5 +331,6 @@ def evaluate(
         if test_expiry is not None:
             valid_until = min(valid_until, test_expiry)
 
+    reasons += extra
     worst: Action = max((r.action for r in reasons), key=_SEVERITY.__getitem__, default="allow")
     return Evaluation(status=_STATUS[worst], reasons=reasons, valid_until=valid_until)

@@ -265,7 +265,8 @@ async def create_case(request: web.Request) -> web.Response:
     return web.json_response(case.as_json(), status=201)
 
 
-async def _case(conn: asyncpg.Connection, request: web.Request) -> asyncpg.Record:
+async def visible_case(conn: asyncpg.Connection, request: web.Request) -> asyncpg.Record:
+    """The case of the path, if the caller's site reaches it; 404 case_not_found otherwise."""
     case_id = int(request.match_info["case_id"])
     row = await conn.fetchrow(CASE_SQL, case_id)
     if row is None or not principal(request).can_see_site(row["site_id"]):
@@ -273,7 +274,10 @@ async def _case(conn: asyncpg.Connection, request: web.Request) -> asyncpg.Recor
     return row
 
 
-async def _with_state(conn: asyncpg.Connection, case: asyncpg.Record) -> list[dict[str, Any]]:
+async def contacts_with_state(
+    conn: asyncpg.Connection, case: asyncpg.Record
+) -> list[dict[str, Any]]:
+    """The case's contacts, each with whether they are suspended through it now."""
     held = {r["person_id"] for r in await conn.fetch(HELD_SQL, case["id"])}
     return [c | {"suspended": c["person_id"] in held} for c in case["contacts"]]
 
@@ -298,8 +302,8 @@ def _case_json(case: asyncpg.Record, contacts: list[dict[str, Any]]) -> dict[str
 async def get_case(request: web.Request) -> web.Response:
     """A case with its contacts and whether each is suspended now."""
     async with request.app[DB_KEY].connection() as conn:
-        case = await _case(conn, request)
-        return web.json_response(_case_json(case, await _with_state(conn, case)))
+        case = await visible_case(conn, request)
+        return web.json_response(_case_json(case, await contacts_with_state(conn, case)))
 
 
 async def second_degree(
@@ -344,8 +348,8 @@ async def case_contacts(request: web.Request) -> web.Response:
         )
     now = datetime.now(UTC)
     async with request.app[DB_KEY].connection() as conn, conn.transaction():
-        case = await _case(conn, request)
-        contacts = [c | {"depth": 1} for c in await _with_state(conn, case)]
+        case = await visible_case(conn, request)
+        contacts = [c | {"depth": 1} for c in await contacts_with_state(conn, case)]
         if depth == "2":
             f2 = await second_degree(conn, case, now=now)
             await append_event(
@@ -371,7 +375,7 @@ async def suspend_contacts(request: web.Request) -> web.Response:
     caller = principal(request)
     now = datetime.now(UTC)
     async with request.app[DB_KEY].connection() as conn, conn.transaction():
-        case = await _case(conn, request)
+        case = await visible_case(conn, request)
         listed = {c["person_id"]: c for c in case["contacts"]}
         wanted = list(listed) if body.all else list(dict.fromkeys(body.person_ids or []))
         if strangers := [p for p in wanted if p not in listed]:

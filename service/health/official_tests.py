@@ -49,6 +49,13 @@ SELECT id, person_id, kind, taken_at, result, source, recorded_by, recorded_at
 FROM official_tests WHERE person_id = $1 ORDER BY taken_at DESC, id DESC LIMIT 200
 """
 PERSON_NAME_SQL = "SELECT full_name FROM people WHERE id = $1"
+# Declarations of the person (at site $2; NULL: every site) that contradicted an
+# official record (service.health.official_rank).
+MISMATCHES_SQL = """
+SELECT count(*) FROM declarations  -- declarations_mismatch_idx
+WHERE person_id = $1 AND ($2::bigint IS NULL OR site_id = $2)
+  AND reasons @> '[{"code": "declaration_mismatch"}]'
+"""
 
 
 class TestIn(BaseModel):
@@ -75,7 +82,7 @@ class TestIn(BaseModel):
     @classmethod
     def _not_blank(cls, value: str) -> str:
         if not value.strip():
-            raise ValueError("source is blank")
+            raise PydanticCustomError("blank", "This field is blank")
         return value.strip()
 
 
@@ -153,7 +160,8 @@ async def create_test(request: web.Request) -> web.Response:
 
 @requires(Role.ADMIN, Role.HEALTH, Role.AUDITOR)
 async def list_tests(request: web.Request) -> web.Response:
-    """A person's official test results, newest first, and their active suspensions."""
+    """A person's official test results, newest first, their active suspensions and how
+    many of their declarations contradicted the official record (`mismatches`)."""
     person_id = int(request.match_info["person_id"])
     caller = principal(request)
     async with request.app[DB_KEY].connection() as conn:
@@ -164,8 +172,14 @@ async def list_tests(request: web.Request) -> web.Response:
             raise ApiError(404, "person_not_found", f"No person {person_id} known here.")
         rows = await conn.fetch(LIST_TESTS_SQL, person_id)
         held = await person_suspensions(conn, person_id, caller.site_id)
+        mismatches = await conn.fetchval(MISMATCHES_SQL, person_id, caller.site_id)
     return web.json_response(
-        {"person_id": person_id, "tests": [row_json(r) for r in rows], "suspensions": held}
+        {
+            "person_id": person_id,
+            "tests": [row_json(r) for r in rows],
+            "suspensions": held,
+            "mismatches": mismatches,
+        }
     )
 
 

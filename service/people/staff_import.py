@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 import asyncpg
 import pydantic
@@ -29,6 +29,7 @@ from service.people.fields import (
 )
 from service.people.records import IdentityConflict, find_person
 from service.web.field_errors import field_errors
+from service.web.spreadsheet import csv_records
 from service.web.text import blank_to_none
 
 COLUMNS = ("full_name", "phone", "national_id", "organisation", "position", "risk_level")
@@ -91,7 +92,11 @@ def parse_rows(text: Iterable[str]) -> tuple[list[tuple[int, StaffRow]], list[Ro
         return [], [RowError(1, "header", "bad_columns", "; ".join([reason, *details]))]
     good: list[tuple[int, StaffRow]] = []
     seen: dict[str, int] = {}
-    rows = _records(reader, errors)
+
+    def unreadable(line: int, detail: str) -> None:
+        errors.append(RowError(line, "row", "csv_error", detail))
+
+    rows = csv_records(reader, unreadable)
     for line, record in rows:
         if len(good) + len(errors) >= MAX_ROWS:
             errors.append(RowError(line, "row", "too_many_rows", f"At most {MAX_ROWS} rows"))
@@ -131,21 +136,6 @@ def parse_rows(text: Iterable[str]) -> tuple[list[tuple[int, StaffRow]], list[Ro
         if not duplicate:
             good.append((line, row))
     return good, errors
-
-
-def _records(reader: Any, errors: list[RowError]) -> Iterator[tuple[int, list[str]]]:
-    while True:
-        line = reader.line_num + 1
-        try:
-            record = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as e:
-            errors.append(RowError(line, "row", "csv_error", str(e)))
-            return
-        if not any(cell.strip() for cell in record):
-            continue  # blank lines, as spreadsheets leave them
-        yield line, record
 
 
 UPSERT_STAFF_SQL = """

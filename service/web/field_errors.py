@@ -176,6 +176,41 @@ REASONS: dict[str, tuple[str, str]] = {
         "The person is known at several sites ({sites}): give site_id",
         "Người này có ở nhiều trụ sở ({sites}): cần chọn site_id",
     ),
+    # the import of official test results (service/health/test_import.py)
+    "report_date": (
+        "Expected a date YYYY-MM-DD from 1900 to 2099",
+        "Cần ngày dạng YYYY-MM-DD, từ năm 1900 đến 2099",
+    ),
+    "blank": ("This field is blank", "Vui lòng điền thông tin này"),
+    "person_required": (
+        "Give a person_id, a phone number or a national ID",
+        "Cần mã người (person_id), số điện thoại hoặc số CMND/CCCD",
+    ),
+    "person_not_found": ("No person has this {column}", "Không có người nào có {column} này"),
+    "not_known_at_site": (
+        "This person is not known at site {site_id}",
+        "Người này chưa khai báo hoặc ra vào trụ sở {site_id}",
+    ),
+    "identity_conflict": (
+        "The identifiers of this row belong to different people",
+        "Các thông tin nhận dạng của dòng này thuộc về những người khác nhau",
+    ),
+    "duplicate_row": (
+        "The same result as row {first} of this file",
+        "Trùng kết quả với dòng {first} của tệp",
+    ),
+    "bad_columns": (
+        "The columns must be {columns}",
+        "Các cột phải là {columns}",
+    ),
+    "column_count": ("Expected {expected} cells, got {got}", "Cần {expected} ô, có {got} ô"),
+    "csv_error": ("The CSV cannot be read: {detail}", "Không đọc được tệp CSV: {detail}"),
+    "empty_file": ("The file is empty", "Tệp trống"),
+    "too_many_rows": ("At most {max_rows} rows", "Tối đa {max_rows} dòng"),
+    "not_recorded": (
+        "The result could not be recorded: {detail}",
+        "Không ghi được kết quả: {detail}",
+    ),
 }
 # A code missing from the catalogue still gets words people can read, in both languages.
 UNKNOWN_REASON = ("This value is not valid", "Giá trị không hợp lệ")

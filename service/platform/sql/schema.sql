@@ -130,6 +130,10 @@ CREATE UNIQUE INDEX declarations_redeclare_key ON declarations (redeclare_key_ha
     WHERE redeclare_key_hash IS NOT NULL;
 CREATE INDEX declarations_review_idx ON declarations (site_id, submitted_at)
     WHERE status = 'review' AND superseded_at IS NULL;
+-- Declarations that contradicted an official record (service/health/official_rank.py),
+-- counted per person and site.
+CREATE INDEX declarations_mismatch_idx ON declarations (person_id, site_id)
+    WHERE reasons @> '[{"code": "declaration_mismatch"}]';
 
 -- Public halves of the pass-signing keys (the private halves live in the data folder).
 -- One key is active (signs new passes); retiring keys still verify until their passes
