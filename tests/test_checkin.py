@@ -15,7 +15,8 @@ from checkin_core.base45 import b45decode, b45encode
 from checkin_core.keys import SigningKey
 from checkin_core.passes import issue_pass
 from checkin_core.reasons import REASONS
-from service.checkin.batch import ScanIn, ScanItem, decide_batch
+from service.checkin.batch import decide_batch
+from service.checkin.wire import ScanIn, ScanItem
 from service.events.log import verify_chain
 from service.passes.trust import PassAuthenticator
 from service.web.auth import Role

@@ -33,7 +33,7 @@ from hypothesis import strategies as st
 from checkin_core.keys import SigningKey
 from checkin_core.passes import PAYLOAD_PREFIX, issue_pass
 from checkin_core.reasons import REASONS
-from service.checkin.batch import MAX_PAYLOAD_CHARS
+from service.checkin.wire import MAX_PAYLOAD_CHARS
 from tests.checkin_helpers import Door, make_door, scan_body
 from tests.factory import Factory, bearer
 

@@ -112,7 +112,7 @@ async def test_a_scan_the_http_route_takes_fits_the_socket(
 ) -> None:
     """The longest payload a scan may carry, in the characters that escape longest in
     JSON (a surrogate pair each): answered, not cut off by the socket's limit."""
-    from service.checkin.batch import MAX_PAYLOAD_CHARS
+    from service.checkin.wire import MAX_PAYLOAD_CHARS
 
     ws = await kiosk_socket(client, door.kiosk[door.entrance])
     body = scan_body("\U0001f600" * (MAX_PAYLOAD_CHARS // 2))

@@ -9,8 +9,10 @@ from typing import Any, cast
 import asyncpg
 import pytest
 
-from service.checkin.batch import STATE_SQL, ScanIn, ScanItem, decide_batch
+from service.checkin.batch import decide_batch
 from service.checkin.batcher import OPTIMISTIC_TRIES, ScanBatcher
+from service.checkin.state import STATE_SQL
+from service.checkin.wire import ScanIn, ScanItem
 from service.events.log import verify_chain
 from service.passes.trust import PassAuthenticator
 from service.platform.db import Database, init_connection

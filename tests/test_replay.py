@@ -16,8 +16,9 @@ import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient
 
-from service.checkin.batch import ScanIn, ScanItem, decide_batch, payload_digest
+from service.checkin.batch import decide_batch, payload_digest
 from service.checkin.batcher import AUTHENTICATOR_KEY
+from service.checkin.wire import ScanIn, ScanItem
 from service.events.log import verify_chain
 from tests.checkin_helpers import Door, make_door, scan_body
 from tests.factory import Factory, bearer

@@ -1,5 +1,6 @@
-"""The auditor's API: event-log exports, chain verification, a person's movements and
-the daily report of a site.
+"""The auditor's event-log exports (`GET /api/v1/audit/events`), and the routes of the
+audit package (chain verification, movements and the site report are modules of their
+own).
 
 Exports are records too: each one appends an `export` event (who, which filters, which
 format) before the first byte goes out. CSV and JSON Lines stream from a server-side
@@ -12,26 +13,25 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import csv
-import io
 import json
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import datetime
 from typing import Any
-from uuid import UUID
-from zoneinfo import ZoneInfo
 
 import asyncpg
 from aiohttp import web
 
-from service.events.log import KINDS, NewEvent, append_event, verify_chain
-from service.people.scope import person_not_found, require_visible, visible_to_sql
+from service.audit.chain import verify
+from service.audit.documents import CONTENT_TYPES, attachment, json_value, record_export
+from service.audit.movements import movements
+from service.audit.site_report import site_report
+from service.events.log import KINDS
+from service.people.scope import visible_to_sql
 from service.platform.db import DB_KEY
-from service.platform.errors import ApiError
-from service.web.auth import Role, principal, require_site, requires
-from service.web.openapi import Q_BOOL, documented, q_choice, q_date, q_id, q_int, q_text, q_time
+from service.web.auth import Role, principal, requires
+from service.web.openapi import Q_BOOL, documented, q_choice, q_id, q_int, q_text, q_time
 from service.web.params import (
     bad_parameter,
     bool_param,
@@ -42,7 +42,6 @@ from service.web.params import (
     scoped_site,
     time_range,
 )
-from service.web.spreadsheet import safe_cell
 
 logger = logging.getLogger(__name__)
 
@@ -166,75 +165,6 @@ EXPORT_JSONL_HASHES_SQL = _jsonl_sql(EXPORT_COLUMNS + HASH_COLUMNS)
 JSONL_COPY_OPTIONS = {"format": "csv", "quote": "\x01", "delimiter": "\x02"}
 
 SETTLED_SQL = "SELECT pg_snapshot_xmin(pg_current_snapshot()) > $1::xid8"
-CHAIN_EXISTS_SQL = "SELECT 1 FROM event_chains WHERE chain_id = $1"
-ALL_CHAINS_SQL = "SELECT chain_id FROM event_chains ORDER BY chain_id"
-PERSON_SQL = "SELECT id, full_name FROM people WHERE id = $1"
-SITE_SQL = "SELECT id, name, timezone FROM sites WHERE id = $1"
-
-MOVEMENT_COLUMNS = (
-    "stay_id",
-    "site_id",
-    "site_name",
-    "entered_at",
-    "entry_gate_id",
-    "entry_gate",
-    "exited_at",
-    "exit_gate_id",
-    "exit_gate",
-    "exit_kind",
-    "exit_estimated",  # an automatic check-out or a guard's "gone", not a seen exit
-    "last_evidence_at",  # of an estimated end: the person's last scan or "seen"
-)
-# Stays that overlap [from, to): entered before `to`, not left before `from`.
-MOVEMENTS_SQL = """
-SELECT pr.id AS stay_id, pr.site_id, s.name AS site_name, pr.entered_at, pr.entry_gate_id,
-       ge.name AS entry_gate, pr.exited_at, pr.exit_gate_id, gx.name AS exit_gate, pr.exit_kind,
-       pr.exit_kind IN ('auto', 'gone') AS exit_estimated, pr.last_evidence_at
-FROM presence pr
-JOIN sites s ON s.id = pr.site_id
-LEFT JOIN gates ge ON ge.id = pr.entry_gate_id
-LEFT JOIN gates gx ON gx.id = pr.exit_gate_id
-WHERE pr.person_id = $1
-  AND ($2::timestamptz IS NULL OR pr.exited_at IS NULL OR pr.exited_at >= $2)
-  AND ($3::timestamptz IS NULL OR pr.entered_at < $3)
-  AND ($4::bigint IS NULL OR pr.site_id = $4)
-ORDER BY pr.entered_at, pr.id
-"""
-
-REPORT_COUNTS_SQL = """
-SELECT
-    count(*) FILTER (WHERE kind IN ('scan', 'override') AND decision = 'allow'
-                     AND direction = 'in') AS entries,
-    count(*) FILTER (WHERE kind IN ('scan', 'override') AND decision = 'allow'
-                     AND direction = 'out') AS scanned_exits,
-    count(*) FILTER (WHERE kind = 'manual_exit') AS manual_exits,
-    count(*) FILTER (WHERE kind = 'scan' AND decision = 'deny') AS denials
-FROM events
-WHERE chain_id = $1 AND occurred_at >= $2 AND occurred_at < $3
-"""
-REPORT_DENIALS_SQL = """
-SELECT reason, count(*) AS n FROM events
-WHERE chain_id = $1 AND kind = 'scan' AND decision = 'deny'
-  AND occurred_at >= $2 AND occurred_at < $3
-GROUP BY reason ORDER BY n DESC, reason
-"""
-# The stays of the day as +1 at entry (or at the start of the day, for those already
-# inside) and -1 at exit; the running sum is the occupancy. At the same instant exits
-# count first, so a person leaving as another enters is not two people.
-REPORT_PEAK_SQL = """
-WITH stays AS (
-    SELECT greatest(entered_at, $2) AS entered_at, exited_at FROM presence
-    WHERE site_id = $1 AND entered_at < $3 AND (exited_at IS NULL OR exited_at > $2)
-), changes AS (
-    SELECT entered_at AS at, 1 AS delta FROM stays
-    UNION ALL
-    SELECT exited_at, -1 FROM stays WHERE exited_at < $3
-), running AS (
-    SELECT at, sum(delta) OVER (ORDER BY at, delta ROWS UNBOUNDED PRECEDING) AS inside
-    FROM changes
-)
-SELECT inside, at FROM running ORDER BY inside DESC, at LIMIT 1
-"""
 
 
 def encode_cursor(after: int, until: int) -> str:
@@ -313,94 +243,9 @@ class EventFilters:
         return out
 
 
-# --- rendering --------------------------------------------------------------------------
-
-
-def json_value(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, UUID):
-        return str(value)
-    if isinstance(value, bytes):
-        return value.hex()
-    return value
-
-
 def event_json(row: asyncpg.Record, *, hashes: bool) -> dict[str, Any]:
     columns = EXPORT_COLUMNS + HASH_COLUMNS if hashes else EXPORT_COLUMNS
     return {name: json_value(row[name]) for name in columns}
-
-
-def csv_cell(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, dict | list):
-        text = json.dumps(value, ensure_ascii=False, sort_keys=True)
-    else:
-        text = str(json_value(value))
-    return safe_cell(text)
-
-
-class CsvChunks:
-    """CSV text for spreadsheets: the csv module's quoting, formulas defused."""
-
-    def __init__(self) -> None:
-        self._buffer = io.StringIO()
-        self._writer = csv.writer(self._buffer)
-
-    def row(self, values: Iterable[Any]) -> None:
-        self._writer.writerow([csv_cell(v) for v in values])
-
-    def take(self) -> bytes:
-        text = self._buffer.getvalue()
-        self._buffer.seek(0)
-        self._buffer.truncate()
-        return text.encode("utf-8")
-
-
-def csv_document(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> bytes:
-    out = CsvChunks()
-    out.row(header)
-    for row in rows:
-        out.row(row)
-    return "\ufeff".encode() + out.take()
-
-
-def attachment(name: str, fmt: str) -> str:
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    return f'attachment; filename="{name}-{stamp}.{fmt}"'
-
-
-CONTENT_TYPES = {
-    "csv": "text/csv; charset=utf-8",
-    "jsonl": "application/x-ndjson; charset=utf-8",
-    "json": "application/json; charset=utf-8",
-}
-
-
-async def record_export(
-    conn: asyncpg.Connection,
-    actor: str,
-    *,
-    site_id: int | None,
-    detail: dict[str, Any],
-    person_id: int | None = None,
-) -> int:
-    try:
-        appended = await append_event(
-            conn,
-            NewEvent(
-                kind="export",
-                actor=actor,
-                occurred_at=datetime.now(UTC),
-                site_id=site_id,
-                person_id=person_id,
-                detail=detail,
-            ),
-        )
-    except LookupError:  # no chain: the site filter names no site
-        raise ApiError(404, "site_not_found", f"No site with id {site_id}.") from None
-    return appended.id
 
 
 # --- handlers ---------------------------------------------------------------------------
@@ -538,164 +383,6 @@ async def _settle(conn: asyncpg.Connection, xid: int, *, patience_s: float = 2.0
             return
         await asyncio.sleep(0.01)
     logger.warning("export walk started while an old writer was still running")
-
-
-@requires(Role.AUDITOR, Role.ADMIN)
-@documented(query={"site_id": q_id(minimum=0), "from_seq": q_id(), "to_seq": q_id()})
-async def verify(request: web.Request) -> web.Response:
-    """Recompute hash chains: one site's (site_id=0 is the chain of no site), or all."""
-    site_id = int_param(request, "site_id", minimum=0)
-    from_seq = int_param(request, "from_seq") or 1
-    to_seq = int_param(request, "to_seq")
-    if to_seq is not None and to_seq < from_seq:
-        raise bad_parameter("to_seq", "to_seq must not be before from_seq.")
-    caller = principal(request)
-    if caller.site_id is not None and site_id is None:
-        site_id = caller.site_id
-    async with request.app[DB_KEY].connection() as conn:
-        if site_id is not None:
-            if site_id:
-                require_site(request, site_id)
-            if await conn.fetchval(CHAIN_EXISTS_SQL, site_id) is None:
-                raise ApiError(404, "site_not_found", f"No site with id {site_id}.")
-            report = await verify_chain(conn, site_id, from_seq=from_seq, to_seq=to_seq)
-            return web.json_response(report.as_json())
-        chains = [r["chain_id"] for r in await conn.fetch(ALL_CHAINS_SQL)]
-        reports = [
-            (await verify_chain(conn, c, from_seq=from_seq, to_seq=to_seq)).as_json()
-            for c in chains
-        ]
-    return web.json_response({"ok": all(r["ok"] for r in reports), "chains": reports})
-
-
-@requires(Role.AUDITOR, Role.ADMIN, Role.GUARD, Role.HEALTH)
-@documented(query={"from": q_time(), "to": q_time(), "format": q_choice("json", "csv")})
-async def movements(request: web.Request) -> web.Response:
-    """Every stay of a person (entry and exit, gates by name), in time order; a token
-    limited to a site sees the stays there, of people known there."""
-    person_id = int(request.match_info["person_id"])
-    start, end = time_range(request)
-    fmt = format_param(request, ("json", "csv"))
-    site_id = principal(request).site_id
-    filters = {k: v.isoformat() for k, v in (("from", start), ("to", end)) if v is not None} | {
-        "person_id": person_id
-    }
-    async with request.app[DB_KEY].connection() as conn:
-        # Not even the name of someone who never came to the caller's site.
-        await require_visible(conn, person_id, site_id)
-        person = await conn.fetchrow(PERSON_SQL, person_id)
-        if person is None:
-            raise person_not_found(person_id)
-        await record_export(
-            conn,
-            principal(request).actor,
-            site_id=site_id,
-            person_id=person_id,
-            detail={"what": "movements", "filters": filters, "format": fmt},
-        )
-        rows = await conn.fetch(MOVEMENTS_SQL, person_id, start, end, site_id)
-    if fmt == "csv":
-        return web.Response(
-            body=csv_document(MOVEMENT_COLUMNS, ([r[c] for c in MOVEMENT_COLUMNS] for r in rows)),
-            headers={
-                "Content-Type": CONTENT_TYPES["csv"],
-                "Content-Disposition": attachment(f"movements-{person_id}", "csv"),
-            },
-        )
-    return web.json_response(
-        {
-            "person_id": person_id,
-            "full_name": person["full_name"],
-            "movements": [{c: json_value(r[c]) for c in MOVEMENT_COLUMNS} for r in rows],
-        },
-        dumps=lambda v: json.dumps(v, ensure_ascii=False),
-    )
-
-
-@dataclass(frozen=True)
-class DailyReport:
-    site_id: int
-    day: date
-    timezone: str
-    entries: int
-    exits: int
-    manual_exits: int
-    denials: int
-    denials_by_reason: dict[str, int]
-    peak_occupancy: int
-    peak_at: datetime | None
-
-    def as_json(self) -> dict[str, Any]:
-        out = asdict(self)
-        out["date"] = out.pop("day").isoformat()
-        out["peak_at"] = self.peak_at.isoformat() if self.peak_at else None
-        return out
-
-    def csv_rows(self) -> list[tuple[str, Any]]:
-        rows: list[tuple[str, Any]] = [
-            ("site_id", self.site_id),
-            ("date", self.day.isoformat()),
-            ("timezone", self.timezone),
-            ("entries", self.entries),
-            ("exits", self.exits),
-            ("manual_exits", self.manual_exits),
-            ("denials", self.denials),
-        ]
-        rows += [(f"denials:{r}", n) for r, n in self.denials_by_reason.items()]
-        rows += [("peak_occupancy", self.peak_occupancy), ("peak_at", self.peak_at)]
-        return rows
-
-
-async def daily_report(conn: asyncpg.Connection, site_id: int, day: date) -> DailyReport:
-    site = await conn.fetchrow(SITE_SQL, site_id)
-    if site is None:
-        raise ApiError(404, "site_not_found", f"No site with id {site_id}.")
-    zone = ZoneInfo(site["timezone"])
-    start = datetime.combine(day, time(), zone)
-    end = datetime.combine(day + timedelta(days=1), time(), zone)
-    async with conn.transaction(readonly=True, isolation="repeatable_read"):
-        counts = await conn.fetchrow(REPORT_COUNTS_SQL, site_id, start, end)
-        denials = await conn.fetch(REPORT_DENIALS_SQL, site_id, start, end)
-        peak = await conn.fetchrow(REPORT_PEAK_SQL, site_id, start, end)
-    return DailyReport(
-        site_id=site_id,
-        day=day,
-        timezone=site["timezone"],
-        entries=counts["entries"],
-        exits=counts["scanned_exits"] + counts["manual_exits"],
-        manual_exits=counts["manual_exits"],
-        denials=counts["denials"],
-        denials_by_reason={r["reason"]: r["n"] for r in denials},
-        peak_occupancy=int(peak["inside"]) if peak else 0,
-        peak_at=peak["at"].astimezone(zone) if peak else None,
-    )
-
-
-@requires(Role.AUDITOR, Role.ADMIN, Role.HEALTH)
-@documented(query={"date": q_date(required=True), "format": q_choice("json", "csv")})
-async def site_report(request: web.Request) -> web.Response:
-    """Entries, exits, denials by reason and peak occupancy of one day, in site time."""
-    site_id = int(request.match_info["site_id"])
-    require_site(request, site_id)
-    raw = raw_param(request, "date")
-    if raw is None:
-        raise ApiError(400, "missing_parameter", "The query parameter date is required.")
-    try:
-        day = date.fromisoformat(raw)
-    except ValueError:
-        raise bad_parameter("date", "date must be YYYY-MM-DD.") from None
-    fmt = format_param(request, ("json", "csv"))
-    async with request.app[DB_KEY].connection() as conn:
-        report = await daily_report(conn, site_id, day)
-    if fmt == "csv":
-        return web.Response(
-            body=csv_document(("metric", "value"), report.csv_rows()),
-            headers={
-                "Content-Type": CONTENT_TYPES["csv"],
-                "Content-Disposition": attachment(f"site-{site_id}-{day.isoformat()}", "csv"),
-            },
-        )
-    return web.json_response(report.as_json())
 
 
 def routes() -> list[web.RouteDef]:

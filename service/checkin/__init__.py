@@ -1,4 +1,6 @@
-"""Scans in, decisions out: the kiosk socket and HTTP (with per-token limits), the
-batcher (group commit), the state read, the pure decision, the batch write, and the
-record of offline allows against a gate's policy.
+"""Scans in, decisions out: the kiosk socket and HTTP with per-token limits
+(kiosk_stream, kiosk_limits) and their messages (wire), the batcher (group commit), the
+batch (batch: its steps top to bottom), its state read (state), the pure decision
+(decision), what a batch will write and the write (plan), and the record of offline
+allows against a gate's policy (offline_breach).
 """

@@ -18,7 +18,8 @@ import asyncpg
 from aiohttp import web
 
 from checkin_core.aio import cancel_and_wait
-from service.checkin.batch import Decision, ScanItem, decide_batch
+from service.checkin.batch import decide_batch
+from service.checkin.wire import Decision, ScanItem
 from service.passes.trust import PassAuthenticator
 from service.platform.db import DB_KEY, Database
 from service.platform.errors import UNAVAILABLE_ERRORS, ServiceUnavailable

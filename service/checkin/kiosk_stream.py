@@ -18,9 +18,9 @@ from aiohttp import WSMsgType, web
 from pydantic import BaseModel, ConfigDict, Field
 
 from checkin_core.aio import cancel_and_wait
-from service.checkin.batch import ScanIn, ScanItem
 from service.checkin.batcher import BATCHER_KEY
 from service.checkin.kiosk_limits import KIOSK_LIMITS_KEY, MAX_BATCH, read_scans
+from service.checkin.wire import ScanIn, ScanItem
 from service.identity.login_watch import LOGIN_WATCH_KEY, close_when_ended
 from service.platform.db import DB_KEY
 from service.platform.errors import UNAVAILABLE_ERRORS, ApiError

@@ -18,7 +18,7 @@ import asyncpg
 from checkin_core.passes import PassErrorReason
 
 if TYPE_CHECKING:
-    from service.checkin.batch import ScanItem
+    from service.checkin.wire import ScanItem
 
 # Read only for batches that replay an offline allow (rare): the hot path stays as it is.
 GATE_POLICIES_SQL = "SELECT id, offline_policy FROM gates WHERE id = ANY($1::bigint[])"

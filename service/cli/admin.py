@@ -14,12 +14,8 @@ from pathlib import Path
 import asyncpg
 from tqdm import tqdm
 
-from service.audit.api import (
-    EventFilters,
-    copy_csv,
-    copy_jsonl,
-    record_export,
-)
+from service.audit.api import EventFilters, copy_csv, copy_jsonl
+from service.audit.documents import record_export
 from service.audit.trace import PersonNotFound, TraceError, TraceQuery, parse_time, to_csv, trace
 from service.events.log import verify_chain
 from service.passes.keys import KeyCommandError, key_store_for, list_keys, retire, rotate

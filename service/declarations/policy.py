@@ -71,7 +71,7 @@ REASONS: dict[str, tuple[str, str]] = {
         "Kết quả xét nghiệm âm tính của bạn đã hết hạn; cần xét nghiệm lại {days_vi}",
         "Your negative test has expired; a new test {days_en} is required",
     ),
-    # The declaration contradicts an official test record (service.health.official_rank):
+    # The declaration contradicts an official test record (service.declarations.official_rank):
     # a declared negative over an official positive, or a test with no record where the
     # site requires official results.
     "declaration_mismatch": (

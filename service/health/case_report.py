@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 import asyncpg
 from aiohttp import web
 
-from service.audit.api import CONTENT_TYPES, attachment, csv_document, record_export
+from service.audit.documents import CONTENT_TYPES, attachment, csv_document, record_export
 from service.health import pages
 from service.health.cases import contacts_with_state, visible_case
 from service.health.pages import Lang, t, table

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 import asyncpg
 from aiohttp import web
 
-from service.audit.api import daily_report
+from service.audit.site_report import daily_report
 from service.health import pages
 from service.health.pages import Lang, t, table
 from service.health.tests_due import Group, TestsDue, site_day, site_row, tests_due

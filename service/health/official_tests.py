@@ -50,7 +50,7 @@ FROM official_tests WHERE person_id = $1 ORDER BY taken_at DESC, id DESC LIMIT 2
 """
 PERSON_NAME_SQL = "SELECT full_name FROM people WHERE id = $1"
 # Declarations of the person (at site $2; NULL: every site) that contradicted an
-# official record (service.health.official_rank).
+# official record (service.declarations.official_rank).
 MISMATCHES_SQL = """
 SELECT count(*) FROM declarations  -- declarations_mismatch_idx
 WHERE person_id = $1 AND ($2::bigint IS NULL OR site_id = $2)
