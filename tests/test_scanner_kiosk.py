@@ -134,7 +134,9 @@ async def test_heartbeats_carry_the_kiosk_health(
         "outbox_depth",
         "camera_up",
         "offline_mode",
+        "knowledge_age_s",
     }
+    assert 0 <= beat["knowledge_age_s"] < 5  # synced on connect, kept fresh by the socket
     assert beat["decode_attempts"] > 0
     assert beat["decode_successes"] > 0
     assert beat["offline_mode"] is False

@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 SHARED_PASS_WINDOW_MAX_S = 3600  # a batch reads the last use of its passes this far back
+MAX_OFFLINE_AGE_MAX_S = 30 * 24 * 3600
 
 
 class CheckinRules(BaseModel):
@@ -25,3 +26,6 @@ class CheckinRules(BaseModel):
     # A guard may let a denied person in once only this soon after the scan (the person
     # is still at the door); the console raises alerts only for denials this recent.
     override_window_s: Annotated[int, Field(ge=30, le=3600)] = 300
+    # A kiosk whose copy of what it must know (revoked and suspended passes, the deny
+    # list, these rules) is older than this denies everyone offline, whatever its policy.
+    max_offline_age_s: Annotated[int, Field(ge=60, le=MAX_OFFLINE_AGE_MAX_S)] = 24 * 3600
