@@ -10,6 +10,7 @@ from aiohttp import web
 from pydantic import BaseModel, BeforeValidator, ConfigDict
 
 from service.declarations.policy import FlaggedArea, SiteRules
+from service.events.fanout import FANOUT_KEY
 from service.events.log import NewEvent, append_event
 from service.health.rescreen import rescreen
 from service.platform.db import DB_KEY
@@ -116,6 +117,7 @@ async def _write_rules(request: web.Request, rule_set: RuleSet) -> web.Response:
         if await conn.fetchval(set_sql, site_id, rules) is None:
             raise _site_not_found(site_id)
         await append_event(conn, _admin_event(request, site_id, {"action": action, "rules": rules}))
+    request.app[FANOUT_KEY].changed([site_id])  # kiosks keep the door rules offline
     return web.json_response({"site_id": site_id, "rules": rules})
 
 
