@@ -4,11 +4,14 @@
                               [--consoles 1,100] [--fanout-rate 20] [--seconds 10]
                               [--attack-kiosks 200] [--attack-seconds 10]
                               [--attack-events 1000000]
-                              [--attacks-only] [--quick] [--out docs/benchmarks.md]
+                              [--attacks-only] [--revocation-only] [--revocation-kiosks 100]
+                              [--quick] [--out docs/benchmarks.md]
 
 `--attacks-only` runs only the attack benchmark (the door's latency, quiet and under
 each attack; about 3 minutes) and replaces its section and its summary rows in --out,
-keeping the rest of the file.
+keeping the rest of the file. `--revocation-only` likewise runs only the revocation
+benchmark (a pass revoked to every connected kiosk knowing it; about a minute) and
+replaces its section.
 
 Each figure is reported next to a ceiling measured in the same run (pgbench running
 the same check-in SQL; a raw LISTEN/NOTIFY round trip; PostgreSQL's own COPY), as a
@@ -38,6 +41,7 @@ from bench import (
     export_bench,
     fanout_bench,
     health_bench,
+    revocation_bench,
     summary,
     trace_bench,
 )
@@ -85,6 +89,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--attacks-only", action="store_true", help="only the attack benchmark (see above)"
     )
+    parser.add_argument(
+        "--revocation-only", action="store_true", help="only the revocation benchmark"
+    )
+    parser.add_argument("--revocation-kiosks", type=int, default=100, help="kiosks told")
     parser.add_argument("--quick", action="store_true", help="fewer photos, shorter runs")
     parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "docs" / "benchmarks.md")
     args = parser.parse_args(argv)
@@ -102,6 +110,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         5.0 if args.quick else args.attack_seconds,
         100_000 if args.quick else args.attack_events,
     )
+    if args.revocation_only:
+        revocation = revocation_bench.run(args.revocation_kiosks)
+        write_section(
+            args.out, revocation_bench.HEADING, revocation_bench.section(revocation, command)
+        )
+        sys.stdout.write(revocation_bench.to_markdown(revocation) + "\n")
+        checkin_bench.log(f"updated the revocation section of {args.out}")
+        return 0
     if args.attacks_only:
         started = time.monotonic()
         attacks = attack_bench.run(*attack_args)
@@ -115,11 +131,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{seconds:.0f}s per load scenario; writing {args.out}"
     )
 
-    steps = Steps(6)
+    steps = Steps(8)
     steps.next("check-in: kiosks over WebSockets and HTTP, against pgbench")
     checkin = checkin_bench.run(kiosks, seconds, ("ws", "http"))
     steps.next("fan-out: consoles on another instance, against a raw LISTEN/NOTIFY")
     fanout = fanout_bench.run(consoles, args.fanout_rate, seconds)
+    steps.next("revocation: a pass revoked to every connected kiosk knowing it")
+    revocation = revocation_bench.run(args.revocation_kiosks, 10 if args.quick else 20)
     steps.next("export: events as CSV, against COPY")
     export = export_bench.run(100_000 if args.quick else 1_000_000)
     steps.next("trace: a year of stays")
@@ -202,6 +220,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "",
             fanout_bench.to_markdown(fanout),
             "",
+            revocation_bench.section(revocation, command),
             "## Audit export and contact tracing",
             "",
             "Export: `GET /api/v1/audit/events?format=csv` through the running service (the",
@@ -253,14 +272,29 @@ def write_attacks(out: Path, section: str, attacks: dict[str, Any]) -> None:
         while at < len(kept) and kept[at].startswith("|"):
             at += 1
         kept[at:at] = rows
-    if attack_bench.HEADING in kept:
-        start = kept.index(attack_bench.HEADING)
+    kept = put_section(kept, attack_bench.HEADING, section, "## Fan-out")
+    out.write_text("\n".join(kept) + "\n", encoding="utf-8")
+
+
+def put_section(lines: list[str], heading: str, section: str, before: str) -> list[str]:
+    """``lines`` with the section under ``heading`` replaced by ``section``, or with
+    ``section`` put before the first heading starting with ``before`` (else at the end)."""
+    kept = list(lines)
+    if heading in kept:
+        start = kept.index(heading)
         end = next((i for i in range(start + 1, len(kept)) if kept[i].startswith("## ")), len(kept))
         kept[start:end] = [*section.splitlines(), ""]
     else:
-        end = next((i for i, line in enumerate(kept) if line.startswith("## Fan-out")), len(kept))
+        end = next((i for i, line in enumerate(kept) if line.startswith(before)), len(kept))
         kept[end:end] = [*section.splitlines(), ""]
-    out.write_text("\n".join(kept) + "\n", encoding="utf-8")
+    return kept
+
+
+def write_section(out: Path, heading: str, section: str) -> None:
+    """Replace one benchmark's section in ``out`` (before the export one if new)."""
+    lines = out.read_text(encoding="utf-8").splitlines() if out.exists() else ["# Benchmarks", ""]
+    lines = put_section(lines, heading, section, "## Audit export")
+    out.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":
