@@ -313,7 +313,7 @@ class Kiosk:
                 gate.offline_policy,
             )
         self.gate = gate
-        self.knowledge.connected(self.link.connects + 1)  # counted after the hello
+        self.knowledge.connected(self.link.connects + 1, gate.site_id)  # counted after hello
 
     def heartbeat(self) -> dict[str, Any]:
         stats = self.capture.stats

@@ -71,6 +71,9 @@ class Knowledge:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
+        # No fsync per write (on the kiosk's loop): a power cut may lose the last
+        # change, and the copy then pulls it again from its older cursor.
+        self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(SCHEMA)
         self.refused: dict[str, str] = dict(
             self._db.execute("SELECT pass_id, reason FROM refused").fetchall()
@@ -79,6 +82,7 @@ class Knowledge:
         self.cursor = Cursor.parse(facts.get("cursor"))
         self.synced_at = _time(facts.get("synced_at"))
         self.rules: dict[str, Any] = json.loads(facts.get("rules", "{}"))
+        self.site_id: str | None = facts.get("site_id")
         self._seen: dict[str, datetime] = {}  # pass -> last offline allow at this door
 
     def close(self) -> None:
@@ -127,7 +131,10 @@ class Knowledge:
                 [(p, str(r), n) for p, r, n in changes if r is not None],
             )
             db.execute("DELETE FROM refused WHERE not_after < ?", (_iso(now - timedelta(days=1)),))
+            site = str(msg["site_id"]) if msg.get("site_id") is not None else self.site_id
             self._put({"cursor": str(cursor), "rules": json.dumps(rules), "synced_at": _iso(now)})
+            if site is not None:
+                self._put({"site_id": site})
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
@@ -139,7 +146,17 @@ class Knowledge:
                 self.refused.pop(pass_id, None)
             else:
                 self.refused[pass_id] = str(reason)
-        self.cursor, self.rules, self.synced_at = cursor, rules, now
+        self.cursor, self.rules, self.synced_at, self.site_id = cursor, rules, now, site
+
+    def moved(self, site_id: int) -> None:
+        """The kiosk's gate is now at this site: a copy of another is no use, and its
+        cursor means nothing here. The next pull answers the whole copy."""
+        if self.site_id is not None and self.site_id != str(site_id):
+            logger.warning("the kiosk moved to site %s: its offline copy is dropped", site_id)
+            self._db.execute("DELETE FROM facts WHERE key IN ('cursor', 'synced_at')")
+            self._db.execute("DELETE FROM refused")
+            self.cursor = self.synced_at = None
+            self.refused.clear()
 
     def touch(self, now: datetime) -> None:
         """The copy is still complete (the socket that pushes every change is up)."""

@@ -39,8 +39,9 @@ class KnowledgeSync:
     def close(self) -> None:
         self.knowledge.close()
 
-    def connected(self, connect_no: int) -> None:
+    def connected(self, connect_no: int, site_id: int) -> None:
         """A hello came (a new connection): pull what changed meanwhile."""
+        self.knowledge.moved(site_id)
         self.connect_no = connect_no
         self.synced.clear()
         self._wake.set()
@@ -68,6 +69,7 @@ class KnowledgeSync:
     async def run(self, session: aiohttp.ClientSession, server: str, token: str) -> None:
         url = server.rstrip("/") + SYNC_PATH
         headers = {"Authorization": f"Bearer {token}"}
+        failures = 0
         while True:
             await self._wake.wait()
             self._wake.clear()
@@ -76,8 +78,14 @@ class KnowledgeSync:
                 await self._pull(session, url, headers)
                 self._synced_connect = connect_no
                 self.synced.set()
+                failures = 0
             except (aiohttp.ClientError, OSError, TimeoutError, ValueError) as e:
-                logger.warning("cannot sync what the kiosk knows: %s", e or type(e).__name__)
+                failures += 1
+                logger.log(
+                    logging.WARNING if failures == 1 else logging.DEBUG,
+                    "cannot sync what the kiosk knows: %s",
+                    e or type(e).__name__,
+                )
                 await wait_for_event(self._wake, RETRY_S)
                 self._wake.set()
 

@@ -271,6 +271,7 @@ class FakeService:
             for p, r in self.refused.items()
         ]
         answer = {"cursor": f"{len(self.syncs)}.0", "snapshot": True, "changes": changes}
+        answer["site_id"] = self.site_id
         return web.json_response({**answer, "from": None, "rules": self.rules})
 
     async def batch(self, request: web.Request) -> web.Response:

@@ -129,3 +129,15 @@ async def test_a_copy_older_than_max_offline_age_denies_everyone(
     lines, _ = await run(config(dead, tmp_path), shots(make_pass(KEY)))
     assert [(v["decision"], v["reason"]) for v in lines] == [("deny", "offline_stale")]
     assert lines[0]["message_en"] == "Offline data too old; please see the guard"
+
+
+def test_a_kiosk_moved_to_another_site_drops_its_copy(tmp_path: Path) -> None:
+    copy = Knowledge(tmp_path / "k.sqlite3")
+    copy.apply(answer("5.1", {"a": "pass_revoked"}, snapshot=True, site_id=1), now=NOW)
+    copy.moved(1)
+    assert copy.refused == {"a": "pass_revoked"} and str(copy.cursor) == "5.1"
+    copy.moved(2)  # its cursor means nothing at site 2: the next pull is the whole copy
+    assert copy.refused == {} and copy.cursor is None and copy.age_s(NOW) is None
+    copy.close()
+    again = Knowledge(tmp_path / "k.sqlite3")
+    assert again.refused == {} and again.cursor is None

@@ -173,6 +173,7 @@ async def add_flagged_area(request: web.Request) -> web.Response:
         except asyncpg.ForeignKeyViolationError:
             raise _site_not_found(site_id) from None
         answer = await _rescreened(conn, request, row, "flagged_area_add")
+    request.app[FANOUT_KEY].changed([site_id])  # suspensions for the kiosks' copies
     return web.json_response(answer, status=201)
 
 
@@ -207,6 +208,7 @@ async def update_flagged_area(request: web.Request) -> web.Response:
         if row is None:
             raise ApiError(404, "flagged_area_not_found", f"No flagged area {area_id} here.")
         answer = await _rescreened(conn, request, row, "flagged_area_change")
+    request.app[FANOUT_KEY].changed([site_id])  # suspensions for the kiosks' copies
     return web.json_response(answer)
 
 
