@@ -42,6 +42,9 @@ KNOWLEDGE_KINDS = (
 )
 # Changes are told from events this recent; an older cursor gets the whole copy.
 KEEP = timedelta(days=7)
+# Passes issued this long before the cursor's event are looked at again: an insert may
+# commit after events logged later than it.
+ISSUE_MARGIN = timedelta(minutes=5)
 CURSOR_RE = re.compile(r"^(\d{1,18})\.(\d{1,18})$")
 
 HEADS_SQL = """
@@ -53,8 +56,9 @@ FROM gates g JOIN sites s ON s.id = g.site_id WHERE g.id = $1
 """
 
 # $1 site, ($2, $3] of the site's chain, ($4, $5] of chain 0, $6 kinds, $7 whole copy,
-# $8 suspension causes gravest first. A pass touched but no longer refused comes back
-# with reason NULL (the kiosk forgets it).
+# $8 suspension causes gravest first, $9 passes issued since then (a first pass of a
+# person already refused logs no event of its own; NULL with the whole copy). A pass
+# touched but no longer refused comes back with reason NULL (the kiosk forgets it).
 CHANGES_SQL = """
 WITH touched AS (
     SELECT e.person_id, e.pass_id FROM events e
@@ -62,14 +66,15 @@ WITH touched AS (
       AND ((e.chain_id = $1 AND e.seq > $2 AND e.seq <= $3)
            OR (e.chain_id = 0 AND e.seq > $4 AND e.seq <= $5))
 ), chosen AS (
-    SELECT p.id, p.person_id, p.site_id, p.revoked_at, p.revoked_reason, p.not_after
+    SELECT p.id, p.person_id, p.site_id, p.revoked_at, p.revoked_reason, p.not_after,
+           (p.revoked_at IS NULL AND p.issued_at > $9::timestamptz) AS issued_recently,
+           (p.id IN (SELECT pass_id FROM touched WHERE pass_id IS NOT NULL)
+            OR p.person_id IN (SELECT person_id FROM touched WHERE person_id IS NOT NULL))
+               AS touched
     FROM passes p
     WHERE p.site_id = $1 AND p.not_after > now() - interval '1 minute'
-      AND ($7
-           OR p.id IN (SELECT pass_id FROM touched WHERE pass_id IS NOT NULL)
-           OR p.person_id IN (SELECT person_id FROM touched WHERE person_id IS NOT NULL))
 ), judged AS (
-    SELECT c.id, c.not_after,
+    SELECT c.id, c.not_after, c.touched, c.issued_recently,
            CASE
                WHEN c.revoked_at IS NOT NULL THEN
                    CASE WHEN c.revoked_reason = 'superseded' THEN 'pass_superseded'
@@ -84,8 +89,10 @@ WITH touched AS (
                      ORDER BY array_position($8::text[], s.cause) LIMIT 1)
            END AS reason
     FROM chosen c
+    WHERE $7 OR c.touched OR c.issued_recently
 )
-SELECT id, not_after, reason FROM judged WHERE NOT $7 OR reason IS NOT NULL ORDER BY id
+SELECT id, not_after, reason FROM judged WHERE reason IS NOT NULL OR (NOT $7 AND touched)
+ORDER BY id
 """
 
 
@@ -156,6 +163,7 @@ async def knowledge_since(
         list(KNOWLEDGE_KINDS),
         whole,
         list(SUSPENSION_REASONS),
+        None if whole else (heads["cursor_at"] or now - KEEP) - ISSUE_MARGIN,
     )
     return {
         "type": "knowledge",
