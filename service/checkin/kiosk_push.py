@@ -35,9 +35,8 @@ WATCH_ERRORS: tuple[type[BaseException], ...] = (*UNAVAILABLE_ERRORS, LookupErro
 
 
 class _SiteWatch:
-    def __init__(self, site_id: int, gate_id: int) -> None:
+    def __init__(self, site_id: int) -> None:
         self.site_id = site_id
-        self.gate_id = gate_id  # any gate of the site: the copy is the site's
         self.queues: set[asyncio.Queue[str]] = set()
         self.task: asyncio.Task[None] | None = None
 
@@ -49,12 +48,12 @@ class KnowledgePush:
         self._sites: dict[int, _SiteWatch] = {}
 
     @contextlib.asynccontextmanager
-    async def listening(self, site_id: int, gate_id: int) -> AsyncIterator[asyncio.Queue[str]]:
+    async def listening(self, site_id: int) -> AsyncIterator[asyncio.Queue[str]]:
         """A queue of encoded ``knowledge`` messages for one kiosk socket."""
         queue: asyncio.Queue[str] = asyncio.Queue(SOCKET_QUEUE)
         watch = self._sites.get(site_id)
         if watch is None:
-            watch = self._sites[site_id] = _SiteWatch(site_id, gate_id)
+            watch = self._sites[site_id] = _SiteWatch(site_id)
             watch.task = asyncio.create_task(self._watch(watch), name=f"knowledge-{site_id}")
         watch.queues.add(queue)
         try:
@@ -99,7 +98,7 @@ class KnowledgePush:
     async def _push(self, watch: _SiteWatch, cursor: Cursor | None) -> Cursor | None:
         """Offer the changes since ``cursor`` to every socket; the new cursor."""
         async with self.db.connection() as conn:
-            answer = await knowledge_since(conn, watch.gate_id, cursor)
+            answer = await knowledge_since(conn, watch.site_id, cursor)
         if answer is None:
             return cursor
         new = parse_cursor(answer["cursor"])

@@ -143,7 +143,7 @@ async def kiosk_stream(request: web.Request) -> web.WebSocketResponse:
     async with (
         request.app[KIOSK_LIMITS_KEY].socket(kiosk, ws),
         request.app[LOGIN_WATCH_KEY].watching(request) as watch,
-        request.app[KNOWLEDGE_PUSH_KEY].listening(gate["site_id"], gate_id) as changes,
+        request.app[KNOWLEDGE_PUSH_KEY].listening(gate["site_id"]) as changes,
     ):
         ender = asyncio.create_task(close_when_ended(ws, watch))
         pusher = asyncio.create_task(_push_changes(ws, changes))

@@ -52,8 +52,9 @@ SELECT s.id AS site_id, s.checkin_rules,
        (SELECT last_seq FROM event_chains WHERE chain_id = s.id) AS site_seq,
        (SELECT last_seq FROM event_chains WHERE chain_id = 0) AS global_seq,
        (SELECT recorded_at FROM events WHERE chain_id = s.id AND seq = $2) AS cursor_at
-FROM gates g JOIN sites s ON s.id = g.site_id WHERE g.id = $1
+FROM sites s WHERE s.id = $1
 """
+GATE_SITE_SQL = "SELECT site_id FROM gates WHERE id = $1"
 
 # $1 site, ($2, $3] of the site's chain, ($4, $5] of chain 0, $6 kinds, $7 whole copy,
 # $8 suspension causes gravest first, $9 passes issued since then (a first pass of a
@@ -136,13 +137,13 @@ def offline_rules(stored: Any) -> dict[str, Any]:
 
 
 async def knowledge_since(
-    conn: asyncpg.Connection, gate_id: int, after: Cursor | None
+    conn: asyncpg.Connection, site_id: int, after: Cursor | None
 ) -> dict[str, Any] | None:
-    """The answer of ``GET /api/v1/kiosk/sync`` for a kiosk of this gate (None: no
-    such gate): the changes after ``after``, or the whole copy (``snapshot``) when
+    """The answer of ``GET /api/v1/kiosk/sync`` for a kiosk of this site (None: no
+    such site): the changes after ``after``, or the whole copy (``snapshot``) when
     there is no cursor, it is older than KEEP, or it is ahead of the log (a restored
     database)."""
-    heads = await conn.fetchrow(HEADS_SQL, gate_id, after.site_seq if after else 0)
+    heads = await conn.fetchrow(HEADS_SQL, site_id, after.site_seq if after else 0)
     if heads is None:
         return None
     now = datetime.now(UTC)
@@ -196,7 +197,8 @@ def gate_of(kiosk: Principal) -> int:
 async def get_sync(request: web.Request) -> web.Response:
     after = parse_cursor(request.query.get("after"))
     async with request.app[DB_KEY].connection() as conn:
-        answer = await knowledge_since(conn, gate_of(principal(request)), after)
+        site_id = await conn.fetchval(GATE_SITE_SQL, gate_of(principal(request)))
+        answer = None if site_id is None else await knowledge_since(conn, site_id, after)
     if answer is None:
         raise ApiError(404, "gate_not_found", "The gate of this token no longer exists.")
     return web.json_response(answer)
