@@ -72,10 +72,11 @@ class KnowledgePush:
             while True:
                 try:
                     if not subs:
-                        subs = [await self._subscribe(c) for c in (watch.site_id, GLOBAL_CHAIN)]
+                        for chain in (watch.site_id, GLOBAL_CHAIN):
+                            subs.append(await self._subscribe(chain))
                         cursor = await self._push(watch, cursor)  # nothing missed meanwhile
                     await _any_wake(subs)
-                    if any(_drain(s) for s in subs):
+                    if any([_drain(s) for s in subs]):  # every one drained
                         cursor = await self._push(watch, cursor)
                     if any(s.overflowed for s in subs):
                         subs = self._unsubscribe(subs)
