@@ -4,17 +4,17 @@
                               [--consoles 1,100] [--fanout-rate 20] [--seconds 10]
                               [--attack-kiosks 200] [--attack-seconds 10]
                               [--attack-events 1000000]
-                              [--attacks-only | --health-only | --sweep-only | --decode-only]
-                              [--quick]
+                              [--attacks-only | --health-only | --sweep-only | --decode-only
+                               | --revocation-only] [--revocation-kiosks 100] [--quick]
                               [--out docs/benchmarks.md]
 
 `--attacks-only` runs only the attack benchmark (the door's latency, quiet and under
 each attack; about 3 minutes) and replaces its section and its summary rows in --out,
-keeping the rest of the file. `--sweep-only` does the same for the automatic check-out
-sweep over 100,000 open stays (bench/sweep_bench.py; under a minute).
 keeping the rest of the file. `--health-only` does the same for the health desk's
 benchmark (re-screen of 100,000 declarations, a case's trace + suspend over 1,000,000
-events; about 2 minutes).
+events; about 2 minutes), `--sweep-only` for the automatic check-out sweep over 100,000
+open stays, `--decode-only` for decoding, and `--revocation-only` for a pass revoked to
+every connected kiosk knowing it (about a minute).
 
 Each figure is reported next to a ceiling measured in the same run (pgbench running
 the same check-in SQL; a raw LISTEN/NOTIFY round trip; PostgreSQL's own COPY), as a
@@ -44,6 +44,7 @@ from bench import (
     export_bench,
     fanout_bench,
     health_bench,
+    revocation_bench,
     summary,
     sweep_bench,
     trace_bench,
@@ -104,6 +105,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--health-only", action="store_true", help="only the health desk benchmark (see above)"
     )
+    parser.add_argument(
+        "--revocation-only", action="store_true", help="only the revocation benchmark"
+    )
+    parser.add_argument("--revocation-kiosks", type=int, default=100, help="kiosks told")
     parser.add_argument("--quick", action="store_true", help="fewer photos, shorter runs")
     parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "docs" / "benchmarks.md")
     args = parser.parse_args(argv)
@@ -121,6 +126,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         5.0 if args.quick else args.attack_seconds,
         100_000 if args.quick else args.attack_events,
     )
+    if args.revocation_only:
+        revocation = revocation_bench.run(args.revocation_kiosks)
+        write_section(
+            args.out, revocation_bench.section(revocation, command), [], (), "## Audit export"
+        )
+        sys.stdout.write(revocation_bench.to_markdown(revocation) + "\n")
+        checkin_bench.log(f"updated the revocation section of {args.out}")
+        return 0
     if args.attacks_only:
         started = time.monotonic()
         attacks = attack_bench.run(*attack_args)
@@ -165,6 +178,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     checkin = checkin_bench.run(kiosks, seconds, ("ws", "http"))
     steps.next("fan-out: consoles on another instance, against a raw LISTEN/NOTIFY")
     fanout = fanout_bench.run(consoles, args.fanout_rate, seconds)
+    steps.next("revocation: a pass revoked to every connected kiosk knowing it")
+    revocation = revocation_bench.run(args.revocation_kiosks, 10 if args.quick else 20)
     steps.next("export: events as CSV, against COPY")
     export = export_bench.run(100_000 if args.quick else 1_000_000)
     steps.next("trace: a year of stays")
@@ -247,6 +262,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "",
             fanout_bench.to_markdown(fanout),
             "",
+            revocation_bench.section(revocation, command),
             "## Audit export and contact tracing",
             "",
             "Export: `GET /api/v1/audit/events?format=csv` through the running service (the",

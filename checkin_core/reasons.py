@@ -93,6 +93,19 @@ REASONS: dict[str, tuple[Verdict, str, str]] = {
         "Mất kết nối máy chủ; vui lòng gặp bảo vệ",
         "Server unreachable; please see the guard",
     ),
+    # The kiosk's copy of revocations, suspensions and the deny list is older than the
+    # site's max_offline_age_s (or it has none): it cannot vouch for anyone offline.
+    "offline_stale": (
+        "deny",
+        "Dữ liệu ngoại tuyến đã quá cũ; vui lòng gặp bảo vệ",
+        "Offline data too old; please see the guard",
+    ),
+    # The same pass again at this door, offline, within the site's repeat window.
+    "offline_repeat": (
+        "deny",
+        "Mã QR vừa được quét ở cổng này",
+        "Pass just scanned at this gate",
+    ),
 }
 
 # The door reasons of a health suspension, gravest first (the door shows the gravest).

@@ -29,6 +29,7 @@ from scanner.capture import CAMERA_RESOLUTION, Capture, CapturedFrame, SourceSpe
 from scanner.debounce import DEFAULT_COOLDOWN_S, Debouncer
 from scanner.decode import Decoded, DecodePipeline, config_for
 from scanner.door_hook import run_door_hook
+from scanner.knowledge_sync import KnowledgeSync
 from scanner.link import Link, Message
 from scanner.outbox import AsyncOutbox, Outbox, Scan
 from scanner.scan_life import ScanLife
@@ -47,6 +48,7 @@ from scanner.worker import DecodeWorker
 logger = logging.getLogger(__name__)
 
 OUTBOX_FILE = "outbox.sqlite3"
+KNOWLEDGE_FILE = "knowledge.sqlite3"
 TRUST_FILE = "trust.json"
 GATE_FILE = "gate.json"
 MAX_SENT_CHARS = 8192
@@ -97,6 +99,7 @@ class Kiosk:
         self.trust = TrustCache(data / TRUST_FILE)
         self.trust.load()
         self.gate = _load_gate(data / GATE_FILE)
+        self.knowledge = KnowledgeSync(data / KNOWLEDGE_FILE)
         self.debouncer = Debouncer(cooldown=config.cooldown)
         self.stop = asyncio.Event()
         self.source_done = asyncio.Event()
@@ -159,9 +162,13 @@ class Kiosk:
                     on_hello=self._hello,
                     heartbeat=self.heartbeat,
                     heartbeat_s=cfg.heartbeat_s,
+                    on_knowledge=self.knowledge.pushed,
                 )
                 background = [
                     asyncio.create_task(self.link.run(self.stop), name="link"),
+                    asyncio.create_task(
+                        self.knowledge.run(session, cfg.server, cfg.token), name="knowledge"
+                    ),
                     asyncio.create_task(self._keep_trust_fresh(session), name="trust"),
                     asyncio.create_task(self._watch_status(), name="status"),
                 ]
@@ -187,16 +194,18 @@ class Kiosk:
             if display is not None:
                 display.stop()
             self.outbox.close()
+            self.knowledge.close()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)
             logger.info("stopped; %d scan(s) wait in the outbox", self.outbox.depth)
         return 0
 
     async def _wait_for_link(self, limit: float) -> None:
-        """Give the socket a moment to open, so the first scans are not judged offline."""
+        """Give the socket a moment to open, and the offline copy to sync, so the
+        first scans are not judged offline, nor with an old copy."""
         deadline = time.monotonic() + limit
-        while time.monotonic() < deadline and not self.link.live and not self.stop.is_set():
-            if self.link.failed_attempts:
+        while time.monotonic() < deadline and not self.stop.is_set():
+            if self.link.failed_attempts or (self.link.live and self.knowledge.synced.is_set()):
                 return
             await asyncio.sleep(0.05)
 
@@ -247,6 +256,7 @@ class Kiosk:
                 site_id=self.gate.site_id if self.gate else None,
                 now=datetime.now(UTC),
                 direction=way,
+                knowledge=self.knowledge.knowledge,
             )
             await self.scans.judged_offline(scan, verdict.decision, verdict.reason)
         self._show(scan, verdict, seen)
@@ -310,6 +320,7 @@ class Kiosk:
                 gate.offline_policy,
             )
         self.gate = gate
+        self.knowledge.connected(self.link.connects + 1, gate.site_id)  # counted after hello
 
     def heartbeat(self) -> dict[str, Any]:
         stats = self.capture.stats
@@ -325,6 +336,7 @@ class Kiosk:
             "frame_height": stats.height,
             "camera_fps": min(stats.camera_fps, 1000.0),
             "offline_mode": not self.link.live,
+            "knowledge_age_s": self.knowledge.beat(self.link.connects, self.link.connected),
         }
 
     # --- background -----------------------------------------------------------------
@@ -370,6 +382,7 @@ class Kiosk:
                         camera_up=self.capture.stats.camera_up,
                         hold_still=self.worker.hold_still,
                         gate_name=self.gate.gate_name if self.gate else "",
+                        knowledge_age_s=self.knowledge.knowledge.age_s(datetime.now(UTC)),
                     )
                 )
             await asyncio.sleep(0.25)

@@ -48,6 +48,7 @@ class Link:
         on_hello: Callable[[Message], None],
         heartbeat: Callable[[], dict[str, Any]],
         on_error: Callable[[Message], None] | None = None,
+        on_knowledge: Callable[[Message], None] | None = None,
         heartbeat_s: float = 5.0,
         retry_s: float = 5.0,
         backoff_first: float = 0.5,
@@ -61,6 +62,7 @@ class Link:
         life.attach(self)  # the scans' owner sends through this link
         self.on_hello = on_hello
         self.on_error = on_error  # an observer of the service's errors (the chaos fleet)
+        self.on_knowledge = on_knowledge  # changes to what kiosks know (scanner.knowledge)
         self.heartbeat = heartbeat
         self.heartbeat_s = heartbeat_s
         self.retry_s = retry_s  # a scan sent without an answer is replayed after this
@@ -202,6 +204,8 @@ class Link:
                     self.wake()  # answered: the scans held behind it can go
             elif kind == "error":
                 await self._error(data)
+            elif kind == "knowledge" and self.on_knowledge is not None:
+                self.on_knowledge(data)
             elif kind == "hello":
                 self.on_hello(data)
         if ws.close_code == POLICY_VIOLATION:  # see docs/protocol.md, "Limits"

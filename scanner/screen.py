@@ -88,6 +88,7 @@ class Status:
     gate_name: str = ""
     connecting: bool = False  # not online yet, and no connection attempt has failed
     hold_still: bool = False  # a code is in view but too blurred to read
+    knowledge_age_s: float | None = None  # scanner.knowledge; None: no copy yet
 
 
 BANNER_SHARE = 0.6  # of the screen's height, below the status bar
@@ -233,7 +234,7 @@ def _status_bar(font_path: str, width: int, height: int, status: Status) -> Fram
         mode, color, shape = "ĐANG KẾT NỐI / CONNECTING", CONNECTING, icons.ring
     else:
         mode, color, shape = "NGOẠI TUYẾN / OFFLINE", OFFLINE, _warning
-    parts = [mode, f"Khi mất mạng: {vi} / Offline: {en}"]
+    parts = [mode, f"Khi mất mạng: {vi} / Offline: {en}", copy_age_words(status.knowledge_age_s)]
     if not status.camera_up:
         parts.append("Mất camera / No camera")
     if status.hold_still:
@@ -249,6 +250,17 @@ def _status_bar(font_path: str, width: int, height: int, status: Status) -> Fram
     shape(draw, pad, (height - mark) // 2, mark, color)
     draw.text((2 * pad + mark, (height - size) // 2 - 1), text, font=font, fill=color)
     return _to_bgr(image)
+
+
+def copy_age_words(age_s: float | None) -> str:
+    """How old the kiosk's offline copy is, for the status bar."""
+    if age_s is None:
+        return "Chưa có dữ liệu ngoại tuyến / No offline data"
+    if age_s < 60:
+        return f"Dữ liệu: {age_s:.0f} giây / Data: {age_s:.0f} s old"
+    if age_s < 3600:
+        return f"Dữ liệu: {age_s / 60:.0f} phút / Data: {age_s / 60:.0f} min old"
+    return f"Dữ liệu: {age_s / 3600:.1f} giờ / Data: {age_s / 3600:.1f} h old"
 
 
 def _warning(draw: ImageDraw.ImageDraw, x: int, y: int, size: int, color: Color) -> None:

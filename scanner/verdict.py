@@ -12,11 +12,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from checkin_core.keys import TrustList
 from checkin_core.passes import PassError, PassErrorReason, authenticate_pass, verify_pass
 from checkin_core.reasons import REASONS, headline, message
+
+if TYPE_CHECKING:
+    from scanner.knowledge import Knowledge
 
 OfflinePolicy = Literal["deny", "verify-offline"]
 OFFLINE_POLICIES: tuple[OfflinePolicy, ...] = ("deny", "verify-offline")
@@ -152,13 +155,20 @@ def judge_offline(
     site_id: int | None,
     now: datetime,
     direction: str | None = None,
+    knowledge: Knowledge | None = None,
 ) -> Verdict:
     """The kiosk's verdict while the service cannot be reached; ``direction`` is the
-    gate's way (``GateInfo.way``), for the words."""
+    gate's way (``GateInfo.way``), for the words. With ``knowledge`` (the kiosk's
+    copy, scanner.knowledge) a valid pass is also checked against what the kiosk
+    knows: revoked, suspended, deny-listed, just used here, or the copy too old."""
     if policy != "verify-offline" or site_id is None or len(trust) == 0:
         return Verdict.of_reason("offline_denied", "offline", direction)
     try:
-        verify_pass(payload, trust, now=now, site_id=site_id)
+        claims = verify_pass(payload, trust, now=now, site_id=site_id)
     except PassError as e:
         return Verdict.of_reason(str(e.reason), "offline", direction)
+    if knowledge is not None:
+        refused = knowledge.refusal(str(claims.pass_id), now=now, direction=direction)
+        if refused is not None:
+            return Verdict.of_reason(refused, "offline", direction)
     return Verdict.of_reason("offline_allowed", "offline", direction)

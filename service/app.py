@@ -7,9 +7,10 @@ from aiohttp_session import session_middleware
 
 from service.audit import api as audit_api
 from service.audit import trace
-from service.checkin import kiosk_stream
+from service.checkin import kiosk_stream, kiosk_sync
 from service.checkin.batcher import batcher_context
 from service.checkin.kiosk_limits import KIOSK_LIMITS_KEY, KioskLimits
+from service.checkin.kiosk_push import knowledge_push_context
 from service.console import feed as console_feed
 from service.console import pages as console_pages
 from service.declarations import filing, form, result_page
@@ -64,6 +65,7 @@ def create_app(*, settings: Settings) -> web.Application:
     app[KIOSK_LIMITS_KEY] = KioskLimits(settings)
     app.cleanup_ctx.append(pool_context(settings))
     app.cleanup_ctx.append(fanout_context(settings))
+    app.cleanup_ctx.append(knowledge_push_context)
     app.cleanup_ctx.append(token_usage_context)
     app.cleanup_ctx.append(login_watch_context)
     app.cleanup_ctx.append(batcher_context)
@@ -81,6 +83,7 @@ def create_app(*, settings: Settings) -> web.Application:
     app.add_routes(form.routes())
     app.add_routes(result_page.routes())
     app.add_routes(kiosk_stream.routes())
+    app.add_routes(kiosk_sync.routes())
     app.add_routes(console_feed.routes())
     app.add_routes(door_actions.routes())
     app.add_routes(roll_call.routes())

@@ -178,6 +178,10 @@ class FakeService:
     sockets: int = 0
     published: TrustList | None = None  # what /api/v1/keys says, if not ``trust``
     drop_after: int | None = None  # close each socket after this many decisions
+    # GET /api/v1/kiosk/sync: the whole copy each time (pass id -> reason), its rules
+    refused: dict[str, str] = field(default_factory=dict)
+    rules: dict[str, Any] = field(default_factory=dict)
+    syncs: list[str | None] = field(default_factory=list)  # the cursors asked after
 
     def decide(self, scan: dict[str, Any]) -> dict[str, Any]:
         event_id = scan["event_id"]
@@ -210,6 +214,7 @@ class FakeService:
                 web.get("/api/v1/keys", self.keys),
                 web.get("/api/v1/kiosk/stream", self.stream),
                 web.post("/api/v1/scans/batch", self.batch),
+                web.get("/api/v1/kiosk/sync", self.sync),
             ]
         )
         return app
@@ -263,6 +268,16 @@ class FakeService:
                 if self.drop_after is not None and answered >= self.drop_after:
                     await ws.close()
         return ws
+
+    async def sync(self, request: web.Request) -> web.Response:
+        self.syncs.append(request.query.get("after"))
+        changes = [
+            {"pass_id": p, "reason": r, "not_after": "2099-01-01T00:00:00+00:00"}
+            for p, r in self.refused.items()
+        ]
+        answer = {"cursor": f"{len(self.syncs)}.0", "snapshot": True, "changes": changes}
+        answer["site_id"] = self.site_id
+        return web.json_response({**answer, "from": None, "rules": self.rules})
 
     async def batch(self, request: web.Request) -> web.Response:
         if self.unavailable:

@@ -18,6 +18,7 @@ KIOSK_TESTS = [
     "tests/test_scanner_capture.py",
     "tests/test_scanner_debounce.py",
     "tests/test_scanner_kiosk.py",
+    "tests/test_scanner_knowledge.py",
     "tests/test_scanner_outbox.py",
     "tests/test_scanner_screen.py",
     "tests/test_scanner_trust.py",

@@ -240,6 +240,7 @@ async def test_a_kiosk_going_silent_raises_an_alert(
     username, password = await factory.account(Role.GUARD, site_id=door.site_id)
     kiosk = door.kiosk[door.entrance]
     beat = {"fps": 14.5, "decode_attempts": 40, "decode_successes": 38, "outbox_depth": 2}
+    beat["knowledge_age_s"] = 7200  # its offline copy is two hours old
     resp = await client.post("/api/v1/kiosk/heartbeat", json=beat, headers=bearer(kiosk))
     assert resp.status in (200, 204), await resp.text()
     page = await open_console(browser, base_url(client), username, password)
@@ -247,6 +248,8 @@ async def test_a_kiosk_going_silent_raises_an_alert(
     online = page.locator("#kiosks tr.online")
     await expect(online).to_have_count(1)
     await expect(online).to_contain_text("95 %")
+    await expect(online.locator("td.copy-age")).to_have_text("2.0 h")
+    await expect(page.locator("#tab-kiosks th").nth(7)).to_have_text("Dữ liệu ngoại tuyến")
     await shot(page, "kiosks")
 
     # The kiosk stops reporting: its last heartbeat ages past the silence limit.

@@ -27,6 +27,7 @@ EXPECTED: dict[str, frozenset[Role]] = {
     "scans": frozenset({K}),
     "scans_batch": frozenset({K}),
     "kiosk_heartbeat": frozenset({K}),
+    "kiosk_sync": frozenset({K}),
     "events_stream": frozenset({A, G, U, H}),
     "create_override": frozenset({G, A}),
     "manual_exit": frozenset({G, A}),

@@ -137,8 +137,10 @@ async def test_heartbeats_carry_the_kiosk_health(
         "frame_width",
         "frame_height",
         "camera_fps",
+        "knowledge_age_s",
     }
     assert (beat["frame_width"], beat["frame_height"]) == (480, 360)  # what the source gave
+    assert 0 <= beat["knowledge_age_s"] < 5  # synced on connect, kept fresh by the socket
     assert beat["decode_attempts"] > 0
     assert beat["decode_successes"] > 0
     assert beat["offline_mode"] is False

@@ -20,12 +20,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from checkin_core.aio import cancel_and_wait
 from service.checkin.batcher import BATCHER_KEY
 from service.checkin.kiosk_limits import KIOSK_LIMITS_KEY, MAX_BATCH, read_scans
+from service.checkin.kiosk_push import KNOWLEDGE_PUSH_KEY
+from service.checkin.kiosk_sync import gate_of
 from service.checkin.wire import ScanIn, ScanItem
 from service.identity.login_watch import LOGIN_WATCH_KEY, close_when_ended
 from service.platform.db import DB_KEY
 from service.platform.errors import UNAVAILABLE_ERRORS, ApiError
 from service.platform.settings import SETTINGS_KEY
-from service.web.auth import Principal, Role, principal, requires
+from service.web.auth import Role, principal, requires
 from service.web.field_errors import field_errors
 from service.web.openapi import documented
 from service.web.token_usage import TOKEN_USAGE_KEY
@@ -54,6 +56,9 @@ class Heartbeat(BaseModel):
     frame_width: Annotated[int, Field(ge=0, le=16384)] = 0  # what the camera delivers
     frame_height: Annotated[int, Field(ge=0, le=16384)] = 0
     camera_fps: Annotated[float, Field(ge=0, le=1000)] = 0  # the rate the camera reports
+    # Seconds since the kiosk's copy of what it must know offline was last complete
+    # (None: it has none yet); see service/checkin/kiosk_sync.py.
+    knowledge_age_s: Annotated[float, Field(ge=0, le=10**9)] | None = None
 
 
 class ScanBatch(BaseModel):
@@ -74,15 +79,9 @@ SET gate_id = EXCLUDED.gate_id, reported_at = EXCLUDED.reported_at, report = EXC
 """
 
 
-def _gate_of(kiosk: Principal) -> int:
-    if kiosk.gate_id is None:  # the schema forbids it; refuse rather than guess
-        raise ApiError(403, "forbidden", "This kiosk token is not bound to a gate.")
-    return kiosk.gate_id
-
-
 async def _decide(request: web.Request, scans: list[ScanIn]) -> list[dict[str, Any]]:
     kiosk = principal(request)
-    items = [ScanItem(scan, _gate_of(kiosk), kiosk.actor) for scan in scans]
+    items = [ScanItem(scan, gate_of(kiosk), kiosk.actor) for scan in scans]
     decisions = await request.app[BATCHER_KEY].submit_many(items)
     return [d.as_json() for d in decisions]
 
@@ -105,7 +104,7 @@ async def record_heartbeat(request: web.Request, beat: Heartbeat) -> None:
     kiosk = principal(request)
     request.app[TOKEN_USAGE_KEY].note(kiosk.token_id)  # a socket's token is checked once
     async with request.app[DB_KEY].connection() as conn:
-        await conn.execute(UPSERT_HEALTH_SQL, kiosk.token_id, _gate_of(kiosk), beat.model_dump())
+        await conn.execute(UPSERT_HEALTH_SQL, kiosk.token_id, gate_of(kiosk), beat.model_dump())
 
 
 @requires(Role.KIOSK)
@@ -118,7 +117,7 @@ async def post_heartbeat(request: web.Request) -> web.Response:
 @requires(Role.KIOSK)
 async def kiosk_stream(request: web.Request) -> web.WebSocketResponse:
     kiosk = principal(request)
-    gate_id = _gate_of(kiosk)
+    gate_id = gate_of(kiosk)
     async with request.app[DB_KEY].connection() as conn:
         gate = await conn.fetchrow(GATE_HELLO_SQL, gate_id)
     if gate is None:
@@ -147,8 +146,10 @@ async def kiosk_stream(request: web.Request) -> web.WebSocketResponse:
     async with (
         request.app[KIOSK_LIMITS_KEY].socket(kiosk, ws),
         request.app[LOGIN_WATCH_KEY].watching(request) as watch,
+        request.app[KNOWLEDGE_PUSH_KEY].listening(gate["site_id"]) as changes,
     ):
         ender = asyncio.create_task(close_when_ended(ws, watch))
+        pusher = asyncio.create_task(_push_changes(ws, changes))
         while True:
             try:
                 async with asyncio.timeout(settings.kiosk_idle_timeout_s):
@@ -167,12 +168,22 @@ async def kiosk_stream(request: web.Request) -> web.WebSocketResponse:
             task.add_done_callback(done)
         if watch.ended.is_set():
             await ender  # it is closing the socket: let it finish the handshake
-        await cancel_and_wait([ender])
+        await cancel_and_wait([ender, pusher])
     # Scans already received are still decided and recorded; the kiosk will learn
     # the decision as a duplicate when it replays them.
     if in_flight:
         await asyncio.wait(in_flight)
     return ws
+
+
+async def _push_changes(ws: web.WebSocketResponse, changes: asyncio.Queue[str]) -> None:
+    """What kiosks know changed (service.checkin.kiosk_push): tell this one."""
+    while not ws.closed:
+        text = await changes.get()
+        try:
+            await ws.send_str(text)
+        except ConnectionError:
+            return
 
 
 async def _handle(request: web.Request, ws: web.WebSocketResponse, text: str) -> None:

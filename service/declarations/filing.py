@@ -28,6 +28,7 @@ from service.declarations.identity_proof import confirm_claim, new_redeclare_key
 from service.declarations.model import PURPOSE_MAX, Declaration
 from service.declarations.official_rank import contradicts_official, judged_declaration
 from service.declarations.policy import Evaluation, FlaggedArea, SiteRules, evaluate, reason
+from service.events.fanout import FANOUT_KEY
 from service.events.log import NewEvent, append_event, append_events
 from service.passes.keys import KEYS_KEY, KeyStore, active_signing_key
 from service.passes.links import PASS_LINKS_KEY
@@ -132,6 +133,7 @@ _REVOKE_SCOPE = " AND ($5::bigint IS NULL OR site_id = $5)"
 REVOKE_PERSON_PASSES_SQL = (
     _REVOKE_SET + "WHERE person_id = $4 AND not_after > $1" + _REVOKE_SCOPE + _REVOKE_RETURNING
 )
+REVOKED_SITES_SQL = "SELECT DISTINCT site_id FROM passes WHERE id = ANY($1::uuid[])"
 REVOKE_PASS_SQL = _REVOKE_SET + "WHERE id = $4" + _REVOKE_SCOPE + _REVOKE_RETURNING
 PERSON_EXISTS_SQL = "SELECT 1 FROM people WHERE id = $1 FOR NO KEY UPDATE"
 PERSON_SQL = """
@@ -511,6 +513,14 @@ async def review_declaration(request: web.Request) -> web.Response:
     )
 
 
+async def _tell_kiosks(request: web.Request, revoked: list[uuid.UUID]) -> None:
+    """After commit: the kiosks' copies learn the revocation now, not at the next poll."""
+    if revoked:
+        async with request.app[DB_KEY].connection() as conn:
+            sites = await conn.fetch(REVOKED_SITES_SQL, revoked)
+        request.app[FANOUT_KEY].changed(r["site_id"] for r in sites)
+
+
 @requires(Role.ADMIN)
 @documented(body=RevokeIn)
 async def revoke_person_passes(request: web.Request) -> web.Response:
@@ -531,6 +541,7 @@ async def revoke_person_passes(request: web.Request) -> web.Response:
             actor=principal(request).actor,
             now=now,
         )
+    await _tell_kiosks(request, revoked)
     return web.json_response({"person_id": person_id, "revoked": [str(i) for i in revoked]})
 
 
@@ -556,6 +567,7 @@ async def revoke_pass(request: web.Request) -> web.Response:
             if found is None or (scope is not None and found["site_id"] != scope):
                 raise ApiError(404, "pass_not_found", "No such pass.")
             raise ApiError(409, "pass_already_revoked", "The pass is already revoked.")
+    await _tell_kiosks(request, revoked)
     return web.json_response(
         {"pass_id": str(pass_id), "revoked_at": now.isoformat(), "revoked_reason": body.reason}
     )

@@ -14,7 +14,7 @@ import asyncio
 import json
 import logging
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -35,6 +35,7 @@ LISTENER_TIMEOUT_S = 5.0  # a statement on the LISTEN connection that takes long
 POLL_INTERVAL_S = 2.0
 PAGE = 500
 SUBSCRIBER_BUFFER = 1000
+ANY_NEWER = 2**62  # a head beyond any seq: "read whatever is new"
 
 # The person's name for events that do not carry one (revocations, reviews, the deny
 # list); a purged event has no person left to join.
@@ -136,6 +137,11 @@ class Fanout:
         self._wake_notifier.set()
         self._wants(heads)  # local subscribers need not wait for the round trip
 
+    def changed(self, site_ids: Iterable[int]) -> None:
+        """Events were appended to these chains by a writer that does not know their
+        seqs (a revocation, a rule change): every instance reads what is new there."""
+        self.poke({site: ANY_NEWER for site in site_ids})
+
     async def _notify_loop(self) -> None:
         while True:
             await self._wake_notifier.wait()
@@ -227,7 +233,7 @@ class Fanout:
                 await conn.add_listener(CHANNEL, self._on_notify)
                 self._listener = conn
                 backoff = 0.2
-                self._wants({site: 2**62 for site in self.subscriptions})  # catch up
+                self._wants({site: ANY_NEWER for site in self.subscriptions})  # catch up
                 while not conn.is_closed():
                     await asyncio.sleep(1.0)
                     async with self._listener_busy:

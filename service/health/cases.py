@@ -24,6 +24,7 @@ from pydantic_core import PydanticCustomError
 from service.audit.trace import Contact, TraceQuery, fetch_contacts, trace
 from service.declarations.filing import SITE_SQL
 from service.declarations.policy import SiteRules
+from service.events.fanout import FANOUT_KEY
 from service.events.log import NewEvent, append_event
 from service.health.suspensions import Hold, Id, known_at_site, suspend
 from service.platform.db import DB_KEY
@@ -400,6 +401,7 @@ async def suspend_contacts(request: web.Request) -> web.Response:
             now=now,
             case_id=case["id"],
         )
+    request.app[FANOUT_KEY].changed([case["site_id"]])  # the kiosks' offline copies
     new = {r["person_id"] for r in rows}
     return web.json_response(
         {

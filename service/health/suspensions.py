@@ -23,6 +23,7 @@ from pydantic_core import PydanticCustomError
 
 from checkin_core.reasons import SUSPENSION_REASONS
 from service.declarations.model import Whole
+from service.events.fanout import FANOUT_KEY
 from service.events.log import NewEvent, append_events
 from service.people.scope import KNOWN_AT_SITE_SQL
 from service.platform.db import DB_KEY
@@ -305,6 +306,7 @@ async def clear_suspensions(request: web.Request) -> web.Response:
             note=body.note,
             now=now,
         )
+    request.app[FANOUT_KEY].changed([site_id])  # the kiosks' offline copies
     return web.json_response(
         {
             "site_id": site_id,

@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 SHARED_PASS_WINDOW_MAX_S = 3600  # a batch reads the last use of its passes this far back
+MAX_OFFLINE_AGE_MAX_S = 30 * 24 * 3600
 MINUTES_MAX = 7 * 24 * 60  # a week: longer than any office stay
 HH_MM_PATTERN = r"^([01]\d|2[0-3]):[0-5]\d$"  # 00:00 to 23:59
 MIDNIGHT = time(0, 0)
@@ -60,3 +61,6 @@ class CheckinRules(BaseModel):
     # ("closure": nobody who may have been there is missed) or at the person's last
     # scan at the site ("last_evidence").
     trace_estimated_end: Literal["closure", "last_evidence"] = "closure"
+    # A kiosk whose copy of what it must know (revoked and suspended passes, the deny
+    # list, these rules) is older than this denies everyone offline, whatever its policy.
+    max_offline_age_s: Annotated[int, Field(ge=60, le=MAX_OFFLINE_AGE_MAX_S)] = 24 * 3600

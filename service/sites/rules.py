@@ -10,6 +10,7 @@ from aiohttp import web
 from pydantic import BaseModel, BeforeValidator, ConfigDict
 
 from service.declarations.policy import FlaggedArea, SiteRules
+from service.events.fanout import FANOUT_KEY
 from service.events.log import NewEvent, append_event
 from service.health.rescreen import rescreen
 from service.platform.db import DB_KEY
@@ -116,6 +117,7 @@ async def _write_rules(request: web.Request, rule_set: RuleSet) -> web.Response:
         if await conn.fetchval(set_sql, site_id, rules) is None:
             raise _site_not_found(site_id)
         await append_event(conn, _admin_event(request, site_id, {"action": action, "rules": rules}))
+    request.app[FANOUT_KEY].changed([site_id])  # kiosks keep the door rules offline
     return web.json_response({"site_id": site_id, "rules": rules})
 
 
@@ -171,6 +173,7 @@ async def add_flagged_area(request: web.Request) -> web.Response:
         except asyncpg.ForeignKeyViolationError:
             raise _site_not_found(site_id) from None
         answer = await _rescreened(conn, request, row, "flagged_area_add")
+    request.app[FANOUT_KEY].changed([site_id])  # suspensions for the kiosks' copies
     return web.json_response(answer, status=201)
 
 
@@ -205,6 +208,7 @@ async def update_flagged_area(request: web.Request) -> web.Response:
         if row is None:
             raise ApiError(404, "flagged_area_not_found", f"No flagged area {area_id} here.")
         answer = await _rescreened(conn, request, row, "flagged_area_change")
+    request.app[FANOUT_KEY].changed([site_id])  # suspensions for the kiosks' copies
     return web.json_response(answer)
 
 

@@ -168,6 +168,7 @@ CREATE TABLE passes (
 );
 CREATE INDEX passes_person_idx ON passes (person_id, issued_at DESC);
 CREATE INDEX passes_kid_idx ON passes (kid, not_after);
+CREATE INDEX passes_site_idx ON passes (site_id, not_after);  -- kiosks' offline copies
 
 -- The head of each hash chain: one per site, and chain 0 for events of no site.
 -- Appending locks the head row until commit, so `seq` is gap-free and in commit

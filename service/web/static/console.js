@@ -119,6 +119,8 @@
     fps: ["Khung hình/giây", "Frames/s"],
     decode_rate: ["Tỉ lệ đọc mã", "Decode rate"],
     outbox: ["Hàng chờ gửi", "Outbox"],
+    offline_copy: ["Dữ liệu ngoại tuyến", "Offline copy"],
+    no_copy: ["chưa có", "none"],
     camera: ["Camera", "Camera"],
     camera_down: ["Hỏng", "Down"],
     camera_up: ["Tốt", "Up"],
@@ -966,6 +968,19 @@
     dropAlert(key);
   }
 
+  // How old the kiosk's offline copy (revocations, suspensions, deny list) is now: its
+  // age at the last heartbeat, plus the time since (it ages while the kiosk is silent).
+  function copyAge(kiosk) {
+    const age = (kiosk.report || {}).knowledge_age_s;
+    if (age === undefined) return "—";
+    if (age === null) return t("no_copy");
+    const since = kiosk.last_heartbeat ? (Date.now() - Date.parse(kiosk.last_heartbeat)) / 1000 : 0;
+    const s = age + Math.max(0, since);
+    if (s < 60) return `${Math.round(s)} s`;
+    if (s < 3600) return `${Math.round(s / 60)} min`;
+    return `${(s / 3600).toFixed(1)} h`;
+  }
+
   function renderKiosks() {
     $("kiosks-online").textContent = `${kiosks.filter((k) => k.online).length} / ${kiosks.length}`;
     $("kiosks").replaceChildren(
@@ -991,6 +1006,7 @@
           el("td", {}, report.fps === undefined ? "—" : Number(report.fps).toFixed(1)),
           el("td", {}, rate),
           el("td", {}, report.outbox_depth ?? "—"),
+          el("td", { class: "copy-age" }, copyAge(kiosk)),
           el(
             "td",
             {},
