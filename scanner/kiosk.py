@@ -26,6 +26,7 @@ import aiohttp
 
 from checkin_core.aio import wait_for_event
 from scanner.capture import Capture, CapturedFrame, SourceSpec, VideoSource
+from scanner.clock import KioskClock
 from scanner.debounce import DEFAULT_COOLDOWN_S, Debouncer
 from scanner.decode import Decoded, DecodePipeline, make_decoder
 from scanner.door_hook import run_door_hook
@@ -49,6 +50,7 @@ logger = logging.getLogger(__name__)
 OUTBOX_FILE = "outbox.sqlite3"
 TRUST_FILE = "trust.json"
 GATE_FILE = "gate.json"
+CLOCK_FILE = "clock.json"
 MAX_SENT_CHARS = 8192
 TRUST_MIN_INTERVAL_S = 5.0
 SESSION_TIMEOUT = aiohttp.ClientTimeout(total=15, sock_connect=5)  # not the socket's life
@@ -96,6 +98,7 @@ class Kiosk:
         self.trust = TrustCache(data / TRUST_FILE)
         self.trust.load()
         self.gate = _load_gate(data / GATE_FILE)
+        self.clock = KioskClock(data / CLOCK_FILE)
         self.debouncer = Debouncer(cooldown=config.cooldown)
         self.stop = asyncio.Event()
         self.source_done = asyncio.Event()
@@ -150,6 +153,7 @@ class Kiosk:
                     cfg.token,
                     self.scans,
                     on_hello=self._hello,
+                    on_time=lambda msg: self.clock.observe(msg, datetime.now(UTC)),
                     heartbeat=self.heartbeat,
                     heartbeat_s=cfg.heartbeat_s,
                 )
@@ -240,6 +244,8 @@ class Kiosk:
                 site_id=self.gate.site_id if self.gate else None,
                 now=datetime.now(UTC),
                 direction=way,
+                skew=self.clock.correction,
+                printed=self.gate.static_pass if self.gate else "allow",
             )
             await self.scans.judged_offline(scan, verdict.decision, verdict.reason)
         self._show(scan, verdict, seen)
@@ -288,6 +294,7 @@ class Kiosk:
     # --- link callbacks -------------------------------------------------------------
 
     def _hello(self, msg: Message) -> None:
+        self.clock.observe(msg, datetime.now(UTC))
         try:
             gate = GateInfo.from_hello(msg)
         except ValueError as e:
@@ -315,6 +322,8 @@ class Kiosk:
             "outbox_depth": self.outbox.depth,
             "camera_up": stats.camera_up,
             "offline_mode": not self.link.live,
+            "sent_at": datetime.now(UTC).isoformat(),
+            "clock_skew_ms": self.clock.skew_ms,
         }
 
     # --- background -----------------------------------------------------------------
@@ -359,6 +368,7 @@ class Kiosk:
                         offline_policy=self.offline_policy,
                         camera_up=self.capture.stats.camera_up,
                         gate_name=self.gate.gate_name if self.gate else "",
+                        clock_skew_s=self.clock.warning_s,
                     )
                 )
             await asyncio.sleep(0.25)

@@ -48,6 +48,7 @@ class Link:
         on_hello: Callable[[Message], None],
         heartbeat: Callable[[], dict[str, Any]],
         on_error: Callable[[Message], None] | None = None,
+        on_time: Callable[[Message], None] | None = None,
         heartbeat_s: float = 5.0,
         retry_s: float = 5.0,
         backoff_first: float = 0.5,
@@ -61,6 +62,7 @@ class Link:
         life.attach(self)  # the scans' owner sends through this link
         self.on_hello = on_hello
         self.on_error = on_error  # an observer of the service's errors (the chaos fleet)
+        self.on_time = on_time  # the service's clock, answering a heartbeat (scanner/clock.py)
         self.heartbeat = heartbeat
         self.heartbeat_s = heartbeat_s
         self.retry_s = retry_s  # a scan sent without an answer is replayed after this
@@ -204,6 +206,8 @@ class Link:
                 await self._error(data)
             elif kind == "hello":
                 self.on_hello(data)
+            elif kind == "time" and self.on_time is not None:
+                self.on_time(data)
         if ws.close_code == POLICY_VIOLATION:  # see docs/protocol.md, "Limits"
             logger.error("the service closed this socket: a newer one uses the same token")
         raise ConnectionError(f"socket closed ({ws.close_code})")

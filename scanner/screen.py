@@ -87,6 +87,7 @@ class Status:
     camera_up: bool = True
     gate_name: str = ""
     connecting: bool = False  # not online yet, and no connection attempt has failed
+    clock_skew_s: float | None = None  # set when the clock is too far off the service's
 
 
 BANNER_SHARE = 0.6  # of the screen's height, below the status bar
@@ -234,6 +235,10 @@ def _status_bar(font_path: str, width: int, height: int, status: Status) -> Fram
     parts = [mode, f"Khi mất mạng: {vi} / Offline: {en}"]
     if not status.camera_up:
         parts.append("Mất camera / No camera")
+    if status.clock_skew_s is not None:
+        parts.append(
+            f"Đồng hồ lệch {status.clock_skew_s:+.0f} s / Clock off by {status.clock_skew_s:+.0f} s"
+        )
     if status.gate_name:
         parts.append(status.gate_name)
     text = "   ".join(parts)

@@ -17,8 +17,8 @@ from datetime import UTC, datetime, timedelta
 from playwright.async_api import Browser, Page, expect
 
 from service.web.auth import Role
-from tests.factory import Factory
 from tests.declaring import declaration
+from tests.factory import Factory
 from tests.health_helpers import Client, call, declare, door, make_desk
 from tests.test_console_browser import (  # noqa: F401 (browser is a fixture)
     base_url,

@@ -134,6 +134,8 @@ async def test_heartbeats_carry_the_kiosk_health(
         "outbox_depth",
         "camera_up",
         "offline_mode",
+        "sent_at",  # the service answers it with its time: the kiosk's clock skew
+        "clock_skew_ms",
     }
     assert beat["decode_attempts"] > 0
     assert beat["decode_successes"] > 0

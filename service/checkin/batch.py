@@ -23,8 +23,9 @@ from uuid import UUID, uuid5
 import asyncpg
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from checkin_core.passes import PassClaims, PassError, check_claims
+from checkin_core.passes import PassClaims, PassError
 from checkin_core.reasons import REASONS, headline, message, short_name
+from checkin_core.rotating import check_presented
 from service.checkin.decision import (
     GateInfo,
     PassState,
@@ -379,7 +380,7 @@ def _decide_one(
     error = auth_error
     if claims is not None and error is None:
         try:
-            check_claims(claims, now=check_at, site_id=gate.site_id)
+            check_presented(claims, now=check_at, site_id=gate.site_id)
         except PassError as e:
             error = e.reason.value
     # claims are set exactly when the signature is genuine (auth_error is None).

@@ -45,6 +45,7 @@ KINDS = frozenset(
         "health_case",
         "suspension",
         "suspension_cleared",
+        "id_check",
     }
 )
 

@@ -25,3 +25,7 @@ class CheckinRules(BaseModel):
     # A guard may let a denied person in once only this soon after the scan (the person
     # is still at the door); the console raises alerts only for denials this recent.
     override_window_s: Annotated[int, Field(ge=30, le=3600)] = 300
+    # A printed or saved pass (not a phone's rotating code): allow it; guard_check:
+    # the kiosk says "Check ID" and a guard confirms with one tap in the console;
+    # deny: this site takes rotating codes only.
+    static_pass: Literal["allow", "guard_check", "deny"] = "guard_check"
