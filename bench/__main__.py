@@ -4,11 +4,14 @@
                               [--consoles 1,100] [--fanout-rate 20] [--seconds 10]
                               [--attack-kiosks 200] [--attack-seconds 10]
                               [--attack-events 1000000]
-                              [--attacks-only] [--quick] [--out docs/benchmarks.md]
+                              [--attacks-only] [--rotating-only] [--quick]
+                              [--out docs/benchmarks.md]
 
 `--attacks-only` runs only the attack benchmark (the door's latency, quiet and under
 each attack; about 3 minutes) and replaces its section and its summary rows in --out,
-keeping the rest of the file.
+keeping the rest of the file. `--rotating-only` runs only the rotating pass check's
+cost per scan on the kiosk (bench/rotating_bench.py, a few seconds) and replaces its
+section.
 
 Each figure is reported next to a ceiling measured in the same run (pgbench running
 the same check-in SQL; a raw LISTEN/NOTIFY round trip; PostgreSQL's own COPY), as a
@@ -38,6 +41,7 @@ from bench import (
     export_bench,
     fanout_bench,
     health_bench,
+    rotating_bench,
     summary,
     trace_bench,
 )
@@ -85,6 +89,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--attacks-only", action="store_true", help="only the attack benchmark (see above)"
     )
+    parser.add_argument(
+        "--rotating-only", action="store_true", help="only the rotating pass check (see above)"
+    )
     parser.add_argument("--quick", action="store_true", help="fewer photos, shorter runs")
     parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "docs" / "benchmarks.md")
     args = parser.parse_args(argv)
@@ -102,6 +109,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         5.0 if args.quick else args.attack_seconds,
         100_000 if args.quick else args.attack_events,
     )
+    if args.rotating_only:
+        rotating = rotating_bench.run()
+        rotating_bench.write(args.out, rotating_bench.section(rotating, command))
+        sys.stdout.write(rotating_bench.section(rotating, command))
+        return 0
     if args.attacks_only:
         started = time.monotonic()
         attacks = attack_bench.run(*attack_args)
@@ -130,6 +142,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     steps.next("decode: photographs and 720p throughput")
     decode = decode_bench.run(args.photos, quick=args.quick)
+    rotating = rotating_bench.run()
     steps.next("attacks: kiosk latency, quiet and under each attack")
     attack_started = time.monotonic()
     attacks = attack_bench.run(*attack_args)
@@ -227,6 +240,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "## Decoding",
             "",
             decode_bench.to_markdown(decode),
+            "",
+            rotating_bench.section(rotating, command),
             "",
         ]
     )
