@@ -41,7 +41,10 @@ async def shown_code(page: Page) -> str:
 
 
 async def test_the_phone_pass_rotates_and_shows_offline(
-    client: Client, app: web.Application, factory: Factory, browser: Browser
+    client: Client,
+    app: web.Application,
+    factory: Factory,
+    browser: Browser,  # noqa: F811
 ) -> None:
     door = await make_door(factory)
     hold_key(app, door.key)
