@@ -66,6 +66,13 @@ async def test_bind_needs_the_links_key_and_a_valid_key(
         json={"device_key": "short"},
     )
     assert bad.status == 422
+    # "Add to home screen" opens this pass's page; without the link's key, nothing.
+    key = link_key(app, pass_id)
+    manifest = await client.get(f"/passes/{pass_id}/manifest.webmanifest", params={"key": key})
+    assert manifest.status == 200
+    start = (await manifest.json(content_type=None))["start_url"]
+    assert start == f"/passes/{pass_id}/phone?key={key}"
+    assert (await client.get(f"/passes/{pass_id}/manifest.webmanifest")).status == 404
 
 
 async def test_the_service_denies_an_old_code_and_applies_static_pass(

@@ -36,7 +36,7 @@ from service.platform.db import DB_KEY
 from service.platform.errors import worded_error
 from service.web.auth import public
 from service.web.openapi import Q_LANG, documented, q_text
-from service.web.pages import CSP, STATIC_DIR, Markup, page, render
+from service.web.pages import CSP, STATIC_DIR, Markup, esc, page, render
 from service.web.public_limit import limit_public
 from service.web.validation import read_model
 
@@ -130,7 +130,7 @@ async def phone_page(request: web.Request) -> web.Response:
         )
     )
     head = Markup(
-        f'<link rel="manifest" href="{base}/manifest.webmanifest?key={key}">\n'
+        f'<link rel="manifest" href="{esc(base)}/manifest.webmanifest?key={esc(key)}">\n'
         '<meta name="theme-color" content="#0b5">\n'
         '<script src="/static/qrcode-generator.js" defer></script>\n'
         '<script src="/static/pass-phone.js" defer></script>\n'
@@ -179,6 +179,8 @@ async def manifest(request: web.Request) -> web.Response:
     limit_public(request)
     pass_id = request.match_info["pass_id"]
     key = request.query.get("key", "")
+    if not request.app[PASS_LINKS_KEY].valid(uuid.UUID(pass_id), key):
+        raise worded_error(404, "pass_not_found", WORDS["not_found"][0], "No such pass.")
     doc = {
         "name": _both("title"),
         "short_name": "Mã QR / Pass",
