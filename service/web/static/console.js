@@ -14,6 +14,7 @@
   const DOOR_KINDS = new Set([
     "scan",
     "override",
+    "id_check",
     "manual_exit",
     "door_correction",
     "deny_list_add",
