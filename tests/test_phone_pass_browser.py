@@ -92,3 +92,33 @@ async def test_the_phone_pass_rotates_and_shows_offline(
     offline = await shown_code(page)
     assert authenticate_any(offline, trust).pass_id == pass_id
     await context.close()
+
+
+# A browser whose WebCrypto has no Ed25519 (Safari before 17, Chrome before 137).
+NO_ED25519 = """
+const generate = crypto.subtle.generateKey.bind(crypto.subtle);
+crypto.subtle.generateKey = (algorithm, ...rest) =>
+  algorithm && algorithm.name === "Ed25519"
+    ? Promise.reject(new DOMException("Unrecognized name", "NotSupportedError"))
+    : generate(algorithm, ...rest);
+"""
+
+
+async def test_without_ed25519_in_webcrypto_the_vendored_library_signs(
+    client: Client,
+    app: web.Application,
+    factory: Factory,
+    browser: Browser,  # noqa: F811
+) -> None:
+    door = await make_door(factory)
+    hold_key(app, door.key)
+    pass_id, _ = await factory.issued_pass(door.key, door.site_id)
+    context = await browser.new_context(viewport={"width": 390, "height": 844})
+    await context.add_init_script(NO_ED25519)
+    page = await context.new_page()
+    page.set_default_timeout(UI_TIMEOUT_MS)
+    await page.goto(f"{base_url(client)}/passes/{pass_id}/phone?key={link_key(app, pass_id)}")
+    await expect(page.locator("#rotating-qr canvas")).to_be_visible()
+    claims = authenticate_any(await shown_code(page), TrustList([door.key.trusted_key()]))
+    assert isinstance(claims, RotatingClaims) and claims.pass_id == pass_id
+    await context.close()
