@@ -29,6 +29,7 @@ from service.sites.door_rules import CheckinRules
 from service.web.auth import Principal, Role, principal, requires
 from service.web.field_errors import field_errors
 from service.web.openapi import documented
+from service.web.text import Text
 from service.web.token_usage import TOKEN_USAGE_KEY
 from service.web.validation import read_json, validate
 
@@ -54,7 +55,7 @@ class Heartbeat(BaseModel):
     offline_mode: bool = False
     # The kiosk's clock: when it sent this (echoed back over the socket, for the skew),
     # and the service's clock minus its own as it last measured it.
-    sent_at: Annotated[str, Field(max_length=40)] | None = None
+    sent_at: Annotated[str, Text(40)] | None = None
     clock_skew_ms: Annotated[int, Field(ge=-(10**10), le=10**10)] | None = None
 
 
