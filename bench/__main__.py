@@ -5,7 +5,8 @@
                               [--attack-kiosks 200] [--attack-seconds 10]
                               [--attack-events 1000000]
                               [--attacks-only | --health-only | --sweep-only | --decode-only
-                               | --revocation-only] [--revocation-kiosks 100] [--quick]
+                               | --revocation-only | --rotating-only] [--revocation-kiosks 100]
+                              [--quick]
                               [--out docs/benchmarks.md]
 
 `--attacks-only` runs only the attack benchmark (the door's latency, quiet and under
@@ -14,7 +15,8 @@ keeping the rest of the file. `--health-only` does the same for the health desk'
 benchmark (re-screen of 100,000 declarations, a case's trace + suspend over 1,000,000
 events; about 2 minutes), `--sweep-only` for the automatic check-out sweep over 100,000
 open stays, `--decode-only` for decoding, and `--revocation-only` for a pass revoked to
-every connected kiosk knowing it (about a minute).
+every connected kiosk knowing it (about a minute), and `--rotating-only` for the
+rotating pass check's cost per scan on the kiosk (a few seconds).
 
 Each figure is reported next to a ceiling measured in the same run (pgbench running
 the same check-in SQL; a raw LISTEN/NOTIFY round trip; PostgreSQL's own COPY), as a
@@ -45,6 +47,7 @@ from bench import (
     fanout_bench,
     health_bench,
     revocation_bench,
+    rotating_bench,
     summary,
     sweep_bench,
     trace_bench,
@@ -109,6 +112,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--revocation-only", action="store_true", help="only the revocation benchmark"
     )
     parser.add_argument("--revocation-kiosks", type=int, default=100, help="kiosks told")
+    parser.add_argument(
+        "--rotating-only", action="store_true", help="only the rotating pass check (see above)"
+    )
     parser.add_argument("--quick", action="store_true", help="fewer photos, shorter runs")
     parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "docs" / "benchmarks.md")
     args = parser.parse_args(argv)
@@ -133,6 +139,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         sys.stdout.write(revocation_bench.to_markdown(revocation) + "\n")
         checkin_bench.log(f"updated the revocation section of {args.out}")
+        return 0
+    if args.rotating_only:
+        rotating = rotating_bench.run()
+        section = rotating_bench.section(rotating, command)
+        write_section(args.out, section, [], (), None)
+        sys.stdout.write(section)
         return 0
     if args.attacks_only:
         started = time.monotonic()
@@ -190,6 +202,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     sweep = sweep_bench.measure()
     steps.next("decode: photographs and 720p throughput")
     decode = decode_bench.run(args.photos, quick=args.quick, hog=True)
+    rotating = rotating_bench.run()
     steps.next("attacks: kiosk latency, quiet and under each attack")
     attack_started = time.monotonic()
     attacks = attack_bench.run(*attack_args)
@@ -279,6 +292,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "",
             sweep_bench.section(sweep, command),
             decode_section(decode, command, None),
+            "",
+            rotating_bench.section(rotating, command),
             "",
         ]
     )

@@ -102,6 +102,7 @@ class PassErrorReason(StrEnum):
     EXPIRED = "expired"
     NOT_YET_VALID = "not_yet_valid"
     WRONG_SITE = "wrong_site"
+    CODE_EXPIRED = "code_expired"  # a rotating code outside its time window (rotating.py)
 
 
 class PassError(Exception):

@@ -24,6 +24,7 @@ REASONS: dict[str, tuple[Verdict, str, str]] = {
     "welcome": ("allow", "Mời vào", "Welcome"),
     "goodbye": ("allow", "Tạm biệt, hẹn gặp lại", "Goodbye, see you again"),
     "override_allowed": ("allow", "Bảo vệ đã cho phép đi qua", "Allowed by the guard"),
+    "id_checked": ("allow", "Bảo vệ đã kiểm tra giấy tờ", "ID checked by the guard"),
     "offline_allowed": (
         "allow",
         "Mã QR hợp lệ (kiểm tra ngoại tuyến)",
@@ -40,6 +41,18 @@ REASONS: dict[str, tuple[Verdict, str, str]] = {
     ),
     "not_yet_valid": ("deny", "Mã QR chưa đến thời gian hiệu lực", "Pass not valid yet"),
     "wrong_site": ("deny", "Mã QR không dùng cho trụ sở này", "Pass is for another site"),
+    "code_expired": (
+        "deny",
+        "Mã đã hết hạn — mở lại trang mã QR",
+        "Code expired — reopen your pass page",
+    ),
+    # a printed or saved pass (not a rotating one), by the site rule static_pass
+    "guard_check": ("deny", "Kiểm tra giấy tờ", "Check ID"),
+    "static_pass_refused": (
+        "deny",
+        "Trụ sở chỉ nhận mã QR trên điện thoại (trang mã QR)",
+        "Only the phone pass page is accepted here",
+    ),
     "pass_unknown": ("deny", "Không tìm thấy mã QR này", "Pass not found"),
     "pass_revoked": ("deny", "Mã QR đã bị thu hồi", "Pass revoked"),
     "pass_superseded": ("deny", "Mã QR cũ; hãy dùng mã mới nhất", "Old pass; show your newest one"),

@@ -26,6 +26,7 @@ import aiohttp
 
 from checkin_core.aio import wait_for_event
 from scanner.capture import CAMERA_RESOLUTION, Capture, CapturedFrame, SourceSpec, VideoSource
+from scanner.clock import KioskClock
 from scanner.debounce import DEFAULT_COOLDOWN_S, Debouncer
 from scanner.decode import Decoded, DecodePipeline, config_for
 from scanner.door_hook import run_door_hook
@@ -51,6 +52,7 @@ OUTBOX_FILE = "outbox.sqlite3"
 KNOWLEDGE_FILE = "knowledge.sqlite3"
 TRUST_FILE = "trust.json"
 GATE_FILE = "gate.json"
+CLOCK_FILE = "clock.json"
 MAX_SENT_CHARS = 8192
 TRUST_MIN_INTERVAL_S = 5.0
 SESSION_TIMEOUT = aiohttp.ClientTimeout(total=15, sock_connect=5)  # not the socket's life
@@ -100,6 +102,7 @@ class Kiosk:
         self.trust.load()
         self.gate = _load_gate(data / GATE_FILE)
         self.knowledge = KnowledgeSync(data / KNOWLEDGE_FILE)
+        self.clock = KioskClock(data / CLOCK_FILE)
         self.debouncer = Debouncer(cooldown=config.cooldown)
         self.stop = asyncio.Event()
         self.source_done = asyncio.Event()
@@ -160,6 +163,7 @@ class Kiosk:
                     cfg.token,
                     self.scans,
                     on_hello=self._hello,
+                    on_time=lambda msg: self.clock.observe(msg, datetime.now(UTC)),
                     heartbeat=self.heartbeat,
                     heartbeat_s=cfg.heartbeat_s,
                     on_knowledge=self.knowledge.pushed,
@@ -257,6 +261,8 @@ class Kiosk:
                 now=datetime.now(UTC),
                 direction=way,
                 knowledge=self.knowledge.knowledge,
+                skew=self.clock.correction,
+                printed=self.gate.static_pass if self.gate else "allow",
             )
             await self.scans.judged_offline(scan, verdict.decision, verdict.reason)
         self._show(scan, verdict, seen)
@@ -305,6 +311,7 @@ class Kiosk:
     # --- link callbacks -------------------------------------------------------------
 
     def _hello(self, msg: Message) -> None:
+        self.clock.observe(msg, datetime.now(UTC))
         try:
             gate = GateInfo.from_hello(msg)
         except ValueError as e:
@@ -337,6 +344,8 @@ class Kiosk:
             "camera_fps": min(stats.camera_fps, 1000.0),
             "offline_mode": not self.link.live,
             "knowledge_age_s": self.knowledge.beat(self.link.connects, self.link.connected),
+            "sent_at": datetime.now(UTC).isoformat(),
+            "clock_skew_ms": self.clock.skew_ms,
         }
 
     # --- background -----------------------------------------------------------------
@@ -383,6 +392,7 @@ class Kiosk:
                         hold_still=self.worker.hold_still,
                         gate_name=self.gate.gate_name if self.gate else "",
                         knowledge_age_s=self.knowledge.knowledge.age_s(datetime.now(UTC)),
+                        clock_skew_s=self.clock.warning_s,
                     )
                 )
             await asyncio.sleep(0.25)

@@ -49,6 +49,7 @@ class Link:
         heartbeat: Callable[[], dict[str, Any]],
         on_error: Callable[[Message], None] | None = None,
         on_knowledge: Callable[[Message], None] | None = None,
+        on_time: Callable[[Message], None] | None = None,
         heartbeat_s: float = 5.0,
         retry_s: float = 5.0,
         backoff_first: float = 0.5,
@@ -63,6 +64,7 @@ class Link:
         self.on_hello = on_hello
         self.on_error = on_error  # an observer of the service's errors (the chaos fleet)
         self.on_knowledge = on_knowledge  # changes to what kiosks know (scanner.knowledge)
+        self.on_time = on_time  # the service's clock, answering a heartbeat (scanner/clock.py)
         self.heartbeat = heartbeat
         self.heartbeat_s = heartbeat_s
         self.retry_s = retry_s  # a scan sent without an answer is replayed after this
@@ -208,6 +210,8 @@ class Link:
                 self.on_knowledge(data)
             elif kind == "hello":
                 self.on_hello(data)
+            elif kind == "time" and self.on_time is not None:
+                self.on_time(data)
         if ws.close_code == POLICY_VIOLATION:  # see docs/protocol.md, "Limits"
             logger.error("the service closed this socket: a newer one uses the same token")
         raise ConnectionError(f"socket closed ({ws.close_code})")

@@ -89,6 +89,7 @@ class Status:
     connecting: bool = False  # not online yet, and no connection attempt has failed
     hold_still: bool = False  # a code is in view but too blurred to read
     knowledge_age_s: float | None = None  # scanner.knowledge; None: no copy yet
+    clock_skew_s: float | None = None  # set when the clock is too far off the service's
 
 
 BANNER_SHARE = 0.6  # of the screen's height, below the status bar
@@ -239,6 +240,10 @@ def _status_bar(font_path: str, width: int, height: int, status: Status) -> Fram
         parts.append("Mất camera / No camera")
     if status.hold_still:
         parts.insert(0, HOLD_STILL)
+    if status.clock_skew_s is not None:
+        parts.append(
+            f"Đồng hồ lệch {status.clock_skew_s:+.0f} s / Clock off by {status.clock_skew_s:+.0f} s"
+        )
     if status.gate_name:
         parts.append(status.gate_name)
     text = "   ".join(parts)

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
 from checkin_core.keys import TrustList
-from checkin_core.passes import PassError, PassErrorReason, authenticate_pass, verify_pass
+from checkin_core.passes import PassError, PassErrorReason
 from checkin_core.reasons import REASONS, headline, message
+from checkin_core.rotating import authenticate_any, check_presented, is_rotating
 
 if TYPE_CHECKING:
     from scanner.knowledge import Knowledge
@@ -39,6 +40,8 @@ class GateInfo:
     offline_policy: OfflinePolicy
     site_id: int
     site_name: str
+    # The site's rule for printed passes (door_rules); a service too old to say: as before.
+    static_pass: str = "allow"
 
     @classmethod
     def from_hello(cls, msg: Mapping[str, Any]) -> GateInfo:
@@ -52,6 +55,7 @@ class GateInfo:
                 offline_policy=gate["offline_policy"],
                 site_id=int(site["id"]),
                 site_name=str(site.get("name", "")),
+                static_pass=str(site.get("static_pass", "allow")),
             )
         except (KeyError, TypeError, ValueError) as e:
             raise ValueError(f"bad hello message: {e!r}") from e
@@ -72,7 +76,7 @@ class GateInfo:
                 "direction": self.direction,
                 "offline_policy": self.offline_policy,
             },
-            "site": {"id": self.site_id, "name": self.site_name},
+            "site": {"id": self.site_id, "name": self.site_name, "static_pass": self.static_pass},
         }
 
 
@@ -140,7 +144,7 @@ def certain_rejection(payload: str, trust: TrustList) -> str | None:
     list was fetched, so the kiosk waits for the service (or the offline policy).
     """
     try:
-        authenticate_pass(payload, trust)
+        authenticate_any(payload, trust)
     except PassError as e:
         if e.reason in _CERTAIN:
             return str(e.reason)
@@ -156,19 +160,29 @@ def judge_offline(
     now: datetime,
     direction: str | None = None,
     knowledge: Knowledge | None = None,
+    skew: timedelta = timedelta(0),
+    printed: str = "allow",
 ) -> Verdict:
     """The kiosk's verdict while the service cannot be reached; ``direction`` is the
-    gate's way (``GateInfo.way``), for the words. With ``knowledge`` (the kiosk's
-    copy, scanner.knowledge) a valid pass is also checked against what the kiosk
-    knows: revoked, suspended, deny-listed, just used here, or the copy too old."""
+    gate's way (``GateInfo.way``), for the words; ``skew`` the service's clock minus
+    this kiosk's (a rotating code's time step is judged on the service's time);
+    ``printed`` the site's rule for a static pass (``GateInfo.static_pass``). With
+    ``knowledge`` (the kiosk's copy, scanner.knowledge) a valid pass is also checked
+    against what the kiosk knows: revoked, suspended, deny-listed, just used here, or
+    the copy too old."""
     if policy != "verify-offline" or site_id is None or len(trust) == 0:
         return Verdict.of_reason("offline_denied", "offline", direction)
     try:
-        claims = verify_pass(payload, trust, now=now, site_id=site_id)
+        claims = check_presented(
+            authenticate_any(payload, trust), now=now, site_id=site_id, skew=skew
+        )
     except PassError as e:
         return Verdict.of_reason(str(e.reason), "offline", direction)
     if knowledge is not None:
         refused = knowledge.refusal(str(claims.pass_id), now=now, direction=direction)
         if refused is not None:
             return Verdict.of_reason(refused, "offline", direction)
+    if not is_rotating(payload) and printed != "allow":
+        reason = "guard_check" if printed == "guard_check" else "static_pass_refused"
+        return Verdict.of_reason(reason, "offline", direction)
     return Verdict.of_reason("offline_allowed", "offline", direction)

@@ -13,7 +13,7 @@ from service.checkin.kiosk_limits import KIOSK_LIMITS_KEY, KioskLimits
 from service.checkin.kiosk_push import knowledge_push_context
 from service.console import feed as console_feed
 from service.console import pages as console_pages
-from service.declarations import filing, form, result_page
+from service.declarations import filing, form, phone_page, result_page
 from service.door import actions as door_actions
 from service.door import occupancy, overrides, roll_call
 from service.door.auto_checkout import auto_checkout_context
@@ -82,6 +82,7 @@ def create_app(*, settings: Settings) -> web.Application:
     app.add_routes(rules.routes())
     app.add_routes(form.routes())
     app.add_routes(result_page.routes())
+    app.add_routes(phone_page.routes())
     app.add_routes(kiosk_stream.routes())
     app.add_routes(kiosk_sync.routes())
     app.add_routes(console_feed.routes())

@@ -28,13 +28,23 @@ class Factory:
         return self._n
 
     async def site(self, **overrides: Any) -> int:
-        values = {"code": f"site-{self._next()}", "name": "Trụ sở", "capacity": None} | overrides
+        # Printed passes are let in here unless a test says otherwise (static_pass); the
+        # site default, guard_check, is tested where it matters (tests/test_rotating.py).
+        values = {
+            "code": f"site-{self._next()}",
+            "name": "Trụ sở",
+            "capacity": None,
+            "checkin_rules": '{"static_pass": "allow"}',
+        } | overrides
         return int(
             await self.conn.fetchval(
-                "INSERT INTO sites (code, name, capacity) VALUES ($1, $2, $3) RETURNING id",
+                "INSERT INTO sites (code, name, capacity, checkin_rules)"
+                " VALUES ($1, $2, $3, $4::text::jsonb)"
+                " RETURNING id",
                 values["code"],
                 values["name"],
                 values["capacity"],
+                values["checkin_rules"],
             )
         )
 

@@ -190,7 +190,9 @@ async def test_anti_passback_warn_mode_allows_with_a_warning(
     client: TestClient[Any, Any], factory: Factory, door: Door, conn: asyncpg.Connection
 ) -> None:
     await conn.execute(
-        'UPDATE sites SET checkin_rules = \'{"anti_passback": "warn"}\' WHERE id = $1', door.site_id
+        'UPDATE sites SET checkin_rules = checkin_rules || \'{"anti_passback": "warn"}\''
+        " WHERE id = $1",
+        door.site_id,
     )
     payload = await valid_pass(factory, door)
     await scan(client, door.kiosk[door.entrance], payload)
@@ -207,7 +209,9 @@ async def test_the_same_pass_at_two_gates_is_a_shared_pass(
     client: TestClient[Any, Any], factory: Factory, door: Door, conn: asyncpg.Connection
 ) -> None:
     await conn.execute(
-        'UPDATE sites SET checkin_rules = \'{"anti_passback": "warn"}\' WHERE id = $1', door.site_id
+        'UPDATE sites SET checkin_rules = checkin_rules || \'{"anti_passback": "warn"}\''
+        " WHERE id = $1",
+        door.site_id,
     )
     payload = await valid_pass(factory, door)
     assert (await scan(client, door.kiosk[door.entrance], payload))["reason"] == "welcome"
@@ -287,7 +291,8 @@ async def test_batch_decides_exactly_as_one_by_one(
     had been decided one per transaction."""
     door = await make_door(factory, capacity=3)
     await conn.execute(
-        "UPDATE sites SET checkin_rules = '{\"shared_pass_window_s\": 600}' WHERE id = $1",
+        "UPDATE sites SET checkin_rules = checkin_rules || '{\"shared_pass_window_s\": 600}'"
+        " WHERE id = $1",
         door.site_id,
     )
     people = [await valid_pass(factory, door) for _ in range(5)]

@@ -138,6 +138,8 @@ async def test_heartbeats_carry_the_kiosk_health(
         "frame_height",
         "camera_fps",
         "knowledge_age_s",
+        "sent_at",  # the service answers it with its time: the kiosk's clock skew
+        "clock_skew_ms",
     }
     assert (beat["frame_width"], beat["frame_height"]) == (480, 360)  # what the source gave
     assert 0 <= beat["knowledge_age_s"] < 5  # synced on connect, kept fresh by the socket

@@ -237,6 +237,8 @@ BODIES: dict[str, Any] = {
     "ScanBatch": {"scans": [{"event_id": "{uuid}", "payload": "CG1:x", "seen_at": NOW}]},
     "Heartbeat": {"fps": 10},
     "OverrideIn": {"event_id": "{denied_event}", "reason": "đã kiểm tra"},
+    "IdCheckIn": {"event_id": "{denied_event}"},
+    "BindIn": {"device_key": "A" * 43},
     "ReasonIn": {"reason": "đã kiểm tra"},
     "DenyListIn": {"person_id": "{person}", "reason": "đã kiểm tra"},
     "AccountIn": {"username": "u{n}", "password": "long enough pass", "role": "guard"},

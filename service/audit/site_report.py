@@ -28,9 +28,9 @@ logger = logging.getLogger(__name__)
 SITE_SQL = "SELECT id, name, timezone FROM sites WHERE id = $1"
 REPORT_COUNTS_SQL = """
 SELECT
-    count(*) FILTER (WHERE kind IN ('scan', 'override') AND decision = 'allow'
+    count(*) FILTER (WHERE kind IN ('scan', 'override', 'id_check') AND decision = 'allow'
                      AND direction = 'in') AS entries,
-    count(*) FILTER (WHERE kind IN ('scan', 'override') AND decision = 'allow'
+    count(*) FILTER (WHERE kind IN ('scan', 'override', 'id_check') AND decision = 'allow'
                      AND direction = 'out') AS scanned_exits,
     count(*) FILTER (WHERE kind = 'manual_exit') AS manual_exits,
     count(*) FILTER (WHERE kind = 'scan' AND decision = 'deny') AS denials

@@ -19,8 +19,9 @@ from uuid import UUID
 
 import asyncpg
 
-from checkin_core.passes import PassClaims, PassError, check_claims
+from checkin_core.passes import PassClaims, PassError
 from checkin_core.reasons import REASONS, short_name
+from checkin_core.rotating import check_presented
 from service.checkin.decision import GateInfo, PassState, Verdict, apply, decide, resolve_direction
 from service.checkin.offline_breach import PASS_ERRORS, against_policy
 from service.checkin.plan import (
@@ -190,7 +191,7 @@ def _pass_error(
     if claims is None or auth_error is not None:
         return auth_error
     try:
-        check_claims(claims, now=at, site_id=gate.site_id)
+        check_presented(claims, now=at, site_id=gate.site_id)
     except PassError as e:
         return e.reason.value
     return None

@@ -15,6 +15,7 @@ from uuid import UUID
 from zoneinfo import ZoneInfo
 
 from checkin_core.passes import PassClaims
+from checkin_core.rotating import RotatingClaims
 from service.sites.door_rules import CheckinRules
 
 Direction = Literal["in", "out"]
@@ -151,6 +152,10 @@ def decide(
         return deny("declaration_expired")
     if not gate_is_open(gate, at):
         return deny("gate_closed")
+    if not isinstance(claims, RotatingClaims) and gate.rules.static_pass != "allow":
+        return deny(
+            "guard_check" if gate.rules.static_pass == "guard_check" else "static_pass_refused"
+        )
     recent = view.last_allowed.get(state.pass_id)
     window = timedelta(seconds=gate.rules.shared_pass_window_s)
     if (

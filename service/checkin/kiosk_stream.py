@@ -27,9 +27,11 @@ from service.identity.login_watch import LOGIN_WATCH_KEY, close_when_ended
 from service.platform.db import DB_KEY
 from service.platform.errors import UNAVAILABLE_ERRORS, ApiError
 from service.platform.settings import SETTINGS_KEY
+from service.sites.door_rules import CheckinRules
 from service.web.auth import Role, principal, requires
 from service.web.field_errors import field_errors
 from service.web.openapi import documented
+from service.web.text import Text
 from service.web.token_usage import TOKEN_USAGE_KEY
 from service.web.validation import read_json, validate
 
@@ -59,6 +61,10 @@ class Heartbeat(BaseModel):
     # Seconds since the kiosk's copy of what it must know offline was last complete
     # (None: it has none yet); see service/checkin/kiosk_sync.py.
     knowledge_age_s: Annotated[float, Field(ge=0, le=10**9)] | None = None
+    # The kiosk's clock: when it sent this (echoed back over the socket, for the skew),
+    # and the service's clock minus its own as it last measured it.
+    sent_at: Annotated[str, Text(40)] | None = None
+    clock_skew_ms: Annotated[int, Field(ge=-(10**10), le=10**10)] | None = None
 
 
 class ScanBatch(BaseModel):
@@ -68,7 +74,8 @@ class ScanBatch(BaseModel):
 
 
 GATE_HELLO_SQL = """
-SELECT g.id, g.name, g.direction, g.offline_policy, s.id AS site_id, s.name AS site_name
+SELECT g.id, g.name, g.direction, g.offline_policy, s.id AS site_id, s.name AS site_name,
+       s.checkin_rules
 FROM gates g JOIN sites s ON s.id = g.site_id WHERE g.id = $1
 """
 
@@ -130,7 +137,11 @@ async def kiosk_stream(request: web.Request) -> web.WebSocketResponse:
         {
             "type": "hello",
             "gate": {k: gate[k] for k in ("id", "name", "direction", "offline_policy")},
-            "site": {"id": gate["site_id"], "name": gate["site_name"]},
+            "site": {
+                "id": gate["site_id"],
+                "name": gate["site_name"],
+                "static_pass": CheckinRules.model_validate(gate["checkin_rules"]).static_pass,
+            },
             "server_time": datetime.now(UTC).isoformat(),
         }
     )
@@ -200,7 +211,11 @@ async def _handle(request: web.Request, ws: web.WebSocketResponse, text: str) ->
             scan = ScanIn.model_validate(body)
             await _send(ws, (await _decide(request, [scan]))[0])
         elif kind == "heartbeat":
-            await record_heartbeat(request, Heartbeat.model_validate(body))
+            beat = Heartbeat.model_validate(body)
+            if beat.sent_at is not None:  # the kiosk measures its clock's skew from this
+                now = datetime.now(UTC).isoformat()
+                await _send(ws, {"type": "time", "server_time": now, "sent_at": beat.sent_at})
+            await record_heartbeat(request, beat)
         else:
             await _send(ws, _error("invalid_message", "type must be 'scan' or 'heartbeat'."))
     except pydantic.ValidationError as e:

@@ -352,6 +352,7 @@ def pass_urls(app: web.Application, pass_id: uuid.UUID) -> dict[str, str]:
             ("qr_png_url", "pass_qr_png"),
             ("qr_svg_url", "pass_qr_svg"),
             ("print_url", "pass_print"),
+            ("phone_url", "pass_phone"),
         )
     }
 

@@ -144,6 +144,11 @@ T: dict[str, tuple[str, str]] = {
     ),
     "download": ("Tải ảnh mã QR (PNG)", "Download QR (PNG)"),
     "print": ("Trang in", "Printable page"),
+    "phone_pass": ("Mã QR trên điện thoại", "Pass on this phone"),
+    "phone_pass_hint": (
+        "Trên điện thoại, hãy mở mã QR xoay: ảnh chụp màn hình không dùng được thay bạn.",
+        "On a phone, open the rotating pass: a screenshot cannot be used in your place.",
+    ),
     "again": ("Khai báo lại", "Declare again"),
     "again_hint": (
         "Giữ liên kết này cho lần khai báo sau: chỉ người giữ nó mới khai báo lại thay cho "
@@ -704,6 +709,9 @@ def result_html(request: web.Request, lang: Lang, outcome: Outcome) -> Markup:
                 download=t("download", lang),
                 print_url=_with_lang(urls["print_url"], lang),
                 print=t("print", lang),
+                phone_url=_with_lang(urls["phone_url"], lang),
+                phone=t("phone_pass", lang),
+                phone_hint=t("phone_pass_hint", lang),
             )
         )
     validity, no_pass = _validity_html(lang, outcome)

@@ -9,6 +9,7 @@ through the same way since. Refusals carry their words in vi and en for the cons
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated
 from uuid import UUID
@@ -53,12 +54,13 @@ FROM events WHERE event_id = $1 AND kind = 'scan'
 SUPERSEDED_SQL = """
 SELECT EXISTS (SELECT 1 FROM events
                WHERE chain_id = $1 AND seq > $2 AND person_id = $3 AND direction = $4
-                 AND decision = 'allow' AND kind IN ('scan', 'override'))
+                 AND decision = 'allow' AND kind IN ('scan', 'override', 'id_check'))
 """
 SITE_RULES_SQL = "SELECT checkin_rules FROM sites WHERE id = $1"
 ALREADY_OVERRIDDEN_SQL = """
 SELECT 1 FROM events
-WHERE kind = 'override' AND chain_id = $1 AND person_id = $2 AND detail->>'overrides' = $3
+WHERE kind IN ('override', 'id_check') AND chain_id = $1 AND person_id = $2
+  AND detail->>'overrides' = $3
 """
 
 
@@ -82,6 +84,11 @@ def check_override_allowed(
             "Only an admin may let someone in whose pass is revoked, who is on the deny"
             " list or who is suspended.",
         )
+    check_still_at_door(scan, window_s, now)
+
+
+def check_still_at_door(scan: asyncpg.Record, window_s: int, now: datetime) -> None:
+    """Refuse a denial older than the site's override window: the person has gone."""
     detail = scan["detail"] or {}
     # An offline replay whose kiosk clock was not trusted: nobody knows when it was.
     unknown_time = "offline" in detail and detail.get("clock_skew")
@@ -101,9 +108,65 @@ async def create_override(request: web.Request) -> web.Response:
     the scan, for a person known at the site, for a denial a guard may override."""
     body = await read_model(request, OverrideIn)
     caller = principal(request)
+
+    def check(scan: asyncpg.Record, window_s: int, now: datetime) -> None:
+        check_override_allowed(caller, scan, window_s, now)
+
+    return await let_through(
+        request,
+        body.event_id,
+        body.person_id,
+        check,
+        kind="override",
+        reason="override_allowed",
+        detail={"reason": body.reason},
+    )
+
+
+class IdCheckIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    event_id: UUID  # the scan of a printed pass that the kiosk answered "Check ID"
+
+
+def check_id_check_allowed(scan: asyncpg.Record, window_s: int, now: datetime) -> None:
+    if "guard_check" not in denied_for(scan):
+        raise worded_error(
+            409,
+            "not_a_guard_check",
+            "Lượt quét này không chờ kiểm tra giấy tờ.",
+            "This scan is not waiting for an ID check.",
+        )
+    check_still_at_door(scan, window_s, now)
+
+
+@requires(Role.GUARD, Role.ADMIN)
+@documented(body=IdCheckIn)
+async def create_id_check(request: web.Request) -> web.Response:
+    """The guard saw the papers of someone with a printed pass (the site's static_pass
+    rule is guard_check): one tap lets them through, with the guard on record."""
+    body = await read_model(request, IdCheckIn)
+    return await let_through(
+        request, body.event_id, None, check_id_check_allowed, kind="id_check", reason="id_checked"
+    )
+
+
+async def let_through(
+    request: web.Request,
+    event_id: UUID,
+    named: int | None,
+    check: Callable[[asyncpg.Record, int, datetime], None],
+    *,
+    kind: str,
+    reason: str,
+    detail: dict[str, str] | None = None,
+) -> web.Response:
+    """Let the person of a recent denied scan through once: an event of ``kind`` with
+    the caller as actor, and their stay opened (or closed)."""
+    caller = principal(request)
     now = datetime.now(UTC)
     async with request.app[DB_KEY].connection() as conn, conn.transaction():
-        scan = await conn.fetchrow(DENIED_SCAN_SQL, body.event_id)
+        scan = await conn.fetchrow(DENIED_SCAN_SQL, event_id)
         if scan is None:
             raise worded_error(
                 404,
@@ -117,7 +180,7 @@ async def create_override(request: web.Request) -> web.Response:
             raise worded_error(
                 409, "not_denied", "Lượt quét này không bị từ chối.", "This scan was not denied."
             )
-        person_id = scan["person_id"] or body.person_id
+        person_id = scan["person_id"] or named
         if person_id is None:
             raise worded_error(
                 422,
@@ -130,9 +193,9 @@ async def create_override(request: web.Request) -> web.Response:
             raise person_not_found(person_id)
         person = await conn.fetchrow(PERSON_SQL, person_id)
         rules = CheckinRules.model_validate(await conn.fetchval(SITE_RULES_SQL, site_id))
-        check_override_allowed(caller, scan, rules.override_window_s, now)
+        check(scan, rules.override_window_s, now)
         heads = await lock_chains(conn, [site_id])
-        if await conn.fetchval(ALREADY_OVERRIDDEN_SQL, site_id, person_id, str(body.event_id)):
+        if await conn.fetchval(ALREADY_OVERRIDDEN_SQL, site_id, person_id, str(event_id)):
             raise worded_error(
                 409,
                 "already_overridden",
@@ -147,7 +210,7 @@ async def create_override(request: web.Request) -> web.Response:
                 "This person has gone through since this denial.",
             )
         event = NewEvent(
-            kind="override",
+            kind=kind,
             actor=caller.actor,
             occurred_at=now,
             site_id=site_id,
@@ -156,11 +219,11 @@ async def create_override(request: web.Request) -> web.Response:
             pass_id=scan["pass_id"],
             direction=scan["direction"],
             decision="allow",
-            reason="override_allowed",
+            reason=reason,
             detail={
-                "overrides": str(body.event_id),
+                "overrides": str(event_id),
                 "denied_for": scan["reason"],
-                "reason": body.reason,
+                **(detail or {}),
                 "name": short_name(person["full_name"]),
             },
         )
@@ -185,4 +248,7 @@ async def create_override(request: web.Request) -> web.Response:
 
 
 def routes() -> list[web.RouteDef]:
-    return [web.post("/api/v1/overrides", create_override, name="create_override")]
+    return [
+        web.post("/api/v1/overrides", create_override, name="create_override"),
+        web.post("/api/v1/id-checks", create_id_check, name="create_id_check"),
+    ]

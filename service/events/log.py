@@ -47,6 +47,7 @@ KINDS = frozenset(
         "suspension_cleared",
         "auto_exit",
         "presence_confirmed",
+        "id_check",
     }
 )
 

@@ -57,7 +57,7 @@ class PassLinks:
         return base64.urlsafe_b64encode(digest[:_KEY_BYTES]).rstrip(b"=").decode("ascii")
 
     def valid(self, pass_id: uuid.UUID, key: str | None) -> bool:
-        if not key or len(key) > 64:
+        if not key or len(key) > 64 or not key.isascii():  # compare_digest takes ASCII only
             return False
         return hmac.compare_digest(self.key_for(pass_id), key)
 

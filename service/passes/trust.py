@@ -13,7 +13,8 @@ from collections import OrderedDict
 import asyncpg
 
 from checkin_core.keys import TrustList
-from checkin_core.passes import PassClaims, PassError, authenticate_pass
+from checkin_core.passes import PassClaims, PassError
+from checkin_core.rotating import authenticate_any
 from service.passes.keys import trust_list
 
 Checked = tuple[PassClaims | None, str | None]  # claims if genuine; error reason if not
@@ -47,7 +48,7 @@ class PassAuthenticator:
             self._cache.move_to_end(payload)
             return found
         try:
-            result: Checked = (authenticate_pass(payload, self.trust), None)
+            result: Checked = (authenticate_any(payload, self.trust), None)
         except PassError as e:
             result = (None, e.reason.value)
             if e.reason == "unknown_key":

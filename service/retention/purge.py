@@ -41,7 +41,7 @@ DAILY_COUNTS_SQL = """
 WITH days AS (
     SELECT DISTINCT e.site_id, (e.occurred_at AT TIME ZONE s.timezone)::date AS day, s.timezone
     FROM events e JOIN sites s ON s.id = e.site_id
-    WHERE e.occurred_at < $1 AND e.kind IN ('scan', 'override', 'manual_exit')
+    WHERE e.occurred_at < $1 AND e.kind IN ('scan', 'override', 'id_check', 'manual_exit')
 ), todo AS (
     SELECT d.* FROM days d
     WHERE NOT EXISTS (SELECT 1 FROM daily_counts c WHERE c.site_id = d.site_id AND c.day = d.day)
@@ -54,7 +54,8 @@ INSERT INTO daily_counts (site_id, day, entries, exits, denials, peak_inside)
 SELECT b.site_id, b.day,
   (SELECT count(*) FROM events e WHERE e.site_id = b.site_id
      AND e.occurred_at >= b.day_start AND e.occurred_at < b.day_end
-     AND e.decision = 'allow' AND e.direction = 'in' AND e.kind IN ('scan', 'override')),
+     AND e.decision = 'allow' AND e.direction = 'in'
+     AND e.kind IN ('scan', 'override', 'id_check')),
   (SELECT count(*) FROM events e WHERE e.site_id = b.site_id
      AND e.occurred_at >= b.day_start AND e.occurred_at < b.day_end
      AND ((e.kind = 'scan' AND e.decision = 'allow' AND e.direction = 'out')

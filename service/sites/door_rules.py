@@ -64,3 +64,7 @@ class CheckinRules(BaseModel):
     # A kiosk whose copy of what it must know (revoked and suspended passes, the deny
     # list, these rules) is older than this denies everyone offline, whatever its policy.
     max_offline_age_s: Annotated[int, Field(ge=60, le=MAX_OFFLINE_AGE_MAX_S)] = 24 * 3600
+    # A printed or saved pass (not a phone's rotating code): allow it; guard_check:
+    # the kiosk says "Check ID" and a guard confirms with one tap in the console;
+    # deny: this site takes rotating codes only.
+    static_pass: Literal["allow", "guard_check", "deny"] = "guard_check"

@@ -83,6 +83,7 @@ def page(
     status: int = 200,
     css: str = "/static/declare.css",
     head: Markup | None = None,
+    csp: str = CSP,
 ) -> web.Response:
     text = render("base.html", lang=lang, title=title, body=body, css=css, head=head or Markup(""))
     return web.Response(
@@ -90,5 +91,5 @@ def page(
         status=status,
         content_type="text/html",
         charset="utf-8",
-        headers=PAGE_HEADERS,
+        headers=PAGE_HEADERS | {"Content-Security-Policy": csp},
     )

@@ -204,7 +204,7 @@ CREATE TABLE events (
                         'pass_revoked', 'declaration_reviewed', 'admin', 'export', 'trace', 'purge',
                         'door_correction', 'login_failed', 'login_locked', 'login_burst',
                         'official_test', 'health_case', 'suspension',
-                        'suspension_cleared', 'auto_exit', 'presence_confirmed')),
+                        'suspension_cleared', 'auto_exit', 'presence_confirmed', 'id_check')),
     occurred_at     timestamptz NOT NULL,
     recorded_at     timestamptz NOT NULL DEFAULT now(),
     site_id         bigint,

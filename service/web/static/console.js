@@ -14,6 +14,7 @@
   const DOOR_KINDS = new Set([
     "scan",
     "override",
+    "id_check",
     "manual_exit",
     "door_correction",
     "deny_list_add",
@@ -126,6 +127,10 @@
     camera_up: ["Tốt", "Up"],
     never: ["Chưa từng", "Never"],
     kiosk_silent: ["Máy quét mất tín hiệu", "Kiosk went silent"],
+    clock_skew: ["Lệch đồng hồ", "Clock skew"],
+    id_checked_button: ["Đã kiểm tra giấy tờ — cho qua", "ID checked — let through"],
+    id_check: ["Bảo vệ kiểm tra giấy tờ", "ID checked by the guard"],
+    kiosk_clock: ["Đồng hồ máy quét lệch quá nhiều", "Kiosk clock too far off"],
     login_burst: ["Nhiều lượt đăng nhập sai", "Many failed logins"],
     login_burst_detail: ["lượt trong", "attempts in"],
     addresses: ["địa chỉ", "addresses"],
@@ -344,9 +349,9 @@
       raiseSuspensionAlert(event);
     // Replayed when the kiosk is back, however late: the door opened when it must not have.
     if (event.offline_against_policy) raisePolicyAlert(event);
-    const moves = ["scan", "override", "manual_exit", "door_correction", "auto_exit", "presence_confirmed"];
+    const moves = ["scan", "override", "id_check", "manual_exit", "door_correction", "auto_exit", "presence_confirmed"];
     if (moves.includes(event.kind)) {
-      if (event.kind === "override") dropAlert(event.detail && event.detail.overrides);
+      if (["override", "id_check"].includes(event.kind)) dropAlert(event.detail && event.detail.overrides);
       refreshSoon();
     }
   }
@@ -363,7 +368,7 @@
   }
 
   function feedRow(event) {
-    const verdict = event.decision || (event.kind === "override" ? "allow" : null);
+    const verdict = event.decision || (["override", "id_check"].includes(event.kind) ? "allow" : null);
     const said = reasonText(event.reason, event.message_vi, event.message_en);
     const warned = warningText(event.warnings);
     const detail = event.detail || {};
@@ -371,6 +376,7 @@
     let label = `${t(event.kind)}${why}`;
     if (event.kind === "scan") label = warned ? `${said} (${warned})` : said;
     else if (event.kind === "override") label = `${said}${why}`; // "let in" or "let out"
+    else if (event.kind === "id_check") label = said;
     else if (event.kind.startsWith("suspension")) label = `${t(event.kind)}: ${t(`cause_${event.reason}`)}`;
     else if (event.kind === "declaration_reviewed")
       label = `${t(event.kind)}: ${t(detail.decision === "approve" ? "cleared" : "rejected")}${detail.note ? ` (${detail.note})` : ""}`;
@@ -437,6 +443,17 @@
       "aria-label": t("reason_ph"),
     });
     const message = el("span", { class: "alert-message", role: "alert" });
+    // A printed pass at a guard_check site: the papers seen, one tap lets them through.
+    const idCheck = async () => {
+      try {
+        await api("/api/v1/id-checks", { method: "POST", body: { event_id: event.event_id } });
+        dropAlert(event.event_id);
+      } catch (failure) {
+        message.textContent = `${t("override_refused")}: ${failure.text()}`;
+        message.dataset.code = failure.code;
+      }
+    };
+    const checkingId = event.reason === "guard_check" && event.person_id && mayOverride;
     const allow = async () => {
       const reason = reasonInput.value.trim();
       if (reason.length < 3) {
@@ -466,8 +483,11 @@
       el(
         "div",
         { class: "alert-actions" },
-        event.person_id && mayOverride ? reasonInput : null,
-        event.person_id && mayOverride
+        checkingId
+          ? el("button", { type: "button", class: "id-checked", onclick: idCheck }, t("id_checked_button"))
+          : null,
+        event.person_id && mayOverride && !checkingId ? reasonInput : null,
+        event.person_id && mayOverride && !checkingId
           ? el(
               "button",
               { type: "button", class: "allow-once", onclick: allow },
@@ -819,6 +839,7 @@
   // --- kiosk health -------------------------------------------------------------------
   let kiosks = [];
   const wasOnline = new Map();
+  const wasOff = new Map(); // token id -> its clock was too far off at the last look
   async function loadKiosks() {
     try {
       kiosks = (await api(`/api/v1/sites/${site.id}/kiosks`)).kiosks;
@@ -829,6 +850,12 @@
       if (wasOnline.get(kiosk.token_id) === true && !kiosk.online) raiseKioskAlert(kiosk);
       if (kiosk.online) dropAlert(`kiosk-${kiosk.token_id}`);
       wasOnline.set(kiosk.token_id, kiosk.online);
+      // As scanner/clock.py's SKEW_LIMIT: a rotating code's window is 15 s either side.
+      const skew = (kiosk.report || {}).clock_skew_ms;
+      const off = kiosk.online && typeof skew === "number" && Math.abs(skew) > CLOCK_SKEW_LIMIT_MS;
+      if (off && !wasOff.get(kiosk.token_id)) raiseClockAlert(kiosk, skew); // once, as it goes off
+      if (!off) dropAlert(`clock-${kiosk.token_id}`);
+      wasOff.set(kiosk.token_id, off);
     }
     renderKiosks();
   }
@@ -881,6 +908,31 @@
           { class: "alert-reason" },
           t(`cause_${event.reason}`),
           event.kind === "suspension" ? ` — ${reasonText(event.reason, event.message_vi, event.message_en)}` : "",
+        ),
+        el(
+          "div",
+          { class: "alert-actions" },
+          el("button", { type: "button", class: "dismiss ghost", onclick: () => dropAlert(key) }, t("dismiss")),
+        ),
+      ),
+    );
+  }
+
+  const CLOCK_SKEW_LIMIT_MS = 10000;
+  function skewText(ms) {
+    return typeof ms === "number" ? `${ms >= 0 ? "+" : "−"}${(Math.abs(ms) / 1000).toFixed(1)} s` : "—";
+  }
+  function raiseClockAlert(kiosk, skew) {
+    const key = `clock-${kiosk.token_id}`;
+    raise(key, () =>
+      el(
+        "div",
+        { class: "alert clock-alert", "data-kiosk": kiosk.token_id, role: "alert" },
+        el(
+          "div",
+          { class: "alert-head" },
+          el("strong", {}, `⚠ ${t("kiosk_clock")}: ${skewText(skew)}`),
+          el("span", {}, ` · ${kiosk.label || `#${kiosk.token_id}`} · ${kiosk.gate_name}`),
         ),
         el(
           "div",
@@ -1011,6 +1063,11 @@
             "td",
             {},
             report.camera_up === undefined ? "—" : t(report.camera_up ? "camera_up" : "camera_down"),
+          ),
+          el(
+            "td",
+            { class: Math.abs(report.clock_skew_ms || 0) > CLOCK_SKEW_LIMIT_MS ? "clock-skew deny" : "clock-skew" },
+            skewText(report.clock_skew_ms),
           ),
         );
       }),
