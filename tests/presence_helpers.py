@@ -71,8 +71,11 @@ async def sweep(app: web.Application) -> SweepReport:
 
 
 async def set_door_rules(client: Client, door: Door, **rules: Any) -> dict[str, Any]:
+    """PUT replaces the whole rules: printed passes stay let in, as tests/factory.py
+    makes sites, unless the test sets static_pass itself."""
+    body = {"static_pass": "allow", **rules}
     resp = await client.put(
-        f"/api/v1/sites/{door.site_id}/door-rules", json=rules, headers=bearer(door.admin)
+        f"/api/v1/sites/{door.site_id}/door-rules", json=body, headers=bearer(door.admin)
     )
     assert resp.status == 200, await resp.text()
     body: dict[str, Any] = await resp.json()

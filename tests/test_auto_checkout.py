@@ -369,7 +369,8 @@ async def test_a_large_sweep_closes_every_stay_in_small_batches(
     """More stays than a batch, with entry times that tie: each is closed once."""
     site = await factory.site()
     await conn.execute(
-        'UPDATE sites SET checkin_rules = \'{"auto_checkout": {"after_minutes": 60}}\''
+        "UPDATE sites SET checkin_rules = checkin_rules"
+        ' || \'{"auto_checkout": {"after_minutes": 60}}\''
         " WHERE id = $1",
         site,
     )
