@@ -188,8 +188,9 @@ async def test_a_screenshot_replayed_after_30_s_is_denied_by_the_real_kiosk(
     pass_id, printed = await factory.issued_pass(key, site_id)
     async with aiohttp.ClientSession(base_url=url) as http:
         phone = await bind_phone(http, app, pass_id, key)
-    # The code of the step before this one: shown now, it is 0-15 s into its 30 s.
-    shown_step = time_step(datetime.now(UTC)) - 1
+    # The code of this step: shown now, it has 15-30 s of its 30 s left, time enough for
+    # a kiosk started on a loaded machine to read it.
+    shown_step = time_step(datetime.now(UTC))
     shown = phone.code(shown_step)
     first = write_video(tmp_path / "a.avi", [Shot(None, 0.3), Shot(shown, 0.8), Shot(None, 0.3)])
     kiosk = await KioskProcess.start(url, token, first, tmp_path / "k", "--cooldown", "1")
