@@ -63,6 +63,7 @@ async def test_only_a_kiosk_token_syncs_and_only_its_own_site(
         "max_offline_age_s": 86400,
         "anti_passback": "strict",
         "repeat_window_s": 120,
+        "static_pass": "allow",
     }
 
 
@@ -172,6 +173,19 @@ async def test_max_offline_age_is_a_door_rule_with_bounds(client: Client, factor
     assert resp.status == 200, await resp.text()
     answer = await sync(client, door.kiosk[door.entrance])
     assert answer["rules"]["max_offline_age_s"] == 3600
+
+
+async def test_the_printed_pass_rule_reaches_the_kiosk_by_sync(
+    client: Client, factory: Factory
+) -> None:
+    door = await make_door(factory)
+    kiosk = door.kiosk[door.entrance]
+    before = await sync(client, kiosk)
+    url = f"/api/v1/sites/{door.site_id}/door-rules"
+    resp = await client.put(url, json={"static_pass": "guard_check"}, headers=bearer(door.admin))
+    assert resp.status == 200, await resp.text()
+    after = await sync(client, kiosk, before["cursor"])
+    assert after["rules"]["static_pass"] == "guard_check"
 
 
 async def test_a_revocation_is_pushed_to_the_kiosk_sockets_of_its_site(
