@@ -9,12 +9,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
+import pytest
 from aiohttp.test_utils import TestClient
 
+from service.events import fanout
 from service.health.suspensions import Hold, suspend
 from service.web.auth import Role
 from tests.checkin_helpers import Door, make_door
 from tests.factory import Factory, bearer
+from tests.health_helpers import declare, make_desk
 from tests.test_errors import assert_error
 
 Client = TestClient[Any, Any]
@@ -212,3 +215,36 @@ async def test_a_revocation_is_pushed_to_the_kiosk_sockets_of_its_site(
     finally:
         for ws in sockets:
             await ws.close()
+
+
+@pytest.fixture
+def no_fanout_poll(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before the app starts: only a push can reach the kiosks in the test's time."""
+    monkeypatch.setattr(fanout, "POLL_INTERVAL_S", 3600.0)
+
+
+async def test_a_positive_official_test_is_pushed_to_the_kiosks_at_once(
+    no_fanout_poll: None, client: Client, factory: Factory
+) -> None:
+    desk = await make_desk(factory)
+    person = await declare(client, desk.site_id, "Lê Văn Dương", "0912000777")
+    ws = await client.ws_connect("/api/v1/kiosk/stream", headers=bearer(desk.entrance))
+    try:
+        assert (await ws.receive_json())["type"] == "hello"
+        await sync(client, desk.entrance)
+        await asyncio.sleep(0.3)  # the site's watch has read its cursor
+        test = {
+            "person_id": person.person_id,
+            "kind": "pcr",
+            "taken_at": datetime.now(UTC).isoformat(),
+            "result": "positive",
+            "source": "CDC",
+        }
+        resp = await client.post("/api/v1/tests", json=test, headers=bearer(desk.health))
+        assert resp.status == 201, await resp.text()
+        async with asyncio.timeout(20):
+            msg = await ws.receive_json()
+        assert msg["type"] == "knowledge"
+        assert set(refused(msg).values()) == {"case_confirmed"}
+    finally:
+        await ws.close()

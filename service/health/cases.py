@@ -264,6 +264,7 @@ async def create_case(request: web.Request) -> web.Response:
             actor=caller.actor,
             now=now,
         )
+    request.app[FANOUT_KEY].changed([case.site_id])  # the kiosks' copies: now, not at a poll
     return web.json_response(case.as_json(), status=201)
 
 

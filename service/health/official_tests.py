@@ -20,7 +20,8 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, field_validator
 from pydantic_core import PydanticCustomError
 
 from service.declarations.filing import SITE_SQL
-from service.events.log import NewEvent, append_event
+from service.events.fanout import FANOUT_KEY
+from service.events.log import NO_SITE_CHAIN, NewEvent, append_event
 from service.health.cases import case_sites, record_case
 from service.health.suspensions import (
     Id,
@@ -155,6 +156,9 @@ async def create_test(request: web.Request) -> web.Response:
             raise ApiError(404, "person_not_found", f"No person {body.person_id} known here.")
         out = await record_test(conn, body, sites=sites, actor=caller.actor, now=now)
         out["suspensions"] = await person_suspensions(conn, body.person_id, caller.site_id)
+    # Suspended (a case) or cleared: the kiosks' offline copies hear of it now.
+    touched = {*sites, *(c["site_id"] or NO_SITE_CHAIN for c in out["cleared"])}
+    request.app[FANOUT_KEY].changed(touched)
     return web.json_response(out, status=201)
 
 
