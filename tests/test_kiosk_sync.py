@@ -17,7 +17,7 @@ from service.health.suspensions import Hold, suspend
 from service.web.auth import Role
 from tests.checkin_helpers import Door, make_door
 from tests.factory import Factory, bearer
-from tests.health_helpers import declare, make_desk
+from tests.health_helpers import declare, make_desk, official_test
 from tests.test_errors import assert_error
 
 Client = TestClient[Any, Any]
@@ -233,15 +233,7 @@ async def test_a_positive_official_test_is_pushed_to_the_kiosks_at_once(
         assert (await ws.receive_json())["type"] == "hello"
         await sync(client, desk.entrance)
         await asyncio.sleep(0.3)  # the site's watch has read its cursor
-        test = {
-            "person_id": person.person_id,
-            "kind": "pcr",
-            "taken_at": datetime.now(UTC).isoformat(),
-            "result": "positive",
-            "source": "CDC",
-        }
-        resp = await client.post("/api/v1/tests", json=test, headers=bearer(desk.health))
-        assert resp.status == 201, await resp.text()
+        await official_test(client, desk.health, person.person_id, "positive", datetime.now(UTC))
         async with asyncio.timeout(20):
             msg = await ws.receive_json()
         assert msg["type"] == "knowledge"
