@@ -27,6 +27,7 @@ from tests.presence_helpers import (
     auto_exits,
     clock,
     enter,
+    let_in_hours_ago,
     one_inside,
     person_with_pass,
     presence_settings,
@@ -243,16 +244,7 @@ async def test_the_service_catches_up_when_it_starts(
 
 
 async def let_in_yesterday(client: Client, door: Any, payload: str, hours_ago: float) -> None:
-    """An entry recorded that long ago (a kiosk replaying its offline outbox)."""
-    seen = datetime.now(HCM) - timedelta(hours=hours_ago)
-    answer = await scan(
-        client,
-        door.kiosk[door.entrance],
-        payload,
-        seen_at=seen.isoformat(),
-        offline={"verdict": "allow", "reason": "welcome"},
-    )
-    assert answer["decision"] == "allow", answer
+    await let_in_hours_ago(client, door, payload, hours_ago)
 
 
 @pytest.mark.parametrize("at", [None, "23:00"])

@@ -507,11 +507,33 @@ BEGIN
                   CROSS JOIN LATERAL (SELECT o.id, o.entered_at FROM presence o
                                       WHERE o.site_id = s.site_id AND o.person_id = p.person_id
                                         AND o.exited_at IS NULL LIMIT 1) AS pr),
-        -- Counting grows with the people inside, and only a capacity needs it: the
-        -- sites without one are left out before anything is counted.
-        'occupancy', (SELECT coalesce(jsonb_object_agg(s.id, (SELECT count(*) FROM presence pr
-                                                              WHERE pr.site_id = s.id AND pr.exited_at IS NULL)), '{}')
-                      FROM sites s WHERE s.id = ANY (batch_sites) AND s.capacity IS NOT NULL),
+        -- The people likely inside, as the roll call counts them (service/door/roll_call.py):
+        -- every open stay but those silent (no scan at the site, no guard's "seen") for
+        -- the site's silent_after_minutes (240: CheckinRules' default). Counting grows
+        -- with the people inside, and only a capacity needs it: the sites without one
+        -- are left out before anything is counted, and the silent are looked for only
+        -- when the open stays alone could fill the site in this batch.
+        'occupancy', (SELECT coalesce(jsonb_object_agg(s.id, CASE
+                          WHEN o.open + cardinality(event_ids) <= s.capacity THEN o.open
+                          ELSE o.open - (SELECT count(*) FROM presence pr
+                                         WHERE pr.site_id = s.id AND pr.exited_at IS NULL
+                                           AND pr.entered_at <= o.quiet_since
+                                           AND NOT EXISTS (
+                                               SELECT 1 FROM events e
+                                               WHERE e.person_id = pr.person_id AND e.site_id = s.id
+                                                 AND e.occurred_at > o.quiet_since
+                                                 AND e.occurred_at >= pr.entered_at
+                                                 AND (e.kind = 'scan' OR (e.kind = 'presence_confirmed'
+                                                                          AND e.detail->>'status' = 'seen'))))
+                          END), '{}')
+                      FROM sites s
+                      CROSS JOIN LATERAL (
+                          SELECT (SELECT count(*) FROM presence pr
+                                  WHERE pr.site_id = s.id AND pr.exited_at IS NULL) AS open,
+                                 clock_timestamp() - make_interval(mins =>
+                                     coalesce((s.checkin_rules->>'silent_after_minutes')::int, 240))
+                                     AS quiet_since) AS o
+                      WHERE s.id = ANY (batch_sites) AND s.capacity IS NOT NULL),
         -- The last allowed use of each pass (the shared-pass check).
         'recent', (SELECT coalesce(jsonb_agg(jsonb_build_array(pass_id, gate_id, direction, occurred_at)), '[]')
                    FROM (SELECT DISTINCT ON (pass_id) pass_id, gate_id, direction, occurred_at FROM events
