@@ -182,6 +182,14 @@ class HaCluster:
 
         self._until(ok, limit_s, "a leader and a streaming sync standby")
 
+    def wait_restarted(self, node: Node, killed: int, limit_s: float) -> None:
+        """Until Patroni has started the node's PostgreSQL again (a standby by then)."""
+
+        def ok() -> bool:
+            return node.postmaster_pid() not in (None, killed) and node.api("/health")[0] == 200
+
+        self._until(ok, limit_s, f"{node.name} restarted")
+
     async def wait_synchronous_async(self, limit_s: float) -> None:
         await asyncio.to_thread(self.wait_synchronous, limit_s)
 
