@@ -21,6 +21,7 @@ DCS: dict[str, Any] = {
     "primary_start_timeout": 0,
     "synchronous_mode": True,
     "synchronous_mode_strict": False,  # alone, the primary goes on (see docs/scaling.md)
+    "failsafe_mode": True,  # etcd lost: the primary stays while it sees the other node
     "maximum_lag_on_failover": 1048576,
     "postgresql": {
         "use_pg_rewind": True,
