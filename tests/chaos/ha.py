@@ -37,6 +37,12 @@ def missing() -> str | None:
     for what, path in (("patroni", PATRONI), ("etcd", Path(ETCD)), ("postgres", PG_BIN)):
         if not path.exists():
             return f"{what} not found at {path}: run `make chaos-ha`"
+    user = "postgres" if os.geteuid() == 0 else None
+    try:  # as root Patroni runs as postgres, who must reach the checkout and its venv
+        argv = [str(PATRONI), "--version"]
+        subprocess.run(argv, user=user, capture_output=True, check=True, timeout=60)
+    except (OSError, subprocess.SubprocessError) as e:
+        return f"{PATRONI} does not run as {user or 'this user'} ({e}): is the checkout readable?"
     return None
 
 
@@ -83,7 +89,7 @@ class HaCluster:
     def create(cls) -> HaCluster:
         root = Path(tempfile.mkdtemp(prefix="cgw-ha-"))
         root.chmod(0o755)
-        user = "postgres" if os.geteuid() == 0 else None
+        user = "postgres" if os.geteuid() == 0 else None  # PostgreSQL refuses root
         nodes = [Node(f"pg{i}", free_port(), free_port(), root / f"pg{i}") for i in range(2)]
         return cls(root, free_port(), nodes, user)
 
