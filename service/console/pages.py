@@ -324,12 +324,13 @@ async def console_page(request: web.Request) -> web.Response:
 
 
 # The tabs' modules beyond console.js, for the roles that may work them (the API
-# decides anyway): the health desk's.
+# decides anyway): the health desk's, and the site settings (door rules, webhook).
 TAB_SCRIPTS: tuple[tuple[frozenset[Role], tuple[str, ...]], ...] = (
     (
         frozenset({Role.HEALTH, Role.ADMIN}),
         ("console-review.js", "console-health.js", "console-holds.js"),
     ),
+    (frozenset({Role.ADMIN, Role.AUDITOR}), ("console-rules.js", "console-webhook.js")),
 )
 
 
