@@ -323,15 +323,20 @@ async def console_page(request: web.Request) -> web.Response:
     return response
 
 
-DESK_ROLES = frozenset({Role.HEALTH, Role.ADMIN})
-DESK_SCRIPTS = ("console-review.js", "console-health.js", "console-holds.js")
+# The tabs' modules beyond console.js, for the roles that may work them (the API
+# decides anyway): the health desk's, and the site settings (door rules, webhook).
+TAB_SCRIPTS: tuple[tuple[frozenset[Role], tuple[str, ...]], ...] = (
+    (
+        frozenset({Role.HEALTH, Role.ADMIN}),
+        ("console-review.js", "console-health.js", "console-holds.js"),
+    ),
+    (frozenset({Role.ADMIN, Role.AUDITOR}), ("console-rules.js", "console-webhook.js")),
+)
 
 
 def _desk_scripts(role: Role) -> Markup:
-    """The health desk's tabs, for those who may work them (the API decides anyway)."""
-    if role not in DESK_ROLES:
-        return Markup("")
-    return join([tag("script", "", src=asset(name), defer=True) for name in DESK_SCRIPTS])
+    names = [name for roles, names in TAB_SCRIPTS if role in roles for name in names]
+    return join([tag("script", "", src=asset(name), type="module") for name in names])
 
 
 def _page_headers() -> dict[str, str]:
