@@ -25,6 +25,7 @@ const DOOR_KINDS = new Set([
   "suspension_cleared",
   "auto_exit",
   "presence_confirmed",
+  "overstay",
 ]);
 // The feed is closed with this code when the login behind it ends (logout, account
 // disabled, password changed, session expired): reconnecting cannot help.
@@ -117,6 +118,8 @@ function feedRow(event) {
   if (event.kind === "scan") label = warned ? `${said} (${warned})` : said;
   else if (event.kind === "override") label = `${said}${why}`; // "let in" or "let out"
   else if (event.kind === "id_check") label = said;
+  else if (event.kind === "overstay")
+    label = `${t(event.kind)}: ${(detail.why || []).map((w) => t(`overstay_${w}`)).join(", ")}`;
   else if (event.kind.startsWith("suspension")) label = `${t(event.kind)}: ${t(`cause_${event.reason}`)}`;
   else if (event.kind === "declaration_reviewed")
     label = `${t(event.kind)}: ${t(detail.decision === "approve" ? "cleared" : "rejected")}${detail.note ? ` (${detail.note})` : ""}`;
