@@ -40,8 +40,8 @@ async def test_each_role_gets_its_tabs_without_a_script_error(
     errors: list[str] = []
     page = await open_console(browser, base_url(client), username, password)
     page.on("pageerror", lambda error: errors.append(str(error)))
-    # A refused fetch is logged by the browser; what the API refuses is its business
-    # (an auditor's Kiosks tab is refused its list). A script error is the page's.
+    # A refused fetch is logged by the browser; what the API refuses is its business.
+    # A script error is the page's.
     page.on("console", lambda m: errors.append(m.text) if script_error(m.type, m.text) else None)
     for name in ALL_TABS:
         button = page.locator(f"[data-tab={name}]")
