@@ -41,7 +41,7 @@ from typing import Any
 
 import asyncpg
 
-from bench import export_bench, kiosk_load
+from bench import export_bench, kiosk_load, load_plan
 from bench.checkin_bench import LoadProcess, Service, kiosk_plan, log, seed_database
 from bench.limits import raise_open_files
 from bench.pg import fresh_database, server
@@ -193,7 +193,7 @@ def phases(
         cpu.stop()
     measured = kiosks_load.result()
     per_phase = [
-        kiosk_load.window(measured["samples"], since, to, ACK_TIMEOUT_S)
+        load_plan.window(measured["samples"], since, to, ACK_TIMEOUT_S)
         | {"service_cpu_pct": cpu.share(since, to)}
         for since, to in windows
     ]

@@ -31,14 +31,22 @@ import os
 import random
 import sys
 import time
-import uuid
-from collections import Counter
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, cast
 from urllib.parse import urlsplit
 
 import aiohttp
+
+from bench.load_plan import (
+    due_at,
+    figures,
+    first_scan_at,
+    lateness,
+    new_tally,
+    record,
+    scan_message,
+)
 
 CONNECT_LIMIT_S = 60.0  # after this the clock starts with whoever has connected
 STARTED = "kiosks started, clock moved by"
@@ -176,7 +184,7 @@ class KioskSocket(asyncio.Protocol):
         if not self.hello.done():
             self.hello.set_result(None)
             return
-        _record(self.out, self.plan, self.sent, message, ok=message.get("type") == "decision")
+        record(self.out, self.plan, self.sent, message, ok=message.get("type") == "decision")
         self.i += 1
         if self.interval:
             self.next_at += self.interval
@@ -185,7 +193,7 @@ class KioskSocket(asyncio.Protocol):
             self.send_scan()
 
     def start(self) -> None:
-        self.next_at = _first_scan_at(self.plan, self.k)
+        self.next_at = first_scan_at(self.plan, self.k)
         self._send_at(self.next_at)
 
     def _send_at(self, wall_time: float) -> None:
@@ -197,7 +205,7 @@ class KioskSocket(asyncio.Protocol):
             self.send_scan()
 
     def send_scan(self) -> None:
-        if _due(self.plan, self.next_at) >= self.plan["end_at"]:
+        if due_at(self.plan, self.next_at) >= self.plan["end_at"]:
             if not self.closed.done():
                 self.closed.set_result(None)
             return
@@ -206,7 +214,7 @@ class KioskSocket(asyncio.Protocol):
             f'{{"type":"scan","event_id":"{_event_id()}","payload":{payload},'
             f'"seen_at":"{datetime.now(UTC).isoformat()}"}}'
         )
-        self.sent = time.perf_counter() - _lateness(self.plan, self.next_at)
+        self.sent = time.perf_counter() - lateness(self.plan, self.next_at)
         self._write(0x81, body.encode())
 
 
@@ -260,116 +268,19 @@ async def kiosk_http(
         line.arrive()
         raise
     await line.ready()
-    i, next_at = k % len(payloads), _first_scan_at(plan, k)
+    i, next_at = k % len(payloads), first_scan_at(plan, k)
     await _wait(next_at)
-    while _due(plan, next_at) < plan["end_at"]:
-        body = _scan(payloads[i % len(payloads)])
+    while due_at(plan, next_at) < plan["end_at"]:
+        body = scan_message(payloads[i % len(payloads)])
         del body["type"]
-        sent = time.perf_counter() - _lateness(plan, next_at)
+        sent = time.perf_counter() - lateness(plan, next_at)
         async with session.post(plan["url"] + "/api/v1/scans", json=body, headers=headers) as r:
             answer = await r.json()
-        _record(out, plan, sent, answer, ok=r.status == 200)
+        record(out, plan, sent, answer, ok=r.status == 200)
         i += 1
         if interval:
             next_at += interval
             await _wait(next_at)
-
-
-def _first_scan_at(plan: dict[str, Any], k: int) -> float:
-    """Open loop: kiosk k of n starts k/n of an interval late, so that scans arrive
-    evenly, not as n at once every interval (which would measure a burst's queue)."""
-    interval = plan.get("interval_s") or 0.0
-    return float(plan["start_at"]) + interval * k / len(plan["tokens"])
-
-
-def _due(plan: dict[str, Any], next_at: float) -> float:
-    """When the next scan is due: open loop, by the schedule (so a kiosk behind it still
-    sends the scans due before the end, as people already at the door still scan);
-    closed loop, now."""
-    return next_at if plan.get("interval_s") else time.time()
-
-
-def _lateness(plan: dict[str, Any], due: float) -> float:
-    """How long after it was due a scan goes out, when latency counts from the schedule."""
-    if not (plan.get("from_schedule") and plan.get("interval_s")):
-        return 0.0
-    return max(0.0, time.time() - due)
-
-
-def _scan(payload: str) -> dict[str, Any]:
-    return {
-        "type": "scan",
-        "event_id": str(uuid.uuid4()),
-        "payload": payload,
-        "seen_at": datetime.now(UTC).isoformat(),
-    }
-
-
-def _tally() -> dict[str, Any]:
-    return {"latencies": [], "reasons": Counter(), "errors": 0}
-
-
-def _record(
-    out: dict[str, Any], plan: dict[str, Any], sent: float, answer: dict[str, Any], *, ok: bool
-) -> None:
-    now = time.time()
-    took = time.perf_counter() - sent
-    if now < plan["measure_from"]:
-        return
-    _count(out, answer, took, ok=ok)
-    if plan.get("samples"):
-        out["samples"].append([now - took, took if ok else None, _reason(answer, ok=ok)])
-    if ok and plan.get("record_acks"):
-        out["acks"][answer["event_id"]] = now
-
-
-def _count(tally: dict[str, Any], answer: dict[str, Any], took: float, *, ok: bool) -> None:
-    tally["reasons"][_reason(answer, ok=ok)] += 1
-    if ok:
-        tally["latencies"].append(took)
-    else:  # a 503 or an error message: counted, not timed as a decision
-        tally["errors"] += 1
-
-
-def _reason(answer: dict[str, Any], *, ok: bool) -> str:
-    if ok:
-        return str(answer.get("reason") or "?")
-    error = answer.get("error")
-    return str(answer.get("code") or (error or {}).get("code") or "?")
-
-
-def window(
-    samples: list[list[Any]], since: float, to: float, slow_after_s: float | None
-) -> dict[str, Any]:
-    """The figures of the scans due from `since` to `to` (wall-clock times)."""
-    tally = _tally()
-    for due, took, reason in samples:
-        if since <= due < to:
-            tally["reasons"][reason] += 1
-            if took is None:
-                tally["errors"] += 1
-            else:
-                tally["latencies"].append(took)
-    return figures(tally, to - since, slow_after_s)
-
-
-def figures(tally: dict[str, Any], seconds: float, slow_after_s: float | None) -> dict[str, Any]:
-    """Decisions, their rate and latency percentiles, and what was not a decision."""
-    lat = sorted(tally["latencies"])
-
-    def pct(q: float) -> float | None:
-        return round(lat[min(len(lat) - 1, int(q * len(lat)))] * 1000, 2) if lat else None
-
-    return {
-        "decisions": len(lat),
-        "per_second": round(len(lat) / seconds, 1),
-        "p50_ms": pct(0.50),
-        "p99_ms": pct(0.99),
-        "max_ms": round(lat[-1] * 1000, 2) if lat else None,
-        "reasons": dict(tally["reasons"]),
-        "errors": tally["errors"],
-        **({"slow": sum(1 for t in lat if t > slow_after_s)} if slow_after_s is not None else {}),
-    }
 
 
 async def _wait(until: float) -> None:
@@ -379,7 +290,7 @@ async def _wait(until: float) -> None:
 
 
 async def run(plan: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = _tally() | {"acks": {}, "samples": []}
+    out: dict[str, Any] = new_tally() | {"acks": {}, "samples": []}
     connector = aiohttp.TCPConnector(limit=0)
     timeout = aiohttp.ClientTimeout(total=None, sock_read=30)
     kiosk = kiosk_ws if plan["transport"] == "ws" else kiosk_http
