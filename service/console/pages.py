@@ -35,8 +35,9 @@ from service.platform.ratelimit import TooManyRequests
 from service.platform.settings import SETTINGS_KEY
 from service.sites.door_rules import CheckinRules
 from service.web.auth import Role, principal, public, require_site, requires, same_origin
+from service.web.html_strings import Markup, join, page, render, tag, void
 from service.web.openapi import Q_LANG, documented, q_id, q_text
-from service.web.pages import STATIC_DIR, Markup, join, page, render, tag, void
+from service.web.pages import STATIC_DIR
 
 Lang = Literal["vi", "en"]
 LANG_COOKIE = "cg_lang"

@@ -9,7 +9,7 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from service.door.roll_call import RollCall
-from service.web.pages import Markup, join, tag, void
+from service.web.html_strings import Markup, join, tag, void
 
 Lang = Literal["vi", "en"]
 

@@ -20,8 +20,8 @@ from service.health.cases import contacts_with_state, visible_case
 from service.health.pages import Lang, t, table
 from service.platform.db import DB_KEY
 from service.web.auth import Role, principal, requires
+from service.web.html_strings import join, tag
 from service.web.openapi import Q_LANG, documented
-from service.web.pages import join, tag
 from service.web.validation import validate
 
 COLUMNS = (

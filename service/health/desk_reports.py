@@ -22,8 +22,8 @@ from service.health.tests_due import Group, TestsDue, site_day, site_row, tests_
 from service.platform.db import DB_KEY
 from service.platform.errors import ApiError, worded_error
 from service.web.auth import Role, require_site, requires
+from service.web.html_strings import Markup, tag
 from service.web.openapi import Q_LANG, documented
-from service.web.pages import Markup, tag
 from service.web.validation import validate
 
 # $1 site, $2 start of the day, $3 its end.

@@ -14,7 +14,7 @@ from aiohttp import web
 from pydantic import BaseModel, BeforeValidator, ConfigDict
 from pydantic_core import PydanticCustomError
 
-from service.web.pages import Markup, join, page, tag
+from service.web.html_strings import Markup, join, page, tag
 
 Lang = Literal["vi", "en"]
 CSS = "/static/health-print.css"
