@@ -13,7 +13,8 @@ from service.checkin.kiosk_limits import KIOSK_LIMITS_KEY, KioskLimits
 from service.checkin.kiosk_push import knowledge_push_context
 from service.console import feed as console_feed
 from service.console import pages as console_pages
-from service.declarations import filing, form, phone_page, result_page
+from service.declarations import api as declarations_api
+from service.declarations import form, phone_page, result_page, review
 from service.declarations import pages as declaration_pages
 from service.door import actions as door_actions
 from service.door import occupancy, overrides, roll_call
@@ -81,7 +82,8 @@ def create_app(*, settings: Settings) -> web.Application:
     app.add_routes(probes.routes())
     app.add_routes(gates.routes())
     app.add_routes(keys.routes())
-    app.add_routes(filing.routes())
+    app.add_routes(declarations_api.routes())
+    app.add_routes(review.routes())
     app.add_routes(rules.routes())
     app.add_routes(form.routes())
     app.add_routes(declaration_pages.routes())
