@@ -46,7 +46,7 @@ from bench.checkin_bench import LoadProcess, Service, kiosk_plan, log, seed_data
 from bench.limits import raise_open_files
 from bench.pg import fresh_database, server
 from bench.watch import cpu_seconds
-from scanner.kiosk import KioskConfig
+from scanner.kiosk_config import KioskConfig
 from service.passes.keys import key_store_for, rotate
 from service.passes.links import pass_links_for
 

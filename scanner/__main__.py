@@ -13,7 +13,8 @@ from scanner import decode_cli
 from scanner.capture import CAMERA_RESOLUTION, SourceSpec
 from scanner.debounce import DEFAULT_COOLDOWN_S
 from scanner.decode import DecoderUnavailable, config_for
-from scanner.kiosk import Kiosk, KioskConfig
+from scanner.kiosk import Kiosk
+from scanner.kiosk_config import KioskConfig
 from scanner.screen import FontMissing, find_font
 from scanner.verdict import OFFLINE_POLICIES
 from scanner.window import Size, parse_size

@@ -251,33 +251,10 @@ def capture_frames(
                 _source_down(stats, "could not be opened")
                 stop.wait(next_delay())
                 continue
-            if not stats.camera_up:
-                logger.info("video source is up")
-            stats.camera_up = True
-            stats.camera_fps = max(0.0, float(cap.get(cv2.CAP_PROP_FPS) or 0.0))
-            rate = fps if fps else (cap.get(cv2.CAP_PROP_FPS) if finite else 0.0)
-            period = 1.0 / rate if rate and 0 < rate < 1000 else 0.0
-            failures = 0
-            delivered = False
-            next_at = clock()
-            while not stop.is_set():
-                ok, image = cap.read()
-                if not ok or image is None:
-                    if finite:
-                        break
-                    failures += 1
-                    if failures >= max_failures:
-                        break
-                    stop.wait(0.05)
-                    continue
-                failures = 0
-                now = clock()
-                stats.frame_read(now, image)
-                frames.put(CapturedFrame(np.asarray(image), now, datetime.now(UTC)))
-                delivered = True
-                if period:
-                    next_at = max(next_at + period, now)
-                    stop.wait(max(0.0, next_at - clock()))
+            period = _source_up(cap, stats, fps, finite)
+            delivered, failures = _read_frames(
+                cap, frames, stop, stats, period, finite, max_failures, clock
+            )
             if stop.is_set():
                 return
             if delivered:
@@ -294,6 +271,52 @@ def capture_frames(
             stop.wait(next_delay())
         finally:
             cap.release()
+
+
+def _source_up(cap: VideoSource, stats: CaptureStats, fps: float | None, finite: bool) -> float:
+    """Note the opened source; return the pause between reads (0: as fast as it delivers)."""
+    if not stats.camera_up:
+        logger.info("video source is up")
+    stats.camera_up = True
+    stats.camera_fps = max(0.0, float(cap.get(cv2.CAP_PROP_FPS) or 0.0))
+    rate = fps if fps else (cap.get(cv2.CAP_PROP_FPS) if finite else 0.0)
+    return 1.0 / rate if rate and 0 < rate < 1000 else 0.0
+
+
+def _read_frames(
+    cap: VideoSource,
+    frames: FrameQueue,
+    stop: threading.Event,
+    stats: CaptureStats,
+    period: float,
+    finite: bool,
+    max_failures: int,
+    clock: Callable[[], float],
+) -> tuple[bool, int]:
+    """Read until stopped, the end of a finite source, or `max_failures` failed reads in
+    a row; return whether any frame came and the failures at the end."""
+    failures = 0
+    delivered = False
+    next_at = clock()
+    while not stop.is_set():
+        ok, image = cap.read()
+        if not ok or image is None:
+            if finite:
+                break
+            failures += 1
+            if failures >= max_failures:
+                break
+            stop.wait(0.05)
+            continue
+        failures = 0
+        now = clock()
+        stats.frame_read(now, image)
+        frames.put(CapturedFrame(np.asarray(image), now, datetime.now(UTC)))
+        delivered = True
+        if period:
+            next_at = max(next_at + period, now)
+            stop.wait(max(0.0, next_at - clock()))
+    return delivered, failures
 
 
 def _source_down(stats: CaptureStats, why: str) -> None:

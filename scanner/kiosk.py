@@ -17,25 +17,35 @@ import signal
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, TextIO
 
 import aiohttp
 
 from checkin_core.aio import wait_for_event
-from scanner.capture import CAMERA_RESOLUTION, Capture, CapturedFrame, SourceSpec, VideoSource
+from scanner.capture import Capture, CapturedFrame, VideoSource
 from scanner.clock import KioskClock
-from scanner.debounce import DEFAULT_COOLDOWN_S, Debouncer
+from scanner.debounce import Debouncer
 from scanner.decode import Decoded, DecodePipeline, config_for
 from scanner.door_hook import run_door_hook
+from scanner.kiosk_config import (
+    CLOCK_FILE,
+    GATE_FILE,
+    KNOWLEDGE_FILE,
+    OUTBOX_FILE,
+    SESSION_TIMEOUT,
+    TRUST_FILE,
+    TRUST_MIN_INTERVAL_S,
+    KioskConfig,
+    load_gate,
+    sendable,
+)
 from scanner.knowledge_sync import KnowledgeSync
 from scanner.link import Link, Message
 from scanner.outbox import AsyncOutbox, Outbox, Scan
 from scanner.scan_life import ScanLife
 from scanner.screen import Display, Renderer, Status
-from scanner.trust import TrustCache, fetch_trust, read_json, write_json_atomic
+from scanner.trust import TrustCache, fetch_trust, write_json_atomic
 from scanner.verdict import (
     GateInfo,
     OfflinePolicy,
@@ -43,45 +53,10 @@ from scanner.verdict import (
     certain_rejection,
     judge_offline,
 )
-from scanner.window import Size, door_screen_size
+from scanner.window import door_screen_size
 from scanner.worker import DecodeWorker
 
 logger = logging.getLogger(__name__)
-
-OUTBOX_FILE = "outbox.sqlite3"
-KNOWLEDGE_FILE = "knowledge.sqlite3"
-TRUST_FILE = "trust.json"
-GATE_FILE = "gate.json"
-CLOCK_FILE = "clock.json"
-MAX_SENT_CHARS = 8192
-TRUST_MIN_INTERVAL_S = 5.0
-SESSION_TIMEOUT = aiohttp.ClientTimeout(total=15, sock_connect=5)  # not the socket's life
-
-
-@dataclass(frozen=True)
-class KioskConfig:
-    server: str
-    token: str
-    source: SourceSpec
-    data_dir: Path = Path(".kiosk-data")
-    headless: bool = False
-    decoder: str = "auto"  # both decoders when zxing-cpp is installed
-    cooldown: float = DEFAULT_COOLDOWN_S
-    on_allow: str | None = None
-    on_deny: str | None = None
-    offline_policy: OfflinePolicy | None = None  # None: the gate's
-    loop: bool = False
-    fps: float | None = None
-    resolution: tuple[int, int] | None = CAMERA_RESOLUTION  # asked of a camera; None: its own
-    ack_timeout: float = 1.5
-    heartbeat_s: float = 5.0
-    trust_refresh_s: float = 300.0
-    verdict_seconds: float = 3.0
-    font: str | None = None
-    window: Size | None = None  # None: full screen
-    drain_timeout: float = 5.0
-    startup_wait: float = 5.0
-    hook_timeout: float = 30.0
 
 
 class Kiosk:
@@ -100,7 +75,7 @@ class Kiosk:
         self.outbox = AsyncOutbox(Outbox(data / OUTBOX_FILE))
         self.trust = TrustCache(data / TRUST_FILE)
         self.trust.load()
-        self.gate = _load_gate(data / GATE_FILE)
+        self.gate = load_gate(data / GATE_FILE)
         self.knowledge = KnowledgeSync(data / KNOWLEDGE_FILE)
         self.clock = KioskClock(data / CLOCK_FILE)
         self.debouncer = Debouncer(cooldown=config.cooldown)
@@ -123,6 +98,26 @@ class Kiosk:
 
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
+        self._build_threads(loop)
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self.stop.set)
+        try:
+            async with aiohttp.ClientSession(timeout=SESSION_TIMEOUT) as session:
+                await self._serve(session)
+        finally:
+            self.capture.stop()
+            self.worker.stop()
+            if self.display is not None:
+                self.display.stop()
+            self.outbox.close()
+            self.knowledge.close()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+            logger.info("stopped; %d scan(s) wait in the outbox", self.outbox.depth)
+        return 0
+
+    def _build_threads(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Capture, decoding and (unless headless) the screen, each on its own thread."""
         cfg = self.config
         self.capture = Capture(
             cfg.source,
@@ -152,57 +147,46 @@ class Kiosk:
                 else None
             ),
         )
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, self.stop.set)
-        try:
-            async with aiohttp.ClientSession(timeout=SESSION_TIMEOUT) as session:
-                self.session = session
-                self.link = Link(
-                    session,
-                    cfg.server,
-                    cfg.token,
-                    self.scans,
-                    on_hello=self._hello,
-                    on_time=lambda msg: self.clock.observe(msg, datetime.now(UTC)),
-                    heartbeat=self.heartbeat,
-                    heartbeat_s=cfg.heartbeat_s,
-                    on_knowledge=self.knowledge.pushed,
-                )
-                background = [
-                    asyncio.create_task(self.link.run(self.stop), name="link"),
-                    asyncio.create_task(
-                        self.knowledge.run(session, cfg.server, cfg.token), name="knowledge"
-                    ),
-                    asyncio.create_task(self._keep_trust_fresh(session), name="trust"),
-                    asyncio.create_task(self._watch_status(), name="status"),
-                ]
-                await self._wait_for_link(cfg.startup_wait)
-                if display is not None:
-                    display.start()
-                self.worker.start()
-                self.capture.start()
-                consumer = asyncio.create_task(self._consume(), name="scans")
-                await _first(self.stop.wait(), self.source_done.wait())
-                if not self.stop.is_set():
-                    await self._finish()
-                self.stop.set()
-                consumer.cancel()
-                if self._tasks:
-                    await asyncio.wait(self._tasks, timeout=cfg.ack_timeout + 1)
-                for task in background:
-                    task.cancel()
-                await asyncio.gather(consumer, *background, return_exceptions=True)
-        finally:
-            self.capture.stop()
-            self.worker.stop()
-            if display is not None:
-                display.stop()
-            self.outbox.close()
-            self.knowledge.close()
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.remove_signal_handler(sig)
-            logger.info("stopped; %d scan(s) wait in the outbox", self.outbox.depth)
-        return 0
+
+    async def _serve(self, session: aiohttp.ClientSession) -> None:
+        """The link and its helpers, then the threads; until stopped or the source ends."""
+        cfg = self.config
+        self.session = session
+        self.link = Link(
+            session,
+            cfg.server,
+            cfg.token,
+            self.scans,
+            on_hello=self._hello,
+            on_time=lambda msg: self.clock.observe(msg, datetime.now(UTC)),
+            heartbeat=self.heartbeat,
+            heartbeat_s=cfg.heartbeat_s,
+            on_knowledge=self.knowledge.pushed,
+        )
+        background = [
+            asyncio.create_task(self.link.run(self.stop), name="link"),
+            asyncio.create_task(
+                self.knowledge.run(session, cfg.server, cfg.token), name="knowledge"
+            ),
+            asyncio.create_task(self._keep_trust_fresh(session), name="trust"),
+            asyncio.create_task(self._watch_status(), name="status"),
+        ]
+        await self._wait_for_link(cfg.startup_wait)
+        if self.display is not None:
+            self.display.start()
+        self.worker.start()
+        self.capture.start()
+        consumer = asyncio.create_task(self._consume(), name="scans")
+        await _first(self.stop.wait(), self.source_done.wait())
+        if not self.stop.is_set():
+            await self._finish()
+        self.stop.set()
+        consumer.cancel()
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=cfg.ack_timeout + 1)
+        for task in background:
+            task.cancel()
+        await asyncio.gather(consumer, *background, return_exceptions=True)
 
     async def _wait_for_link(self, limit: float) -> None:
         """Give the socket a moment to open, and the offline copy to sync, so the
@@ -230,7 +214,7 @@ class Kiosk:
         while True:
             frame, codes = await self._results.get()
             for text in self.debouncer.feed([c.text for c in codes], frame.t):
-                scan = await self.scans.take(_sendable(text), seen_at=frame.wall)
+                scan = await self.scans.take(sendable(text), seen_at=frame.wall)
                 self._spawn(self._judge(scan, frame.t))
             self._results.task_done()
 
@@ -262,7 +246,9 @@ class Kiosk:
                 direction=way,
                 knowledge=self.knowledge.knowledge,
                 skew=self.clock.correction,
-                printed=self.gate.static_pass if self.gate else "allow",
+                printed=self.knowledge.knowledge.printed_rule(
+                    self.gate.static_pass if self.gate else "allow"
+                ),
             )
             await self.scans.judged_offline(scan, verdict.decision, verdict.reason)
         self._show(scan, verdict, seen)
@@ -396,26 +382,6 @@ class Kiosk:
                     )
                 )
             await asyncio.sleep(0.25)
-
-
-def _sendable(text: str) -> str:
-    """A decoded text as a payload the service accepts (it records every attempt).
-
-    A QR code holds at most 7,089 characters, so the cut only guards against a broken
-    decoder; NUL cannot be stored by PostgreSQL and is never part of a pass.
-    """
-    return text[:MAX_SENT_CHARS].replace("\x00", "\ufffd")
-
-
-def _load_gate(path: Path) -> GateInfo | None:
-    obj = read_json(path)
-    if obj is None:
-        return None
-    try:
-        return GateInfo.from_hello(obj)
-    except ValueError as e:
-        logger.warning("ignoring cached gate %s: %s", path, e)
-        return None
 
 
 async def _first(*aws: Any) -> None:

@@ -181,6 +181,11 @@ class Knowledge:
     def max_age_s(self) -> float:
         return float(self.rules.get("max_offline_age_s", DEFAULT_MAX_AGE_S))
 
+    def printed_rule(self, told_at_hello: str) -> str:
+        """The site's rule for printed passes: the copy's (kept current by sync), else
+        what the last hello said."""
+        return str(self.rules.get("static_pass", told_at_hello))
+
     def refusal(self, pass_id: str, *, now: datetime, direction: str | None) -> str | None:
         """The reason to deny a genuine, valid pass offline, or None to let it through
         (then remembered, so that the same pass again at this door soon is refused)."""

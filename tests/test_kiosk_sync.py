@@ -9,12 +9,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
+import pytest
 from aiohttp.test_utils import TestClient
 
+from service.events import fanout
 from service.health.suspensions import Hold, suspend
 from service.web.auth import Role
 from tests.checkin_helpers import Door, make_door
 from tests.factory import Factory, bearer
+from tests.health_helpers import declare, make_desk, official_test
 from tests.test_errors import assert_error
 
 Client = TestClient[Any, Any]
@@ -63,6 +66,7 @@ async def test_only_a_kiosk_token_syncs_and_only_its_own_site(
         "max_offline_age_s": 86400,
         "anti_passback": "strict",
         "repeat_window_s": 120,
+        "static_pass": "allow",
     }
 
 
@@ -174,6 +178,19 @@ async def test_max_offline_age_is_a_door_rule_with_bounds(client: Client, factor
     assert answer["rules"]["max_offline_age_s"] == 3600
 
 
+async def test_the_printed_pass_rule_reaches_the_kiosk_by_sync(
+    client: Client, factory: Factory
+) -> None:
+    door = await make_door(factory)
+    kiosk = door.kiosk[door.entrance]
+    before = await sync(client, kiosk)
+    url = f"/api/v1/sites/{door.site_id}/door-rules"
+    resp = await client.put(url, json={"static_pass": "guard_check"}, headers=bearer(door.admin))
+    assert resp.status == 200, await resp.text()
+    after = await sync(client, kiosk, before["cursor"])
+    assert after["rules"]["static_pass"] == "guard_check"
+
+
 async def test_a_revocation_is_pushed_to_the_kiosk_sockets_of_its_site(
     client: Client, factory: Factory
 ) -> None:
@@ -198,3 +215,28 @@ async def test_a_revocation_is_pushed_to_the_kiosk_sockets_of_its_site(
     finally:
         for ws in sockets:
             await ws.close()
+
+
+@pytest.fixture
+def no_fanout_poll(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before the app starts: only a push can reach the kiosks in the test's time."""
+    monkeypatch.setattr(fanout, "POLL_INTERVAL_S", 3600.0)
+
+
+async def test_a_positive_official_test_is_pushed_to_the_kiosks_at_once(
+    no_fanout_poll: None, client: Client, factory: Factory
+) -> None:
+    desk = await make_desk(factory)
+    person = await declare(client, desk.site_id, "Lê Văn Dương", "0912000777")
+    ws = await client.ws_connect("/api/v1/kiosk/stream", headers=bearer(desk.entrance))
+    try:
+        assert (await ws.receive_json())["type"] == "hello"
+        await sync(client, desk.entrance)
+        await asyncio.sleep(0.3)  # the site's watch has read its cursor
+        await official_test(client, desk.health, person.person_id, "positive", datetime.now(UTC))
+        async with asyncio.timeout(20):
+            msg = await ws.receive_json()
+        assert msg["type"] == "knowledge"
+        assert set(refused(msg).values()) == {"case_confirmed"}
+    finally:
+        await ws.close()

@@ -19,7 +19,8 @@ import pytest
 
 from checkin_core.keys import SigningKey, TrustList
 from scanner.capture import SourceSpec
-from scanner.kiosk import Kiosk, KioskConfig
+from scanner.kiosk import Kiosk
+from scanner.kiosk_config import KioskConfig
 from scanner.outbox import Outbox
 from tests.cli_helpers import free_port
 from tests.kiosk_helpers import FakeCapture, FakeService, blank_frame, code_frame, forge, make_pass

@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from itertools import groupby
 from pathlib import Path
 from typing import Any
 
@@ -105,7 +106,10 @@ async def test_a_cut_off_kiosk_denies_what_it_learnt_before_the_cut(
             good,
         ),
     )
-    assert [(v["decision"], v["reason"], v["offline"]) for v in lines] == [
+    # On a loaded machine frames of one shot can come > cooldown apart and a held code
+    # scans twice in a row: the same verdict again, which says nothing new.
+    verdicts = [k for k, _ in groupby((v["decision"], v["reason"], v["offline"]) for v in lines)]
+    assert verdicts == [
         ("deny", "pass_revoked", True),
         ("deny", "case_confirmed", True),
         ("allow", "offline_allowed", True),
@@ -141,3 +145,12 @@ def test_a_kiosk_moved_to_another_site_drops_its_copy(tmp_path: Path) -> None:
     copy.close()
     again = Knowledge(tmp_path / "k.sqlite3")
     assert again.refused == {} and again.cursor is None
+
+
+def test_the_printed_pass_rule_follows_the_synced_copy(tmp_path: Path) -> None:
+    copy = Knowledge(tmp_path / "k.sqlite3")
+    assert copy.printed_rule("guard_check") == "guard_check"  # no copy yet: the hello's
+    rules = {"max_offline_age_s": 600, "static_pass": "deny"}
+    copy.apply(answer("1.0", {}, snapshot=True) | {"rules": rules}, now=NOW)
+    assert copy.printed_rule("allow") == "deny"
+    copy.close()

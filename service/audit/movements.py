@@ -14,6 +14,7 @@ from service.audit.documents import (
     json_value,
     record_export,
 )
+from service.people.records import person_name
 from service.people.scope import person_not_found, require_visible
 from service.platform.db import DB_KEY
 from service.web.auth import Role, principal, requires
@@ -25,7 +26,6 @@ from service.web.params import (
 
 logger = logging.getLogger(__name__)
 
-PERSON_SQL = "SELECT id, full_name FROM people WHERE id = $1"
 MOVEMENT_COLUMNS = (
     "stay_id",
     "site_id",
@@ -72,8 +72,8 @@ async def movements(request: web.Request) -> web.Response:
     async with request.app[DB_KEY].connection() as conn:
         # Not even the name of someone who never came to the caller's site.
         await require_visible(conn, person_id, site_id)
-        person = await conn.fetchrow(PERSON_SQL, person_id)
-        if person is None:
+        name = await person_name(conn, person_id)
+        if name is None:
             raise person_not_found(person_id)
         await record_export(
             conn,
@@ -94,7 +94,7 @@ async def movements(request: web.Request) -> web.Response:
     return web.json_response(
         {
             "person_id": person_id,
-            "full_name": person["full_name"],
+            "full_name": name,
             "movements": [{c: json_value(r[c]) for c in MOVEMENT_COLUMNS} for r in rows],
         },
         dumps=lambda v: json.dumps(v, ensure_ascii=False),

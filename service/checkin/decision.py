@@ -116,62 +116,86 @@ def decide(
 ) -> Verdict:
     """The verdict for one scan. `pass_error` is the pass check's reason code, if any;
     `claims` are set when the signature is genuine (even if expired)."""
-
-    def deny(reason: str) -> Verdict:
-        return Verdict("deny", reason, direction)
-
     if direction == "out":
-        if claims is None:  # nobody to attribute the exit to
-            return deny(pass_error or "malformed")
-        if pass_error == "wrong_site":
-            return deny("wrong_site")
-        if state is None:
-            return deny("pass_unknown")
-        warnings = () if state.person_id in view.inside else ("not_inside",)
-        return Verdict("allow", "goodbye", direction, warnings)
-
+        return _exit_verdict(pass_error, claims, state, view)
     if pass_error is not None:
-        return deny(pass_error)
+        return Verdict("deny", pass_error, direction)
     if claims is None or state is None:
-        return deny("pass_unknown")
+        return Verdict("deny", "pass_unknown", direction)
+    refusal = (
+        _holder_refusal(state)
+        or _declaration_refusal(state, at)
+        or _gate_refusal(gate, claims, state, view, at)
+    )
+    if refusal is not None:
+        return Verdict("deny", refusal, direction)
+    return _entry_verdict(gate, state, view)
+
+
+def _exit_verdict(
+    pass_error: str | None, claims: PassClaims | None, state: PassState | None, view: SiteView
+) -> Verdict:
+    if claims is None:  # nobody to attribute the exit to
+        return Verdict("deny", pass_error or "malformed", "out")
+    if pass_error == "wrong_site":
+        return Verdict("deny", "wrong_site", "out")
+    if state is None:
+        return Verdict("deny", "pass_unknown", "out")
+    warnings = () if state.person_id in view.inside else ("not_inside",)
+    return Verdict("allow", "goodbye", "out", warnings)
+
+
+def _holder_refusal(state: PassState) -> str | None:
+    """The pass and its holder: revoked, deny-listed, suspended by the health desk."""
     if state.revoked_reason is not None:
-        return deny("pass_superseded" if state.revoked_reason == "superseded" else "pass_revoked")
+        return "pass_superseded" if state.revoked_reason == "superseded" else "pass_revoked"
     if state.deny_listed:
-        return deny("deny_listed")
-    if state.suspension is not None:
-        return deny(state.suspension)
+        return "deny_listed"
+    return state.suspension
+
+
+def _declaration_refusal(state: PassState, at: datetime) -> str | None:
+    """The holder's current declaration at the site, and whether this pass is its pass."""
     if state.declaration_status is None:
-        return deny("declaration_missing")
+        return "declaration_missing"
     if not state.declaration_is_the_pass_one:
-        return deny("pass_superseded")
-    if state.declaration_status == "review":
-        return deny("declaration_review")
-    if state.declaration_status == "rejected":
-        return deny("declaration_rejected")
+        return "pass_superseded"
+    if state.declaration_status in ("review", "rejected"):
+        return f"declaration_{state.declaration_status}"
     if state.declaration_valid_until is None or at >= state.declaration_valid_until:
-        return deny("declaration_expired")
+        return "declaration_expired"
+    return None
+
+
+def _gate_refusal(
+    gate: GateInfo, claims: PassClaims, state: PassState, view: SiteView, at: datetime
+) -> str | None:
+    """The gate's hours, its rule on printed passes, and one pass used at two gates."""
     if not gate_is_open(gate, at):
-        return deny("gate_closed")
+        return "gate_closed"
     if not isinstance(claims, RotatingClaims) and gate.rules.static_pass != "allow":
-        return deny(
-            "guard_check" if gate.rules.static_pass == "guard_check" else "static_pass_refused"
-        )
+        return "guard_check" if gate.rules.static_pass == "guard_check" else "static_pass_refused"
     recent = view.last_allowed.get(state.pass_id)
     window = timedelta(seconds=gate.rules.shared_pass_window_s)
     if (
         recent is not None
         and recent.gate_id != gate.id
-        and recent.direction == direction
+        and recent.direction == "in"
         and abs(at - recent.occurred_at) <= window
     ):
-        return deny("shared_pass")
+        return "shared_pass"
+    return None
+
+
+def _entry_verdict(gate: GateInfo, state: PassState, view: SiteView) -> Verdict:
+    """Presence: anti-passback, then the site's capacity."""
     if state.person_id in view.inside:
         if gate.rules.anti_passback == "strict":
-            return deny("already_inside")
-        return Verdict("allow", "welcome", direction, ("already_inside",))
+            return Verdict("deny", "already_inside", "in")
+        return Verdict("allow", "welcome", "in", ("already_inside",))
     if gate.capacity is not None and view.count >= gate.capacity:
-        return deny("site_full")
-    return Verdict("allow", "welcome", direction)
+        return Verdict("deny", "site_full", "in")
+    return Verdict("allow", "welcome", "in")
 
 
 def apply(

@@ -23,13 +23,13 @@ from aiohttp import web
 from checkin_core.aio import cancel_and_wait
 from service.checkin.kiosk_sync import KNOWLEDGE_KINDS, Cursor, knowledge_since, parse_cursor
 from service.events.fanout import FANOUT_KEY, Fanout, Subscription
+from service.events.log import NO_SITE_CHAIN
 from service.platform.db import DB_KEY, Database
 from service.platform.errors import UNAVAILABLE_ERRORS
 
 logger = logging.getLogger(__name__)
 
 SOCKET_QUEUE = 16  # messages waiting for one slow kiosk; beyond, it pulls instead
-GLOBAL_CHAIN = 0  # the deny list of every site
 # What a watch outlives (the database away, a site deleted): it retries a second later.
 WATCH_ERRORS: tuple[type[BaseException], ...] = (*UNAVAILABLE_ERRORS, LookupError)
 
@@ -72,7 +72,7 @@ class KnowledgePush:
             while True:
                 try:
                     if not subs:
-                        for chain in (watch.site_id, GLOBAL_CHAIN):
+                        for chain in (watch.site_id, NO_SITE_CHAIN):
                             subs.append(await self._subscribe(chain))
                         cursor = await self._push(watch, cursor)  # nothing missed meanwhile
                     await _any_wake(subs)

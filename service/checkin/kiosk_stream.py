@@ -13,6 +13,7 @@ import logging
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
+import asyncpg
 import pydantic
 from aiohttp import WSMsgType, web
 from pydantic import BaseModel, ConfigDict, Field
@@ -133,18 +134,7 @@ async def kiosk_stream(request: web.Request) -> web.WebSocketResponse:
     # A message as large as an HTTP body may be: a scan the HTTP route takes fits here too.
     ws = web.WebSocketResponse(heartbeat=20, max_msg_size=settings.max_body_bytes)
     await ws.prepare(request)
-    await ws.send_json(
-        {
-            "type": "hello",
-            "gate": {k: gate[k] for k in ("id", "name", "direction", "offline_policy")},
-            "site": {
-                "id": gate["site_id"],
-                "name": gate["site_name"],
-                "static_pass": CheckinRules.model_validate(gate["checkin_rules"]).static_pass,
-            },
-            "server_time": datetime.now(UTC).isoformat(),
-        }
-    )
+    await ws.send_json(_hello(gate))
     in_flight: set[asyncio.Task[None]] = set()
     room = asyncio.Semaphore(MAX_IN_FLIGHT)
 
@@ -185,6 +175,20 @@ async def kiosk_stream(request: web.Request) -> web.WebSocketResponse:
     if in_flight:
         await asyncio.wait(in_flight)
     return ws
+
+
+def _hello(gate: asyncpg.Record) -> dict[str, Any]:
+    """The first message: the kiosk's gate, its site and the service's time."""
+    return {
+        "type": "hello",
+        "gate": {k: gate[k] for k in ("id", "name", "direction", "offline_policy")},
+        "site": {
+            "id": gate["site_id"],
+            "name": gate["site_name"],
+            "static_pass": CheckinRules.model_validate(gate["checkin_rules"]).static_pass,
+        },
+        "server_time": datetime.now(UTC).isoformat(),
+    }
 
 
 async def _push_changes(ws: web.WebSocketResponse, changes: asyncio.Queue[str]) -> None:

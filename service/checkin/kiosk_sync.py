@@ -133,6 +133,7 @@ def offline_rules(stored: Any) -> dict[str, Any]:
         "max_offline_age_s": rules.max_offline_age_s,
         "anti_passback": rules.anti_passback,
         "repeat_window_s": rules.shared_pass_window_s,
+        "static_pass": rules.static_pass,  # a change reaches the kiosk without a reconnect
     }
 
 

@@ -11,15 +11,14 @@ import asyncpg
 
 from service.cli.admin import Command, read_input
 from service.health.test_import import COLUMNS, import_tests_csv
-
-SITE_EXISTS_SQL = "SELECT 1 FROM sites WHERE id = $1"
+from service.web.auth import site_exists
 
 
 async def tests_import(args: argparse.Namespace, conn: asyncpg.Connection) -> int:
     path = Path(args.file)
     if (raw := await read_input(path)) is None:
         return 2
-    if args.site is not None and await conn.fetchval(SITE_EXISTS_SQL, args.site) is None:
+    if args.site is not None and not await site_exists(conn, args.site):
         sys.stderr.write(f"error: no site with id {args.site} / không có trụ sở {args.site}\n")
         return 2
     result = await import_tests_csv(conn, raw, site_id=args.site, progress=True)

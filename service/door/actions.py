@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from checkin_core.reasons import short_name
 from service.events.fanout import FANOUT_KEY
 from service.events.log import Heads, NewEvent, append_events, lock_chains
+from service.people.records import person_name
 from service.people.scope import is_visible, person_not_found, visible_to_sql
 from service.platform.db import DB_KEY
 from service.platform.errors import ApiError
@@ -40,7 +41,6 @@ class DenyListIn(BaseModel):
     reason: Reason
 
 
-PERSON_SQL = "SELECT id, full_name FROM people WHERE id = $1"
 OPEN_STAY_SQL = """
 SELECT id, entered_at FROM presence WHERE site_id = $1 AND person_id = $2 AND exited_at IS NULL
 """
@@ -116,7 +116,7 @@ async def manual_exit(request: web.Request) -> web.Response:
     now = datetime.now(UTC)
     async with request.app[DB_KEY].connection() as conn, conn.transaction():
         heads, stay = await lock_open_stay(conn, site_id, person_id)
-        person = await conn.fetchrow(PERSON_SQL, person_id)
+        name = await person_name(conn, person_id)
         event = NewEvent(
             kind="manual_exit",
             actor=caller.actor,
@@ -124,7 +124,7 @@ async def manual_exit(request: web.Request) -> web.Response:
             site_id=site_id,
             person_id=person_id,
             direction="out",
-            detail={"reason": body.reason, "name": short_name(person["full_name"])},
+            detail={"reason": body.reason, "name": short_name(name or "")},
         )
         (appended,) = await append_events(conn, [event], heads)
         await conn.execute(CLOSE_STAY_SQL, stay["id"], now, None, appended.id, "manual")

@@ -23,11 +23,11 @@ from service.door.actions import (
     CLOSE_STAY_SQL,
     OPEN_STAY_INSERT_SQL,
     OPEN_STAY_SQL,
-    PERSON_SQL,
     Reason,
     announce,
 )
 from service.events.log import NewEvent, append_events, lock_chains
+from service.people.records import person_name
 from service.people.scope import is_visible, person_not_found
 from service.platform.db import DB_KEY
 from service.platform.errors import worded_error
@@ -166,49 +166,14 @@ async def let_through(
     caller = principal(request)
     now = datetime.now(UTC)
     async with request.app[DB_KEY].connection() as conn, conn.transaction():
-        scan = await conn.fetchrow(DENIED_SCAN_SQL, event_id)
-        if scan is None:
-            raise worded_error(
-                404,
-                "scan_not_found",
-                "Không tìm thấy lượt quét này.",
-                "No scan with this event_id.",
-            )
+        scan = await _denied_scan(request, conn, event_id)
         site_id = scan["site_id"]
-        require_site(request, site_id)
-        if scan["decision"] != "deny":
-            raise worded_error(
-                409, "not_denied", "Lượt quét này không bị từ chối.", "This scan was not denied."
-            )
-        person_id = scan["person_id"] or named
-        if person_id is None:
-            raise worded_error(
-                422,
-                "person_required",
-                "Lượt quét không có tên người: hãy ghi mã người đã kiểm tra.",
-                "The scan names nobody: give the person_id you checked.",
-            )
-        # Never someone of another site: the override would make them known here.
-        if not await is_visible(conn, person_id, site_id):
-            raise person_not_found(person_id)
-        person = await conn.fetchrow(PERSON_SQL, person_id)
+        person_id = await _overridden_person(conn, scan, named)
         rules = CheckinRules.model_validate(await conn.fetchval(SITE_RULES_SQL, site_id))
         check(scan, rules.override_window_s, now)
         heads = await lock_chains(conn, [site_id])
-        if await conn.fetchval(ALREADY_OVERRIDDEN_SQL, site_id, person_id, str(event_id)):
-            raise worded_error(
-                409,
-                "already_overridden",
-                "Lượt từ chối này đã được cho vào rồi.",
-                "This denial was already overridden.",
-            )
-        if await conn.fetchval(SUPERSEDED_SQL, site_id, scan["seq"], person_id, scan["direction"]):
-            raise worded_error(
-                409,
-                "denial_superseded",
-                "Người này đã qua cổng sau lượt từ chối này.",
-                "This person has gone through since this denial.",
-            )
+        await _still_open(conn, scan, event_id, person_id)
+        name = await person_name(conn, person_id)
         event = NewEvent(
             kind=kind,
             actor=caller.actor,
@@ -224,7 +189,7 @@ async def let_through(
                 "overrides": str(event_id),
                 "denied_for": scan["reason"],
                 **(detail or {}),
-                "name": short_name(person["full_name"]),
+                "name": short_name(name or ""),
             },
         )
         (appended,) = await append_events(conn, [event], heads)
@@ -245,6 +210,66 @@ async def let_through(
         },
         status=201,
     )
+
+
+async def _denied_scan(
+    request: web.Request, conn: asyncpg.Connection, event_id: UUID
+) -> asyncpg.Record:
+    """The denied scan, of a site the caller may act at."""
+    scan = await conn.fetchrow(DENIED_SCAN_SQL, event_id)
+    if scan is None:
+        raise worded_error(
+            404,
+            "scan_not_found",
+            "Không tìm thấy lượt quét này.",
+            "No scan with this event_id.",
+        )
+    require_site(request, scan["site_id"])
+    if scan["decision"] != "deny":
+        raise worded_error(
+            409, "not_denied", "Lượt quét này không bị từ chối.", "This scan was not denied."
+        )
+    return scan
+
+
+async def _overridden_person(
+    conn: asyncpg.Connection, scan: asyncpg.Record, named: int | None
+) -> int:
+    """The scan's person, or the one the guard named; never someone of another site
+    (the override would make them known here)."""
+    person_id: int | None = scan["person_id"] or named
+    if person_id is None:
+        raise worded_error(
+            422,
+            "person_required",
+            "Lượt quét không có tên người: hãy ghi mã người đã kiểm tra.",
+            "The scan names nobody: give the person_id you checked.",
+        )
+    if not await is_visible(conn, person_id, scan["site_id"]):
+        raise person_not_found(person_id)
+    return person_id
+
+
+async def _still_open(
+    conn: asyncpg.Connection, scan: asyncpg.Record, event_id: UUID, person_id: int
+) -> None:
+    """Refuse a denial already overridden, or one the person has gone through since
+    (called with the site's chain held, so two guards cannot both let them in)."""
+    site_id = scan["site_id"]
+    if await conn.fetchval(ALREADY_OVERRIDDEN_SQL, site_id, person_id, str(event_id)):
+        raise worded_error(
+            409,
+            "already_overridden",
+            "Lượt từ chối này đã được cho vào rồi.",
+            "This denial was already overridden.",
+        )
+    if await conn.fetchval(SUPERSEDED_SQL, site_id, scan["seq"], person_id, scan["direction"]):
+        raise worded_error(
+            409,
+            "denial_superseded",
+            "Người này đã qua cổng sau lượt từ chối này.",
+            "This person has gone through since this denial.",
+        )
 
 
 def routes() -> list[web.RouteDef]:

@@ -26,6 +26,7 @@ from checkin_core.reasons import short_name
 from service.door.actions import announce, lock_open_stay
 from service.door.auto_checkout import last_until
 from service.events.log import NewEvent, append_events
+from service.people.records import person_name
 from service.platform.clock import CLOCK_KEY
 from service.platform.db import DB_KEY
 from service.platform.errors import ApiError
@@ -76,7 +77,6 @@ WHERE pr.site_id = $1 AND pr.exit_kind IN ('auto', 'gone')
                   AND o.person_id = pr.person_id AND o.exited_at IS NULL)
 ORDER BY pr.exited_at DESC, pr.id
 """
-PERSON_SQL = "SELECT full_name FROM people WHERE id = $1"
 CLOSE_GONE_SQL = """
 UPDATE presence SET exited_at = $2, exit_gate_id = NULL, exit_event = $3, exit_kind = 'gone',
        last_evidence_at = stay_last_evidence(person_id, site_id, entered_at, $2)
@@ -205,7 +205,7 @@ async def confirm(request: web.Request) -> web.Response:
     now = request.app[CLOCK_KEY]()
     async with request.app[DB_KEY].connection() as conn, conn.transaction():
         heads, stay = await lock_open_stay(conn, site_id, person_id)
-        name = await conn.fetchval(PERSON_SQL, person_id)
+        name = await person_name(conn, person_id)
         event = NewEvent(
             kind="presence_confirmed",
             actor=caller.actor,

@@ -52,6 +52,9 @@ KINDS = frozenset(
 )
 
 
+NO_SITE_CHAIN = 0  # the chain of events of no site (the deny list, an all-sites suspension)
+
+
 @dataclass(frozen=True)
 class NewEvent:
     kind: str
@@ -69,7 +72,7 @@ class NewEvent:
 
     @property
     def chain_id(self) -> int:
-        return self.site_id or 0
+        return self.site_id or NO_SITE_CHAIN
 
 
 @dataclass(frozen=True)

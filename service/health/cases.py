@@ -26,7 +26,9 @@ from service.declarations.filing import SITE_SQL
 from service.declarations.policy import SiteRules
 from service.events.fanout import FANOUT_KEY
 from service.events.log import NewEvent, append_event
-from service.health.suspensions import Hold, Id, known_at_site, suspend
+from service.health.suspensions import Hold, Id, suspend
+from service.people.records import person_name
+from service.people.scope import known_at_site
 from service.platform.db import DB_KEY
 from service.platform.errors import ApiError
 from service.web.auth import Principal, Role, principal, requires
@@ -37,7 +39,6 @@ from service.web.validation import read_model
 
 MAX_ONSET_AGE = timedelta(days=60)
 
-PERSON_SQL = "SELECT id, full_name FROM people WHERE id = $1"
 # The sites where a person is known: a current declaration or a stay.
 PERSON_SITES_SQL = """
 SELECT site_id FROM declarations WHERE person_id = $1 AND superseded_at IS NULL
@@ -125,7 +126,7 @@ async def case_sites(
     """The sites a case for this person is recorded at, as this caller may: the one
     asked for, the caller's own, else every site the person is known at. A person
     unknown (to this caller) is 404, whatever exists elsewhere."""
-    if await conn.fetchval(PERSON_SQL, person_id) is None:
+    if await person_name(conn, person_id) is None:
         raise _not_found(person_id)
     if caller.site_id is not None and asked not in (None, caller.site_id):
         raise ApiError(403, "forbidden", "Your token is limited to another site.")
@@ -263,6 +264,7 @@ async def create_case(request: web.Request) -> web.Response:
             actor=caller.actor,
             now=now,
         )
+    request.app[FANOUT_KEY].changed([case.site_id])  # the kiosks' copies: now, not at a poll
     return web.json_response(case.as_json(), status=201)
 
 

@@ -20,15 +20,17 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, field_validator
 from pydantic_core import PydanticCustomError
 
 from service.declarations.filing import SITE_SQL
-from service.events.log import NewEvent, append_event
+from service.events.fanout import FANOUT_KEY
+from service.events.log import NO_SITE_CHAIN, NewEvent, append_event
 from service.health.cases import case_sites, record_case
 from service.health.suspensions import (
     Id,
     clear_by_test,
-    known_at_site,
     person_suspensions,
     row_json,
 )
+from service.people.records import person_name
+from service.people.scope import is_visible
 from service.platform.db import DB_KEY
 from service.platform.errors import ApiError
 from service.web.auth import Role, principal, requires
@@ -48,7 +50,6 @@ LIST_TESTS_SQL = """
 SELECT id, person_id, kind, taken_at, result, source, recorded_by, recorded_at
 FROM official_tests WHERE person_id = $1 ORDER BY taken_at DESC, id DESC LIMIT 200
 """
-PERSON_NAME_SQL = "SELECT full_name FROM people WHERE id = $1"
 # Declarations of the person (at site $2; NULL: every site) that contradicted an
 # official record (service.declarations.official_rank).
 MISMATCHES_SQL = """
@@ -100,7 +101,7 @@ async def record_test(
         actor,
         now,
     )
-    name = await conn.fetchval(PERSON_NAME_SQL, body.person_id)
+    name = await person_name(conn, body.person_id)
     await append_event(
         conn,
         NewEvent(
@@ -155,6 +156,9 @@ async def create_test(request: web.Request) -> web.Response:
             raise ApiError(404, "person_not_found", f"No person {body.person_id} known here.")
         out = await record_test(conn, body, sites=sites, actor=caller.actor, now=now)
         out["suspensions"] = await person_suspensions(conn, body.person_id, caller.site_id)
+    # Suspended (a case) or cleared: the kiosks' offline copies hear of it now.
+    touched = {*sites, *(c["site_id"] or NO_SITE_CHAIN for c in out["cleared"])}
+    request.app[FANOUT_KEY].changed(touched)
     return web.json_response(out, status=201)
 
 
@@ -165,10 +169,7 @@ async def list_tests(request: web.Request) -> web.Response:
     person_id = int(request.match_info["person_id"])
     caller = principal(request)
     async with request.app[DB_KEY].connection() as conn:
-        exists = await conn.fetchval(PERSON_NAME_SQL, person_id) is not None
-        if not exists or (
-            caller.site_id is not None and not await known_at_site(conn, person_id, caller.site_id)
-        ):
+        if not await is_visible(conn, person_id, caller.site_id):
             raise ApiError(404, "person_not_found", f"No person {person_id} known here.")
         rows = await conn.fetch(LIST_TESTS_SQL, person_id)
         held = await person_suspensions(conn, person_id, caller.site_id)

@@ -25,10 +25,9 @@ from checkin_core.reasons import SUSPENSION_REASONS
 from service.declarations.model import Whole
 from service.events.fanout import FANOUT_KEY
 from service.events.log import NewEvent, append_events
-from service.people.scope import KNOWN_AT_SITE_SQL
 from service.platform.db import DB_KEY
 from service.platform.errors import ApiError
-from service.web.auth import Role, principal, require_site, requires
+from service.web.auth import Role, principal, require_site, requires, site_exists
 from service.web.openapi import Q_BOOL, documented, q_choice, q_int
 from service.web.text import Text
 from service.web.validation import read_model, validate
@@ -207,10 +206,6 @@ async def person_suspensions(
     return [row_json(r) for r in rows]
 
 
-async def known_at_site(conn: asyncpg.Connection, person_id: int, site_id: int) -> bool:
-    return bool(await conn.fetchval(KNOWN_AT_SITE_SQL, person_id, site_id))
-
-
 def row_json(row: asyncpg.Record) -> dict[str, Any]:
     """A row as JSON: times in ISO 8601."""
     return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in dict(row).items()}
@@ -263,7 +258,7 @@ def _site(request: web.Request) -> int:
 
 
 async def _site_exists(conn: asyncpg.Connection, site_id: int) -> None:
-    if await conn.fetchval("SELECT 1 FROM sites WHERE id = $1", site_id) is None:
+    if not await site_exists(conn, site_id):
         raise ApiError(404, "site_not_found", f"No site with id {site_id}.")
 
 

@@ -31,9 +31,9 @@ from service.declarations.model import DECLARATION_TZ
 from service.events.log import NewEvent, append_event
 from service.health.cases import case_sites
 from service.health.official_tests import TestIn, record_test
-from service.health.suspensions import known_at_site
 from service.people.fields import normalize_national_id, normalize_phone
-from service.people.records import find_person
+from service.people.records import find_person, person_name
+from service.people.scope import known_at_site
 from service.platform.errors import ApiError
 from service.web.auth import Principal, Role
 from service.web.field_errors import field_error, field_errors
@@ -46,7 +46,6 @@ COLUMNS = ID_COLUMNS + RESULT_COLUMNS
 MAX_ROWS = 100_000
 ACTOR = "cli:tests-import"
 CellId = Annotated[int, Field(ge=1, le=2**63 - 1)]  # a bigint key, as text in a cell
-PERSON_SQL = "SELECT id FROM people WHERE id = $1"
 # The command acts as an admin of every site (or, with --site, of that one).
 CLI = Principal(token_id=0, role=Role.ADMIN, site_id=None, gate_id=None, label="tests-import")
 
@@ -166,7 +165,7 @@ async def _person(conn: asyncpg.Connection, line: int, row: ImportRow) -> int | 
     """The one person the row's identifiers name."""
     found: dict[str, int] = {}
     if row.person_id is not None:
-        if await conn.fetchval(PERSON_SQL, row.person_id) is None:
+        if await person_name(conn, row.person_id) is None:
             return row_error(line, "person_id", "person_not_found", column="person_id")
         found["person_id"] = row.person_id
     for column, raw, normal in (

@@ -22,7 +22,7 @@ from service.identity.hashing import DUMMY_HASH, HASH_POOL_KEY, HASHER, HashPool
 from service.people.fields import NAME_MAX
 from service.platform.db import DB_KEY, Database
 from service.platform.errors import ApiError
-from service.web.auth import Role, principal, requires
+from service.web.auth import Role, principal, requires, site_exists
 from service.web.openapi import documented
 from service.web.text import Secret, Text
 from service.web.validation import read_model
@@ -111,7 +111,6 @@ LIST_SQL = """
 SELECT id, username, role, site_id, full_name, last_login_at, created_at, disabled_at
 FROM console_accounts WHERE $1::bigint IS NULL OR site_id = $1 ORDER BY id
 """
-SITE_EXISTS_SQL = "SELECT 1 FROM sites WHERE id = $1"
 
 
 def check_password(password: str) -> None:
@@ -136,7 +135,7 @@ async def create_account(
         raise AccountError(
             "bad_role", "Console accounts are for guards, admins, auditors and health officers."
         )
-    if new.site_id is not None and await conn.fetchval(SITE_EXISTS_SQL, new.site_id) is None:
+    if new.site_id is not None and not await site_exists(conn, new.site_id):
         raise AccountError("site_not_found", f"No site with id {new.site_id}.")
     account_id = await conn.fetchval(
         INSERT_ACCOUNT_SQL,

@@ -36,6 +36,15 @@ RETURNING id, kind, full_name, phone, national_id, organisation, position, risk_
 """
 
 
+PERSON_NAME_SQL = "SELECT full_name FROM people WHERE id = $1"
+
+
+async def person_name(conn: asyncpg.Connection, person_id: int) -> str | None:
+    """The person's full name; None when there is no such person."""
+    name: str | None = await conn.fetchval(PERSON_NAME_SQL, person_id)
+    return name
+
+
 class IdentityConflict(ApiError):
     def __init__(self) -> None:
         super().__init__(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncpg
 
+from service.people.records import person_name
 from service.platform.errors import ApiError, worded_error
 
 
@@ -30,7 +31,6 @@ def visible_to_sql(person: str, scope: str) -> str:
 
 
 KNOWN_AT_SITE_SQL = "SELECT " + known_at_site_sql("$1", "$2")
-PERSON_EXISTS_SQL = "SELECT EXISTS (SELECT 1 FROM people WHERE id = $1)"
 
 
 def person_not_found(person_id: int) -> ApiError:
@@ -42,11 +42,16 @@ def person_not_found(person_id: int) -> ApiError:
     )
 
 
+async def known_at_site(conn: asyncpg.Connection, person_id: int, site_id: int) -> bool:
+    """A current declaration or a stay at the site."""
+    return bool(await conn.fetchval(KNOWN_AT_SITE_SQL, person_id, site_id))
+
+
 async def is_visible(conn: asyncpg.Connection, person_id: int, scope: int | None) -> bool:
     """True if the person exists and a caller limited to `scope` (None: all) may read them."""
-    if not await conn.fetchval(PERSON_EXISTS_SQL, person_id):
+    if await person_name(conn, person_id) is None:
         return False
-    return scope is None or bool(await conn.fetchval(KNOWN_AT_SITE_SQL, person_id, scope))
+    return scope is None or await known_at_site(conn, person_id, scope)
 
 
 async def require_visible(conn: asyncpg.Connection, person_id: int, scope: int | None) -> None:

@@ -18,7 +18,7 @@ from service.passes.state import pass_state
 from service.people.scope import visible_to_sql
 from service.platform.db import DB_KEY
 from service.platform.errors import ApiError
-from service.web.auth import Role, requires
+from service.web.auth import Role, requires, site_exists
 from service.web.openapi import documented, q_id, q_int, q_text
 from service.web.params import bad_parameter, int_param, scoped_site
 from service.web.validation import MAX_QUERY_VALUE, query_text
@@ -102,7 +102,6 @@ LEFT JOIN LATERAL (
 ORDER BY h.rank, h.name, h.id
 """
 )
-SITE_EXISTS_SQL = "SELECT 1 FROM sites WHERE id = $1"
 
 
 def query_param(request: web.Request) -> str:
@@ -207,7 +206,7 @@ async def people_search(request: web.Request) -> web.Response:
     site_id = scoped_site(request, int_param(request, "site_id"))
     now = datetime.now(UTC)
     async with request.app[DB_KEY].connection() as conn:
-        if site_id is not None and await conn.fetchval(SITE_EXISTS_SQL, site_id) is None:
+        if site_id is not None and not await site_exists(conn, site_id):
             raise ApiError(404, "site_not_found", f"No site with id {site_id}.")
         rows = await search_people(conn, text, site_id=site_id, limit=limit)
     return web.json_response(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Annotated, Literal
@@ -76,66 +76,73 @@ class ImportResult:
 def parse_rows(text: Iterable[str]) -> tuple[list[tuple[int, StaffRow]], list[RowError]]:
     """Validate every row (pure); return the good ones with their line and all errors."""
     reader = csv.reader(text)
+    header, header_error = _header(reader)
+    if header_error is not None:
+        return [], [header_error]
+    good: list[tuple[int, StaffRow]] = []
     errors: list[RowError] = []
+    seen: dict[str, int] = {}  # "phone:…" or "national_id:…" -> the first line that had it
+
+    def unreadable(line: int, detail: str) -> None:
+        errors.append(RowError(line, "row", "csv_error", detail))
+
+    for line, record in csv_records(reader, unreadable):
+        if len(good) + len(errors) >= MAX_ROWS:
+            errors.append(RowError(line, "row", "too_many_rows", f"At most {MAX_ROWS} rows"))
+            break
+        row, row_errors = _row(line, header, record)
+        if row is not None:
+            row_errors = _duplicates(line, row, seen)
+        errors += row_errors
+        if row is not None and not row_errors:
+            good.append((line, row))
+    return good, errors
+
+
+def _header(reader: Iterator[list[str]]) -> tuple[list[str], RowError | None]:
     try:
         header = [h.strip().lstrip("\ufeff") for h in next(reader)]
     except StopIteration:
-        return [], [RowError(1, "header", "missing", "The file is empty")]
+        return [], RowError(1, "header", "missing", "The file is empty")
     except csv.Error as e:
-        return [], [RowError(1, "header", "csv_error", str(e))]
+        return [], RowError(1, "header", "csv_error", str(e))
     missing = [c for c in COLUMNS if c not in header]
     unknown = [h for h in header if h not in COLUMNS]
     if missing or unknown or len(set(header)) != len(header):
         reason = f"Columns must be {', '.join(COLUMNS)}"
         details = [f"missing: {', '.join(missing)}"] if missing else []
         details += [f"unknown: {', '.join(unknown)}"] if unknown else []
-        return [], [RowError(1, "header", "bad_columns", "; ".join([reason, *details]))]
-    good: list[tuple[int, StaffRow]] = []
-    seen: dict[str, int] = {}
+        return [], RowError(1, "header", "bad_columns", "; ".join([reason, *details]))
+    return header, None
 
-    def unreadable(line: int, detail: str) -> None:
-        errors.append(RowError(line, "row", "csv_error", detail))
 
-    rows = csv_records(reader, unreadable)
-    for line, record in rows:
-        if len(good) + len(errors) >= MAX_ROWS:
-            errors.append(RowError(line, "row", "too_many_rows", f"At most {MAX_ROWS} rows"))
-            break
-        if len(record) != len(header):
+def _row(line: int, header: list[str], record: list[str]) -> tuple[StaffRow | None, list[RowError]]:
+    """One record as a StaffRow, or the reasons it is not one."""
+    if len(record) != len(header):
+        detail = f"Expected {len(header)} fields, got {len(record)}"
+        return None, [RowError(line, "row", "column_count", detail)]
+    try:
+        row = StaffRow.model_validate(dict(zip(header, record, strict=True)))
+    except pydantic.ValidationError as e:
+        return None, [RowError(line, f["field"], f["code"], f["reason"]) for f in field_errors(e)]
+    if row.phone is None and row.national_id is None:
+        reason = "Give a phone number or a national ID (CMND/CCCD)"
+        return None, [RowError(line, "phone", "phone_or_national_id_required", reason)]
+    return row, []
+
+
+def _duplicates(line: int, row: StaffRow, seen: dict[str, int]) -> list[RowError]:
+    """A phone or national ID an earlier line of the same file already had."""
+    errors = []
+    for name, value in (("phone", row.phone), ("national_id", row.national_id)):
+        if value is None:
+            continue
+        first = seen.setdefault(f"{name}:{value}", line)
+        if first != line:
             errors.append(
-                RowError(
-                    line, "row", "column_count", f"Expected {len(header)} fields, got {len(record)}"
-                )
+                RowError(line, name, "duplicate", f"Same {name} as line {first} of this file")
             )
-            continue
-        try:
-            row = StaffRow.model_validate(dict(zip(header, record, strict=True)))
-        except pydantic.ValidationError as e:
-            errors += [RowError(line, f["field"], f["code"], f["reason"]) for f in field_errors(e)]
-            continue
-        if row.phone is None and row.national_id is None:
-            errors.append(
-                RowError(
-                    line,
-                    "phone",
-                    "phone_or_national_id_required",
-                    "Give a phone number or a national ID (CMND/CCCD)",
-                )
-            )
-            continue
-        duplicate = False
-        for name, value in (("phone", row.phone), ("national_id", row.national_id)):
-            if value is None:
-                continue
-            first = seen.setdefault(f"{name}:{value}", line)
-            if first != line:
-                duplicate = True
-                errors.append(
-                    RowError(line, name, "duplicate", f"Same {name} as line {first} of this file")
-                )
-        if not duplicate:
-            good.append((line, row))
-    return good, errors
+    return errors
 
 
 UPSERT_STAFF_SQL = """

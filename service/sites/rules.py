@@ -16,7 +16,7 @@ from service.health.rescreen import rescreen
 from service.platform.db import DB_KEY
 from service.platform.errors import ApiError
 from service.sites.door_rules import CheckinRules
-from service.web.auth import Role, principal, requires
+from service.web.auth import Role, principal, requires, site_exists
 from service.web.openapi import documented
 from service.web.text import Text, blank_to_none
 from service.web.validation import read_model
@@ -27,7 +27,6 @@ GET_RULES_SQL = "SELECT declaration_rules FROM sites WHERE id = $1"
 SET_RULES_SQL = "UPDATE sites SET declaration_rules = $2 WHERE id = $1 RETURNING id"
 GET_DOOR_RULES_SQL = "SELECT checkin_rules FROM sites WHERE id = $1"
 SET_DOOR_RULES_SQL = "UPDATE sites SET checkin_rules = $2 WHERE id = $1 RETURNING id"
-SITE_EXISTS_SQL = "SELECT 1 FROM sites WHERE id = $1"
 LIST_AREAS_SQL = """
 SELECT id, site_id, name, code, flagged_from, flagged_until, created_at FROM flagged_areas
 WHERE site_id = $1 ORDER BY flagged_from DESC, id
@@ -149,7 +148,7 @@ async def put_door_rules(request: web.Request) -> web.Response:
 async def list_flagged_areas(request: web.Request) -> web.Response:
     site_id = _site_id(request)
     async with request.app[DB_KEY].connection() as conn:
-        if await conn.fetchval(SITE_EXISTS_SQL, site_id) is None:
+        if not await site_exists(conn, site_id):
             raise _site_not_found(site_id)
         rows = await conn.fetch(LIST_AREAS_SQL, site_id)
     return web.json_response({"flagged_areas": [_area_json(r) for r in rows]})

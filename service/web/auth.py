@@ -134,6 +134,14 @@ FROM api_tokens WHERE $1 OR revoked_at IS NULL ORDER BY id
 """
 
 
+SITE_EXISTS_SQL = "SELECT 1 FROM sites WHERE id = $1"
+
+
+async def site_exists(conn: asyncpg.Connection, site_id: int) -> bool:
+    """Whether the site exists: the one lookup every package makes before a 404."""
+    return await conn.fetchval(SITE_EXISTS_SQL, site_id) is not None
+
+
 async def create_token(
     conn: asyncpg.Connection,
     *,
@@ -150,10 +158,7 @@ async def create_token(
         and await conn.fetchval("SELECT 1 FROM gates WHERE id = $1", gate_id) is None
     ):
         raise ValueError(f"no gate with id {gate_id}")
-    if (
-        site_id is not None
-        and await conn.fetchval("SELECT 1 FROM sites WHERE id = $1", site_id) is None
-    ):
+    if site_id is not None and not await site_exists(conn, site_id):
         raise ValueError(f"no site with id {site_id}")
     token = new_token()
     token_id = await conn.fetchval(

@@ -22,7 +22,7 @@ from typing import Any
 import aiohttp
 
 from checkin_core.aio import wait_for_event
-from scanner.kiosk import SESSION_TIMEOUT
+from scanner.kiosk_config import SESSION_TIMEOUT
 from scanner.link import Link, Message
 from scanner.outbox import AsyncOutbox, Outbox, Scan
 from scanner.scan_life import ScanLife
