@@ -54,6 +54,8 @@ def form_view(
     shown: defaultdict[str, str] = defaultdict(str, {k: first(v) for k, v in values.items()})
     other = "en" if lang == "vi" else "vi"
     keep = {"site": shown["site_id"], "redeclare": shown["redeclare_key"]}
+    # Broken bytes in a posted value (lone surrogates) must not break the link: "?".
+    query = urlencode({**{k: v for k, v in keep.items() if v}, "lang": other}, errors="replace")
     return words(lang) | {
         "title": t("title", lang),
         "values": shown,
@@ -61,8 +63,7 @@ def form_view(
         "summary": summary,
         "sites": [(str(i), name) for i, name in sites],
         "other_lang": other,
-        "switch_url": "/declare?"
-        + urlencode({**{k: v for k, v in keep.items() if v}, "lang": other}),
+        "switch_url": "/declare?" + query,
         "symptom_options": [(s, t(s, lang)) for s in sorted(SYMPTOMS)]
         + [("none", t("symptom_none", lang))],
         "chosen_symptoms": set(values.get("symptoms") or []),
