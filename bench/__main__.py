@@ -52,6 +52,7 @@ from bench import (
     sweep_bench,
     trace_bench,
 )
+from bench.kept import kept_sections
 from bench.limits import raise_open_files
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -297,6 +298,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "",
         ]
     )
+    text += kept_sections(args.out)
     args.out.write_text(text, encoding="utf-8")
     sys.stdout.write(text)
     checkin_bench.log(f"wrote {args.out} in {time.monotonic() - steps.started:.0f}s")

@@ -24,6 +24,11 @@ for extra in "$@"; do
       command -v xwininfo >/dev/null || missing+=(x11-utils)
       command -v xwd >/dev/null || missing+=(x11-apps)
       ;;
+    # The HA fault test (make chaos-ha): etcd for Patroni, and PostgreSQL 15's own binaries.
+    ha)
+      command -v etcd >/dev/null || missing+=(etcd-server)
+      [ -x /usr/lib/postgresql/15/bin/postgres ] || missing+=(postgresql-15)
+      ;;
     *) echo "unknown extra: $extra" >&2; exit 2 ;;
   esac
 done

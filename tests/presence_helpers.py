@@ -94,6 +94,19 @@ async def enter(client: Client, door: Door, payload: str, **scan_fields: Any) ->
     return answer
 
 
+async def let_in_hours_ago(client: Client, door: Door, payload: str, hours: float) -> None:
+    """An entry recorded that long ago (a kiosk replaying its offline outbox)."""
+    seen = datetime.now(UTC) - timedelta(hours=hours)
+    answer = await scan(
+        client,
+        door.kiosk[door.entrance],
+        payload,
+        seen_at=seen.isoformat(),
+        offline={"verdict": "allow", "reason": "welcome"},
+    )
+    assert answer["decision"] == "allow", answer
+
+
 async def stay_of(conn: asyncpg.Connection, person_id: int) -> asyncpg.Record:
     """The person's latest stay."""
     row = await conn.fetchrow(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from dataclasses import asdict
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -15,9 +16,10 @@ import pytest
 from aiohttp import web
 
 from service.app import create_app
-from service.door.auto_checkout import BATCH, first_after, last_until
+from service.door.auto_checkout import BATCH, auto_exit_event, closure, first_after, last_until
 from service.door.auto_checkout import sweep as sweep_once
-from service.events.log import verify_chain
+from service.events.log import digest_of, verify_chain
+from service.sites.door_rules import AutoCheckout
 from service.web.auth import Role
 from tests.checkin_helpers import make_door, scan, scan_body
 from tests.factory import Factory, bearer
@@ -27,6 +29,7 @@ from tests.presence_helpers import (
     auto_exits,
     clock,
     enter,
+    let_in_hours_ago,
     one_inside,
     person_with_pass,
     presence_settings,
@@ -243,16 +246,7 @@ async def test_the_service_catches_up_when_it_starts(
 
 
 async def let_in_yesterday(client: Client, door: Any, payload: str, hours_ago: float) -> None:
-    """An entry recorded that long ago (a kiosk replaying its offline outbox)."""
-    seen = datetime.now(HCM) - timedelta(hours=hours_ago)
-    answer = await scan(
-        client,
-        door.kiosk[door.entrance],
-        payload,
-        seen_at=seen.isoformat(),
-        offline={"verdict": "allow", "reason": "welcome"},
-    )
-    assert answer["decision"] == "allow", answer
+    await let_in_hours_ago(client, door, payload, hours_ago)
 
 
 @pytest.mark.parametrize("at", [None, "23:00"])
@@ -390,4 +384,38 @@ async def test_a_large_sweep_closes_every_stay_in_small_batches(
         == 0
     )
     assert len(await auto_exits(conn, site)) == len(people)
+    assert (await verify_chain(conn, site)).broken is None
+
+
+async def test_the_sweep_writes_the_very_event_the_door_would(
+    conn: asyncpg.Connection, factory: Factory
+) -> None:
+    """The sweep builds its events in SQL; each is the record auto_exit_event() makes
+    (same fields, same digest), for a name that needs escaping too."""
+    site = await factory.site()
+    await conn.execute(
+        "UPDATE sites SET checkin_rules = $2 WHERE id = $1",
+        site,
+        {"auto_checkout": {"at": "23:00", "after_minutes": 600}},
+    )
+    now = datetime.now(HCM)
+    names = ['  Ông  "Tư"\tBa \\ Lê ', "Đỗ Ánh-Dương", "An"]
+    people = [await factory.person(full_name=name) for name in names]
+    entered = [now - timedelta(days=2, minutes=i) for i in range(len(people))]
+    await conn.executemany(
+        "INSERT INTO presence (site_id, person_id, entered_at, entry_event) VALUES ($1, $2, $3, 1)",
+        [(site, p, at) for p, at in zip(people, entered, strict=True)],
+    )
+    report = await sweep_once(conn, now)
+    assert report is not None and report.by_rule == {"at": 3}
+    rules = AutoCheckout(at="23:00", after_minutes=600)
+    for person, name, at in zip(people, names, entered, strict=True):
+        row = await conn.fetchrow(
+            "SELECT * FROM events WHERE site_id = $1 AND person_id = $2", site, person
+        )
+        ended = closure(at, rules, HCM)
+        assert ended is not None and row["occurred_at"] == ended.at
+        expected = auto_exit_event(site, person, name, at, ended)
+        assert row["detail"] == expected.detail
+        assert bytes(row["digest"]) == digest_of(asdict(expected))
     assert (await verify_chain(conn, site)).broken is None

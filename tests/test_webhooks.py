@@ -1,5 +1,5 @@
-"""Webhooks against a real local HTTP receiver: signed JSON for deny alerts and
-automatic check-outs, retried with backoff until it is taken, and the delivery log."""
+"""Webhooks against a real local HTTP receiver: signed JSON for deny alerts, automatic
+check-outs and overstays, retried with backoff until it is taken, and the delivery log."""
 
 from __future__ import annotations
 
@@ -165,3 +165,73 @@ async def test_deliveries_go_with_the_retention_purge(
     report = await purge(conn, older_than=datetime.now(UTC) + timedelta(days=1), actor="test")
     assert report is not None and report.webhook_deliveries_deleted == 1
     assert await conn.fetchval("SELECT count(*) FROM webhook_deliveries") == 0
+
+
+async def test_an_overstay_is_raised_once_signed_and_sent(
+    client: Client,
+    app: web.Application,
+    factory: Factory,
+    conn: asyncpg.Connection,
+    clock: FakeClock,
+    aiohttp_server: Callable[[web.Application], Awaitable[TestServer]],
+) -> None:
+    """A visitor past the departure they declared, then a staff member silent longer
+    than the site allows: one `overstay` each, at the time it became one."""
+    door = await make_door(factory)
+    await set_door_rules(client, door, silent_after_minutes=90)
+    got, secret = await hooked(client, door, aiohttp_server, failures=1)
+    visitor, visitor_pass = await person_with_pass(factory, door, kind="visitor")
+    staff, staff_pass = await person_with_pass(factory, door)
+    departure = clock.now + timedelta(minutes=45)
+    await conn.execute(
+        "UPDATE declarations SET answers = answers"
+        " || jsonb_build_object('expected_departure', $2::text) WHERE person_id = $1",
+        visitor,
+        departure.isoformat(),
+    )
+    await enter(client, door, visitor_pass)
+    await enter(client, door, staff_pass)
+    entered = await conn.fetchval("SELECT entered_at FROM presence WHERE person_id = $1", staff)
+
+    clock.advance(minutes=44)
+    assert (await sweep(app)).overstays == 0
+    clock.advance(minutes=2)
+    assert (await sweep(app)).overstays == 1
+    assert (await sweep(app)).overstays == 0  # once
+    await delivered(got)
+    assert [status for _, _, status in got.calls] == [500, 204]  # retried like the others
+    headers, body, _ = got.calls[-1]
+    stamp, mac = (part.split("=", 1)[1] for part in headers["X-Checkin-Signature"].split(","))
+    expected = hmac.new(secret.encode(), f"{stamp}.".encode() + body, hashlib.sha256).hexdigest()
+    assert hmac.compare_digest(mac, expected)
+    (sent,) = got.taken()
+    assert (sent["type"], sent["kind"], sent["person_id"]) == ("overstay", "overstay", visitor)
+    assert sent["detail"]["why"] == ["past_departure"]
+    assert datetime.fromisoformat(sent["occurred_at"]) == departure
+
+    clock.advance(minutes=60)  # 106 minutes since the staff member's entry scan
+    assert (await sweep(app)).overstays == 1
+    for _ in range(400):  # stops a hung test only; nothing is timed
+        if len(got.taken()) == 2:
+            break
+        await asyncio.sleep(0.05)
+    silent = got.taken()[1]
+    assert (silent["type"], silent["person_id"]) == ("overstay", staff)
+    assert silent["detail"]["why"] == ["silent"]
+    assert datetime.fromisoformat(silent["occurred_at"]) == entered + timedelta(minutes=90)
+    assert (await sweep(app)).overstays == 0
+    events = await conn.fetch(
+        "SELECT person_id, actor FROM events WHERE site_id = $1 AND kind = 'overstay' ORDER BY seq",
+        door.site_id,
+    )
+    assert [(e["person_id"], e["actor"]) for e in events] == [
+        (visitor, "service:overstay"),
+        (staff, "service:overstay"),
+    ]
+    # Both still inside: an overstay closes nothing.
+    assert (
+        await conn.fetchval(
+            "SELECT count(*) FROM presence WHERE site_id = $1 AND exited_at IS NULL", door.site_id
+        )
+        == 2
+    )

@@ -21,7 +21,7 @@ from checkin_core.aio import cancel_and_wait
 from service.checkin.batch import decide_batch
 from service.checkin.wire import Decision, ScanItem
 from service.passes.trust import PassAuthenticator
-from service.platform.db import DB_KEY, Database
+from service.platform.db import DB_KEY, Database, connection_lost
 from service.platform.errors import UNAVAILABLE_ERRORS, ServiceUnavailable
 
 logger = logging.getLogger(__name__)
@@ -59,6 +59,7 @@ class ScanBatcher:
         self.batches = 0
         self.scans = 0
         self.conflicts = 0
+        self.retried = 0  # batches tried again after their connection died
 
     def start(self) -> None:
         self._tasks = [asyncio.create_task(self._work())]
@@ -79,20 +80,35 @@ class ScanBatcher:
     async def _work(self) -> None:
         while True:
             units = self._take([await self._queue.get()])
-            # One connection for as long as batches follow each other: giving it back
-            # to the pool costs a round trip (the pool resets it) per batch.
-            try:
-                async with self.db.connection() as conn:
-                    while await self._run(conn, units) and not self._queue.empty():
-                        units = self._take([self._queue.get_nowait()])
-            except UNAVAILABLE_ERRORS as e:  # no connection to be had
-                logger.warning("batch failed, database unavailable: %s", type(e).__name__)
-                for unit in units:
-                    _fail(unit, ServiceUnavailable())
-            except asyncio.CancelledError:
-                for unit in units:
-                    _fail(unit, ServiceUnavailable("The service is shutting down."))
-                raise
+            retried = False
+            while units:
+                units = await self._batches(units, retry=not retried)
+                retried = True
+
+    async def _batches(self, units: list[_Unit], *, retry: bool) -> list[_Unit]:
+        """Run batches on one connection while they follow each other; the units of a
+        batch whose connection died under it, when it is to be tried once more."""
+        # One connection for as long as batches follow each other: giving it back
+        # to the pool costs a round trip (the pool resets it) per batch.
+        try:
+            async with self.db.connection() as conn:
+                while await self._run(conn, units, retry=retry) and not self._queue.empty():
+                    units = self._take([self._queue.get_nowait()])
+        except _Lost as lost:
+            # The server went away under the batch (a failover): its outcome is unknown.
+            # Once more on a new connection (to the new primary, if there is one yet):
+            # scans already recorded are answered from the record, by their event ids.
+            self.retried += 1
+            return lost.units
+        except UNAVAILABLE_ERRORS as e:  # no connection to be had
+            logger.warning("batch failed, database unavailable: %s", type(e).__name__)
+            for unit in units:
+                _fail(unit, ServiceUnavailable())
+        except asyncio.CancelledError:
+            for unit in units:
+                _fail(unit, ServiceUnavailable("The service is shutting down."))
+            raise
+        return []
 
     def _take(self, units: list[_Unit]) -> list[_Unit]:
         size = len(units[0].items)
@@ -101,11 +117,16 @@ class ScanBatcher:
             size += len(units[-1].items)
         return units
 
-    async def _run(self, conn: asyncpg.Connection, units: list[_Unit]) -> bool:
-        """Decide and answer these units; False if the connection may be unusable."""
+    async def _run(
+        self, conn: asyncpg.Connection, units: list[_Unit], *, retry: bool = False
+    ) -> bool:
+        """Decide and answer these units; False if the connection may be unusable.
+        With `retry`, a connection lost under the batch raises _Lost instead."""
         try:
             decisions = await self._decide(conn, [i for u in units for i in u.items])
         except UNAVAILABLE_ERRORS as e:
+            if retry and connection_lost(conn, e):
+                raise _Lost(units) from e
             logger.warning("batch failed, database unavailable: %s", type(e).__name__)
             for unit in units:
                 _fail(unit, ServiceUnavailable())
@@ -159,6 +180,14 @@ class ScanBatcher:
         if self.on_commit is not None:
             self.on_commit(result.heads)
         return result.decisions
+
+
+class _Lost(Exception):
+    """The connection died under these units' batch."""
+
+    def __init__(self, units: list[_Unit]) -> None:
+        super().__init__(len(units))
+        self.units = units
 
 
 def _fail(unit: _Unit, error: Exception) -> None:

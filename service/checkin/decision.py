@@ -59,7 +59,9 @@ class SiteView:
     """What a batch knows of one site while deciding, kept current scan by scan."""
 
     inside: set[int] = field(default_factory=set)  # person ids with an open stay
-    count: int = 0  # people inside (only counted when the site has a capacity)
+    # People likely inside, against the capacity (counted only when the site has one):
+    # open stays less silent than the site's silent_after_minutes (the roll call's).
+    count: int = 0
     last_allowed: dict[UUID, RecentUse] = field(default_factory=dict)
     # Open stays the site's rules have ended (not swept yet): entry time and closure.
     stale: dict[int, tuple[datetime, Any]] = field(default_factory=dict)

@@ -1,6 +1,6 @@
 """What a batch of scans is decided on, read in one round trip: its gates with their
 rules, the sites' chain heads, the scans already recorded, the passes' states, who is
-inside, how many, and each pass's recent use."""
+inside, how many are likely inside (for a capacity), and each pass's recent use."""
 
 from __future__ import annotations
 

@@ -4,8 +4,10 @@ A closure is an `auto_exit` event (carrying the rule that fired) and an estimate
 on the stay (exit_kind 'auto', with the person's last evidence kept for the trace). It
 happens at the time the rule fired, not when the sweep ran, so a sweep after a restart
 catches up exactly. The sweep runs in the service (`auto_checkout_context`), on one
-instance at a time (an advisory lock), in small batches: each batch holds its site's
-chain, which the door's batches also take, for a few milliseconds only.
+instance at a time (an advisory lock), in batches done in SQL (auto_checkout_batch in
+schema.sql: the closure times, the events' records, digests and hash links, one INSERT
+and one UPDATE); each holds its site's chain, which the door's batches also take, for
+its writes only.
 
 The door closes a stale stay itself when its person comes back (`stale_closure`), so the
 next morning's entry after a forgotten exit is never refused as "already inside".
@@ -15,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -26,8 +28,9 @@ from aiohttp import web
 
 from checkin_core.aio import cancel_and_wait
 from checkin_core.reasons import short_name
+from service.door.overstay import raise_overstays
 from service.events.fanout import FANOUT_KEY, Fanout
-from service.events.log import NewEvent, append_events, lock_chains
+from service.events.log import NewEvent
 from service.platform.clock import CLOCK_KEY, Clock
 from service.platform.db import DB_KEY, Database
 from service.platform.errors import UNAVAILABLE_ERRORS
@@ -37,7 +40,10 @@ from service.sites.door_rules import AutoCheckout, CheckinRules
 logger = logging.getLogger(__name__)
 
 ACTOR = "service:auto_checkout"
-BATCH = 200  # stays closed per transaction: the site's chain is held that long (~30 ms)
+# Stays closed per call of auto_checkout_batch; the site's chain is held for its writes
+# only. Larger batches do not sweep faster (the cost is per stay) but hold the door
+# longer (docs/benchmarks.md).
+BATCH = 200
 _LOCK_KEY = 0x63676163  # one sweep at a time across instances
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # before any stay
 
@@ -136,37 +142,30 @@ def auto_exit_event(
         detail=ended.detail()
         | {
             "name": short_name(full_name) if full_name else None,
-            "entered_at": entered_at.isoformat(),
+            # canonical_time() in schema.sql writes it so too (the sweep's events)
+            "entered_at": entered_at.astimezone(UTC).isoformat(timespec="microseconds"),
             "estimated": True,
         },
     )
 
 
-# --- the sweep (set-based, in small batches) -------------------------------------------
+# --- the sweep (set-based, in batches) -------------------------------------------------
 
 SITES_SQL = "SELECT id, timezone, checkin_rules::text AS rules FROM sites ORDER BY id"
-# The open stays the rules have ended, with what closure() needs. Two ways in: by entry
-# time (the partial index presence_open_entered_idx), from where the last batch stopped
-# ($3: the index keeps the stays just closed until a vacuum, and stepping over them each
-# batch grew with the sweep); and visitors past the departure they declared.
-_CANDIDATE_COLUMNS = """
-SELECT p.id, p.person_id, p.entered_at, pe.full_name,
-       CASE WHEN pe.kind = 'visitor' THEN
-           (SELECT (d.answers->>'expected_departure')::timestamptz FROM declarations d
-            WHERE d.person_id = p.person_id AND d.site_id = p.site_id
-              AND d.superseded_at IS NULL) END AS expected_departure
-FROM presence p JOIN people pe ON pe.id = p.person_id
-"""
-BY_ENTRY_SQL = (
-    _CANDIDATE_COLUMNS
-    + """
+OLDEST_SQL = "SELECT min(entered_at) FROM presence WHERE site_id = $1 AND exited_at IS NULL"
+# The open stays the rules have ended, in entry order, read before the chain is locked.
+# Two ways in: by entry time (the partial index presence_open_entered_idx), from where
+# the last batch stopped ($3: the index keeps the stays just closed until a vacuum, and
+# stepping over them each batch grew with the sweep); and visitors past the departure
+# they declared.
+BY_ENTRY_SQL = """
+SELECT p.id, p.entered_at FROM presence p
 WHERE p.site_id = $1 AND p.exited_at IS NULL AND p.entered_at <= $2 AND p.entered_at >= $3
 ORDER BY p.entered_at, p.id LIMIT $4
 """
-)
-BY_DEPARTURE_SQL = (
-    _CANDIDATE_COLUMNS
-    + """
+BY_DEPARTURE_SQL = """
+SELECT p.id, p.entered_at FROM presence p
+JOIN people pe ON pe.id = p.person_id
 JOIN declarations d ON d.person_id = p.person_id AND d.site_id = p.site_id
                    AND d.superseded_at IS NULL
 WHERE p.site_id = $1 AND p.exited_at IS NULL AND pe.kind = 'visitor'
@@ -176,15 +175,9 @@ WHERE p.site_id = $1 AND p.exited_at IS NULL AND pe.kind = 'visitor'
   AND p.entered_at >= $3
 ORDER BY p.entered_at, p.id LIMIT $4
 """
-)
-STILL_OPEN_SQL = "SELECT id FROM presence WHERE id = ANY($1::bigint[]) AND exited_at IS NULL"
-CLOSE_SQL = """
-UPDATE presence AS p
-SET exited_at = u.exited_at, exit_gate_id = NULL, exit_event = u.event_row, exit_kind = 'auto',
-    last_evidence_at = stay_last_evidence(p.person_id, p.site_id, p.entered_at, u.exited_at)
-FROM unnest($1::bigint[], $2::timestamptz[], $3::bigint[]) AS u (id, exited_at, event_row)
-WHERE p.id = u.id AND p.exited_at IS NULL
-"""
+# Closes those still open, each at its earliest rule with its chained auto_exit event
+# (the same rules as closure(), the same record as auto_exit_event(): schema.sql).
+BATCH_SQL = "SELECT closed, last_seq, rules FROM auto_checkout_batch($1, $2, $3, $4, $5, $6, $7)"
 
 
 @dataclass
@@ -192,31 +185,47 @@ class SweepReport:
     closed: int = 0
     batches: int = 0
     by_rule: dict[str, int] | None = None
+    overstays: int = 0
 
-    def count(self, rule: str) -> None:
+    def count(self, rule: str, n: int = 1) -> None:
         self.by_rule = self.by_rule or {}
-        self.by_rule[rule] = self.by_rule.get(rule, 0) + 1
+        self.by_rule[rule] = self.by_rule.get(rule, 0) + n
 
 
-async def _close_batch(
-    conn: asyncpg.Connection, site_id: int, rows: Sequence[tuple[int, NewEvent]]
-) -> int | None:
-    """Close these stays with their events, in one short transaction; the chain's new
-    last seq, or None if none was still open."""
-    async with conn.transaction():
-        heads = await lock_chains(conn, [site_id])
-        still = {r["id"] for r in await conn.fetch(STILL_OPEN_SQL, [s for s, _ in rows])}
-        kept = [(s, e) for s, e in rows if s in still]  # a scan may have closed one meanwhile
-        if not kept:
-            return None
-        appended = await append_events(conn, [e for _, e in kept], heads)
-        await conn.execute(
-            CLOSE_SQL,
-            [s for s, _ in kept],
-            [e.occurred_at for _, e in kept],
-            [a.id for a in appended],
+@dataclass(frozen=True)
+class SiteSweep:
+    """One site's rules as auto_checkout_batch takes them."""
+
+    site_id: int
+    rules: AutoCheckout
+    resets: list[datetime]  # the `at` times from the oldest open stay's first up to now
+    now: datetime
+
+    def args(self, ids: list[int]) -> tuple[Any, ...]:
+        r = self.rules
+        return (
+            self.site_id,
+            ids,
+            self.now,
+            self.resets,
+            r.at,
+            r.after_minutes,
+            r.expected_departure,
         )
-    return heads[site_id][0]
+
+
+def resets_between(
+    oldest: datetime | None, rules: AutoCheckout, zone: ZoneInfo, now: datetime
+) -> list[datetime]:
+    """Every `at` time that can end a stay entered at or after `oldest`, up to `now`."""
+    if rules.at is None or oldest is None:
+        return []
+    found = []
+    at = first_after(oldest, rules.reset_time(), zone)
+    while at <= now:
+        found.append(at)
+        at = first_after(at, rules.reset_time(), zone)
+    return found
 
 
 async def sweep_site(
@@ -227,55 +236,56 @@ async def sweep_site(
     now: datetime,
     report: SweepReport,
     fanout: Fanout | None = None,
+    batch: int = BATCH,
 ) -> None:
     cutoff = sweep_cutoff(rules, zone, now)
+    if cutoff is None and not rules.expected_departure:
+        return
+    oldest = await conn.fetchval(OLDEST_SQL, site_id) if rules.at is not None else None
+    site = SiteSweep(site_id, rules, resets_between(oldest, rules, zone, now), now)
     if cutoff is not None:
-        await _sweep_by(conn, BY_ENTRY_SQL, cutoff, site_id, zone, rules, now, report, fanout)
+        await _sweep_by(conn, BY_ENTRY_SQL, cutoff, site, report, fanout, batch)
     if rules.expected_departure:
-        await _sweep_by(conn, BY_DEPARTURE_SQL, now, site_id, zone, rules, now, report, fanout)
+        await _sweep_by(conn, BY_DEPARTURE_SQL, now, site, report, fanout, batch)
 
 
 async def _sweep_by(
     conn: asyncpg.Connection,
     sql: str,
     bound: datetime,
-    site_id: int,
-    zone: ZoneInfo,
-    rules: AutoCheckout,
-    now: datetime,
+    site: SiteSweep,
     report: SweepReport,
     fanout: Fanout | None,
+    batch: int,
 ) -> None:
     since = EPOCH
     while True:
-        rows = await conn.fetch(sql, site_id, bound, since, BATCH)
-        planned = []
-        for r in rows:
-            ended = closure(r["entered_at"], rules, zone, r["expected_departure"])
-            if ended is not None and ended.at <= now:
-                event = auto_exit_event(
-                    site_id, r["person_id"], r["full_name"], r["entered_at"], ended
-                )
-                planned.append((r["id"], event))
-                report.count(ended.rule)
-        if not planned:
+        rows = await conn.fetch(sql, site.site_id, bound, since, batch)
+        if not rows:
             return
         since = rows[-1]["entered_at"]  # in entry order: the next batch starts there
-        seq = await _close_batch(conn, site_id, planned)
+        done = await conn.fetchrow(BATCH_SQL, *site.args([r["id"] for r in rows]))
         report.batches += 1
-        report.closed += len(planned)
-        if seq is not None and fanout is not None:
-            fanout.poke({site_id: seq})
-        if len(rows) < BATCH:
+        report.closed += done["closed"]
+        for rule, n in done["rules"].items():
+            report.count(rule, n)
+        if done["last_seq"] is not None and fanout is not None:
+            fanout.poke({site.site_id: done["last_seq"]})
+        if len(rows) < batch:
             return
         await asyncio.sleep(0)  # let the door's work in between batches
 
 
 async def sweep(
-    conn: asyncpg.Connection, now: datetime, fanout: Fanout | None = None
+    conn: asyncpg.Connection,
+    now: datetime,
+    fanout: Fanout | None = None,
+    batch: int = BATCH,
+    *,
+    overstays: bool = False,
 ) -> SweepReport | None:
-    """Close every stay the rules have ended by `now`, at every site; None if another
-    instance is sweeping."""
+    """Close every stay the rules have ended by `now`, at every site, then (`overstays`)
+    raise the overstays of those still inside; None if another instance is sweeping."""
     if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", _LOCK_KEY):
         return None
     report = SweepReport()
@@ -283,7 +293,9 @@ async def sweep(
         for site in await conn.fetch(SITES_SQL):
             rules = CheckinRules.model_validate_json(site["rules"]).auto_checkout
             zone = ZoneInfo(site["timezone"])
-            await sweep_site(conn, site["id"], zone, rules, now, report, fanout)
+            await sweep_site(conn, site["id"], zone, rules, now, report, fanout, batch)
+        if overstays:
+            report.overstays = await raise_overstays(conn, now, fanout)
     finally:
         await conn.execute("SELECT pg_advisory_unlock($1)", _LOCK_KEY)
     if report.closed:
@@ -293,7 +305,7 @@ async def sweep(
 
 async def sweep_now(db: Database, clock: Clock, fanout: Fanout | None) -> SweepReport | None:
     async with db.connection() as conn:
-        return await sweep(conn, clock(), fanout)
+        return await sweep(conn, clock(), fanout, overstays=True)
 
 
 async def auto_checkout_context(app: web.Application) -> AsyncIterator[None]:

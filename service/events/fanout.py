@@ -32,6 +32,7 @@ logger = logging.getLogger(__name__)
 CHANNEL = "checkin_events"
 NOTIFY_INTERVAL_S = 0.005
 LISTENER_TIMEOUT_S = 5.0  # a statement on the LISTEN connection that takes longer: it is gone
+LISTENER_NAME = "checkin-gateway fan-out"
 POLL_INTERVAL_S = 2.0
 PAGE = 500
 SUBSCRIBER_BUFFER = 1000
@@ -229,7 +230,13 @@ class Fanout:
         while True:
             conn: asyncpg.Connection | None = None
             try:
-                conn = await asyncpg.connect(self.database_url)
+                # Named, so an operator (and a test) can tell it in pg_stat_activity; with
+                # several hosts in the URL it finds the primary, as the pool does.
+                conn = await asyncpg.connect(
+                    self.database_url,
+                    timeout=LISTENER_TIMEOUT_S,
+                    server_settings={"application_name": LISTENER_NAME},
+                )
                 await conn.add_listener(CHANNEL, self._on_notify)
                 self._listener = conn
                 backoff = 0.2

@@ -48,6 +48,7 @@ KINDS = frozenset(
         "auto_exit",
         "presence_confirmed",
         "id_check",
+        "overstay",
     }
 )
 

@@ -1,4 +1,11 @@
-"""The connection pool: one per process, owned by the app's cleanup context."""
+"""The connection pool: one per process, owned by the app's cleanup context.
+
+DATABASE_URL may name several hosts (`postgresql://h1:5432,h2:5432/db?target_session_attrs=
+read-write`): asyncpg tries them in order and keeps the one that takes writes, so after a
+failover every new connection finds the new primary. A pooled connection whose server
+died is closed, and the pool makes a new one on the next acquire; one left on a server
+that turned standby is dropped at its first refused write (docs/scaling.md).
+"""
 
 from __future__ import annotations
 
@@ -31,8 +38,35 @@ class Database:
             raise ServiceUnavailable() from e
         try:
             yield conn
+        except asyncpg.ReadOnlySQLTransactionError as e:
+            connection_lost(conn, e)
+            raise
         finally:
             await self.pool.release(conn)
+
+
+# The server is gone or going (a crash, a shutdown, a terminated backend), or it is a
+# standby now (a demoted primary): the connection is of no more use. Not a statement
+# that timed out (TimeoutError is an OSError) or was cancelled: the connection is fine.
+NOT_LOST_ERRORS = (TimeoutError, asyncpg.QueryCanceledError)
+LOST_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.OperatorInterventionError,
+    asyncpg.ConnectionDoesNotExistError,
+    asyncpg.ReadOnlySQLTransactionError,
+)
+
+
+def connection_lost(conn: asyncpg.Connection, error: BaseException) -> bool:
+    """Whether this connection is of no more use after `error`; if so it is closed here,
+    so that the pool's next connection looks for the primary again."""
+    try:
+        if isinstance(error, LOST_ERRORS) and not isinstance(error, NOT_LOST_ERRORS):
+            conn.terminate()
+        return bool(conn.is_closed())
+    except asyncpg.InterfaceError:  # the pool took it back already, as its server closed it
+        return True
 
 
 DB_KEY = web.AppKey("db", Database)
@@ -54,6 +88,7 @@ async def create_pool(database_url: str, settings: Settings) -> asyncpg.Pool:
         max_size=settings.pool_max_size,
         command_timeout=settings.db_command_timeout_s,
         init=init_connection,
+        timeout=settings.db_acquire_timeout_s,  # per attempt to connect, over all the hosts
     )
 
 

@@ -73,6 +73,8 @@ DATABASE_DOWN_ERRORS: tuple[type[BaseException], ...] = (
     # A pooled connection the server ended (a restart) before asyncpg noticed the close:
     # "cannot switch to state ...; another operation is in progress".
     asyncpg.exceptions.InternalClientError,
+    # A write on a server that is (now) a standby: the primary moved (docs/scaling.md).
+    asyncpg.exceptions.ReadOnlySQLTransactionError,
 )
 
 

@@ -9,6 +9,8 @@ from service.platform.errors import UNAVAILABLE_ERRORS, error_response
 from service.platform.migrations import current_version, expected_version
 from service.web.auth import public
 
+READ_ONLY_SQL = "SELECT pg_is_in_recovery() OR current_setting('transaction_read_only')::bool"
+
 
 @public
 async def healthz(request: web.Request) -> web.Response:
@@ -17,13 +19,23 @@ async def healthz(request: web.Request) -> web.Response:
 
 @public
 async def readyz(request: web.Request) -> web.Response:
-    """Ready when the database answers and its schema is the one this code expects."""
+    """Ready when a primary answers (a server that takes writes: not a standby) and
+    its schema is the one this code expects."""
     want = expected_version()
     try:
         async with request.app[DB_KEY].connection() as conn:
-            have = await conn.fetchval("SELECT 1") and await current_version(conn)
+            read_only = await conn.fetchval(READ_ONLY_SQL)
+            have = await current_version(conn)
+            if read_only:
+                conn.terminate()  # the pool's next connection looks for the primary again
     except UNAVAILABLE_ERRORS:
         return error_response(503, "database_unreachable", "The database does not answer.")
+    if read_only:
+        return error_response(
+            503,
+            "database_read_only",
+            "The database answers but takes no writes (a standby): no primary is reachable.",
+        )
     if have != want:
         return error_response(
             503,

@@ -54,6 +54,7 @@ WITH picked AS (
     CROSS JOIN LATERAL (SELECT CASE
         WHEN p.kind = 'scan' AND p.decision = 'deny' THEN 'deny_alert'
         WHEN p.kind = 'auto_exit' THEN 'auto_checkout'
+        WHEN p.kind = 'overstay' THEN 'overstay'
         WHEN p.kind = 'suspension' THEN 'suspension' END AS type) AS t
     WHERE t.type IS NOT NULL
     ON CONFLICT ON CONSTRAINT webhook_deliveries_event_key DO NOTHING

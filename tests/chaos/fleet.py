@@ -63,6 +63,8 @@ class SimKiosk:
         self.generated: list[str] = []  # event ids, in the order the kiosk made them
         self.door: dict[str, str] = {}  # event id -> what the door did (allow | deny)
         self.offline: set[str] = set()  # judged by the offline policy
+        self.taken_at: dict[str, float] = {}  # event id -> loop time it was scanned
+        self.answered_at: dict[str, float] = {}  # ... it had the service's answer in time
         self.errors: Counter[str] = Counter()  # error codes the service sent
         self.scan_errors: Counter[str] = Counter()  # ... about a scan
         self.scans = ScanLife(self.outbox, ack_timeout=tuning.ack_timeout)
@@ -110,6 +112,7 @@ class SimKiosk:
     async def scan(self, payload: str) -> None:
         scan = await self.scans.take(payload, seen_at=datetime.now(UTC))
         self.generated.append(scan.event_id)
+        self.taken_at[scan.event_id] = asyncio.get_running_loop().time()
         task = asyncio.create_task(self._judge(scan))
         self._judging.add(task)
         task.add_done_callback(self._judging.discard)
@@ -119,6 +122,7 @@ class SimKiosk:
         answer = await self.scans.ask(scan)
         if answer is not None:
             self.door[scan.event_id] = "allow" if answer.get("decision") == "allow" else "deny"
+            self.answered_at[scan.event_id] = asyncio.get_running_loop().time()
         else:  # the gate's offline policy is deny: the door stays shut
             self.door[scan.event_id] = "deny"
             self.offline.add(scan.event_id)

@@ -84,6 +84,32 @@ async def make_site(conn: asyncpg.Connection, scale: Scale) -> ChaosSite:
     return ChaosSite(site_id, gates, guard, payloads)
 
 
+def make_fleet(
+    scale: Scale,
+    site: ChaosSite,
+    gateway: Gateway,
+    tmp: Path,
+    servers: dict[int, str] | None = None,
+    tuning: LinkTuning = TUNING,
+) -> Fleet:
+    servers = servers or {}
+    return Fleet(
+        [
+            SimKiosk(
+                f"kiosk{i}",
+                servers.get(i, gateway.url),
+                token,
+                tmp / f"kiosk{i}",
+                site.payloads,
+                rate=scale.rate,
+                seed=1000 * gateway.port + i,
+                tuning=tuning,
+            )
+            for i, (_, token) in enumerate(site.gates)
+        ]
+    )
+
+
 @dataclass
 class Rig:
     scale: Scale
@@ -95,22 +121,7 @@ class Rig:
 
     def fleet(self, *, servers: dict[int, str] | None = None, tuning: LinkTuning = TUNING) -> Fleet:
         """One kiosk per gate; ``servers`` may send kiosk i somewhere else (a proxy)."""
-        servers = servers or {}
-        return Fleet(
-            [
-                SimKiosk(
-                    f"kiosk{i}",
-                    servers.get(i, self.gateway.url),
-                    token,
-                    self.tmp / f"kiosk{i}",
-                    self.site.payloads,
-                    rate=self.scale.rate,
-                    seed=1000 * self.gateway.port + i,
-                    tuning=tuning,
-                )
-                for i, (_, token) in enumerate(self.site.gates)
-            ]
-        )
+        return make_fleet(self.scale, self.site, self.gateway, self.tmp, servers, tuning)
 
     def console(self) -> Console:
         return Console(self.gateway.url, self.site.guard, self.site.site_id)
