@@ -6,7 +6,6 @@ are the declaration pages' catalogue (service.declarations.words).
 
 from __future__ import annotations
 
-import functools
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -17,7 +16,7 @@ import asyncpg
 from aiohttp import web
 
 from service.declarations.filing import PASS_SQL, UUID_PATTERN, Outcome, pass_urls
-from service.declarations.words import Lang, both, lang_of, t
+from service.declarations.words import Lang, both, catalogue, lang_of, t
 from service.passes.links import PASS_LINKS_KEY
 from service.passes.state import pass_state
 from service.platform.db import DB_KEY
@@ -31,7 +30,7 @@ REFRESH_S = 20  # how often a result waiting for review asks again (no script: a
 
 def words(lang: Lang) -> dict[str, Any]:
     """What every declaration page's template is given: its language and its words."""
-    return {"lang": lang, "t": functools.partial(t, lang=lang), "both": both}
+    return {"lang": lang, "t": catalogue(lang), "both": both}
 
 
 def local(value: datetime, zone: str) -> str:
