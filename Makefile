@@ -25,7 +25,8 @@ xvfb:
 # screens, rendered by its own code, and its window on a bare X server.
 screenshots: $(STAMP) browser xvfb
 	CONSOLE_SCREENSHOTS=docs/screenshots KIOSK_SCREENSHOTS=docs/screenshots \
-	  $(BIN)/python -m pytest -q tests/test_console_browser.py tests/test_health_desk_browser.py tests/test_phone_pass_browser.py \
+	  $(BIN)/python -m pytest -q tests/test_console_browser.py tests/test_health_desk_browser.py \
+	  tests/test_console_settings_browser.py tests/test_phone_pass_browser.py \
 	  tests/test_scanner_screen.py tests/test_scanner_xvfb.py
 
 lint: $(STAMP)

@@ -37,7 +37,7 @@ EXPECTED: dict[str, frozenset[Role]] = {
     "set_webhook": frozenset({A}),
     "delete_webhook": frozenset({A}),
     "presence": frozenset({G, A, U, H}),
-    "kiosks": frozenset({G, A}),
+    "kiosks": frozenset({G, A, U}),
     "deny_list": frozenset({A, G, U}),
     "add_to_deny_list": frozenset({A}),
     "remove_from_deny_list": frozenset({A}),

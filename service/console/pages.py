@@ -213,7 +213,7 @@ async def console_page(request: web.Request) -> web.Response:
         "script": asset("console.js"),
         "config": json.dumps(config, ensure_ascii=False),
         "csrf": session["csrf"],
-        "desk_scripts": _desk_scripts(caller.role),
+        "tab_scripts": _tab_scripts(caller.role),
     }
     response = page(request, "console.html", context, csp=CONSOLE_CSP)
     response.headers.update(_page_headers())
@@ -221,15 +221,19 @@ async def console_page(request: web.Request) -> web.Response:
     return response
 
 
-DESK_ROLES = frozenset({Role.HEALTH, Role.ADMIN})
-DESK_SCRIPTS = ("console-review.js", "console-health.js", "console-holds.js")
+# The tabs' modules beyond console.js, for the roles that may work them (the API
+# decides anyway): the health desk's, and the site settings (door rules, webhook).
+TAB_SCRIPTS: tuple[tuple[frozenset[Role], tuple[str, ...]], ...] = (
+    (
+        frozenset({Role.HEALTH, Role.ADMIN}),
+        ("console-review.js", "console-health.js", "console-holds.js"),
+    ),
+    (frozenset({Role.ADMIN, Role.AUDITOR}), ("console-rules.js", "console-webhook.js")),
+)
 
 
-def _desk_scripts(role: Role) -> list[str]:
-    """The health desk's tabs, for those who may work them (the API decides anyway)."""
-    if role not in DESK_ROLES:
-        return []
-    return [asset(name) for name in DESK_SCRIPTS]
+def _tab_scripts(role: Role) -> list[str]:
+    return [asset(name) for roles, names in TAB_SCRIPTS if role in roles for name in names]
 
 
 def _page_headers() -> dict[str, str]:

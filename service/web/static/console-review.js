@@ -2,221 +2,172 @@
 // first, with the answers that sent them there; approve or reject with a note. An
 // approval shows the new pass (QR and printable page) to the officer. Health officers
 // and admins only (the page loads this file for them; the API decides anyway).
-"use strict";
+import { api } from "./console-api.js";
+import { site } from "./console-config.js";
+import { $, confirmStep, dateTime, el, failInto, say } from "./console-dom.js";
+import { currentLang, fill, t } from "./console-i18n.js";
+import { onEvent, onRedraw, onTab } from "./console-tabs.js";
 
-(() => {
-  const kit = window.consoleKit;
-  const { el, api, site, t, fill } = kit;
-  const $ = (id) => document.getElementById(id);
-  const POLL_MS = 15000; // new declarations make no event: the queue is asked again
+const POLL_MS = 15000; // new declarations make no event: the queue is asked again
 
-  kit.words({
-    tab_review: ["Xét duyệt", "Review"],
-    refresh: ["Làm mới", "Refresh"],
-    review_empty: ["Không có khai báo nào chờ duyệt.", "No declaration is waiting for review."],
-    submitted: ["Khai lúc", "Declared"],
-    review_until: ["Chờ duyệt đến", "Awaiting review until"],
-    identity_check: ["Cần đối chiếu giấy tờ tùy thân", "Identity papers to check"],
-    why_review: ["Lý do cần duyệt", "Why it needs review"],
-    answers: ["Câu trả lời", "Answers"],
-    symptoms: ["Triệu chứng", "Symptoms"],
-    no_symptoms: ["Không có", "None"],
-    contact_f0_q: ["Tiếp xúc F0", "Contact with F0"],
-    contact_f1_q: ["Tiếp xúc F1 / nghi nhiễm", "Contact with F1 / suspected"],
-    travel: ["Nơi đã đến", "Places visited"],
-    last_test: ["Xét nghiệm gần nhất", "Latest test"],
-    yes: ["Có", "Yes"],
-    no: ["Không", "No"],
-    fever: ["Sốt", "Fever"],
-    cough: ["Ho", "Cough"],
-    shortness_of_breath: ["Khó thở", "Shortness of breath"],
-    loss_of_taste_or_smell: ["Mất vị giác hoặc khứu giác", "Loss of taste or smell"],
-    sore_throat: ["Đau họng", "Sore throat"],
-    fatigue: ["Mệt mỏi", "Fatigue"],
-    rapid_antigen: ["Test nhanh", "Rapid antigen"],
-    pcr: ["RT-PCR", "RT-PCR"],
-    negative: ["Âm tính", "Negative"],
-    positive: ["Dương tính", "Positive"],
-    note_ph: ["Ghi chú (tuỳ chọn)", "Note (optional)"],
-    approve: ["Duyệt", "Approve"],
-    reject: ["Từ chối", "Reject"],
-    confirm_approve: ["Duyệt khai báo của {name}?", "Approve the declaration of {name}?"],
-    confirm_approve_body: [
-      "Người này sẽ được cấp mã QR ra vào {site} đến hết thời hạn của khai báo.",
-      "They will get a pass for {site}, valid until the declaration ends.",
-    ],
-    confirm_reject: ["Từ chối khai báo của {name}?", "Reject the declaration of {name}?"],
-    confirm_reject_body: [
-      "Người này sẽ không được cấp mã QR; họ cần khai báo lại.",
-      "They get no pass; they will have to declare again.",
-    ],
-    approved: ["Đã duyệt: đã cấp mã QR.", "Approved: a pass was issued."],
-    approved_no_pass: ["Đã duyệt, nhưng khai báo đã hết hạn nên không có mã QR.", "Approved, but no time was left for a pass."],
-    rejected_done: ["Đã từ chối: không cấp mã QR.", "Rejected: no pass."],
-    print_pass: ["Trang in mã QR", "Printable pass"],
-    pass_png: ["Ảnh mã QR (PNG)", "QR image (PNG)"],
-    no_note: ["(không có ghi chú)", "(no note)"],
-  });
+let queue = [];
+const decided = []; // what this console decided, newest first, with the answer
+let timer = null;
+const typed = new Map(); // notes carried over a redraw
 
-  let queue = [];
-  const decided = []; // what this console decided, newest first, with the answer
-  let timer = null;
-  const typed = new Map(); // notes carried over a redraw
+async function load() {
+  try {
+    queue = (await api(`/api/v1/sites/${site.id}/reviews`)).declarations;
+    $("review-message").textContent = "";
+  } catch (failure) {
+    failInto($("review-message"))(failure);
+  }
+  render();
+}
 
-  async function load() {
+// Each waiting one keeps its node across reloads (the poll, another console's
+// decision), so a note being typed and a message shown stay; a new language redraws.
+const nodes = new Map();
+function render(redraw = false) {
+  $("review-count").textContent = queue.length;
+  for (const [id, node] of nodes) {
+    if (redraw || !queue.some((d) => d.id === id)) nodes.delete(id);
+    if (redraw) typed.set(id, node.querySelector("textarea").value);
+  }
+  for (const d of queue) if (!nodes.has(d.id)) nodes.set(d.id, queueItem(d));
+  $("reviews").replaceChildren(...decided.map(decidedItem), ...queue.map((d) => nodes.get(d.id)));
+  if (!queue.length && !$("review-message").textContent) $("review-message").textContent = t("review_empty");
+}
+
+const answerLines = (answers) => {
+  const a = answers || {};
+  const symptoms = (a.symptoms || []).map((s) => t(s)).join(", ") || t("no_symptoms");
+  const test = a.last_test ? `${t(a.last_test.kind)} · ${t(a.last_test.result)} · ${a.last_test.taken_at}` : "—";
+  return [
+    [t("symptoms"), symptoms, (a.symptoms || []).length > 0],
+    [t("contact_f0_q"), t(a.contact_f0 ? "yes" : "no"), a.contact_f0],
+    [t("contact_f1_q"), t(a.contact_f1 ? "yes" : "no"), a.contact_f1],
+    [t("travel"), (a.travel_areas || []).join(", ") || "—", (a.travel_areas || []).length > 0],
+    [t("last_test"), test, false],
+  ];
+};
+
+function queueItem(d) {
+  const note = el("textarea", { class: "review-note", rows: 2, maxlength: 300, "aria-label": t("note_ph") });
+  note.placeholder = t("note_ph");
+  note.value = typed.get(d.id) || "";
+  typed.delete(d.id);
+  const message = el("p", { class: "row-message", role: "status" });
+  const decide = (decision) => async () => {
+    const names = { name: d.full_name, site: site.name };
+    const text = note.value.trim();
+    const ok = await confirmStep({
+      title: fill(t(`confirm_${decision}`), names),
+      body: fill(t(`confirm_${decision}_body`), names),
+      reason: text || t("no_note"),
+      action: t(decision),
+    });
+    if (!ok) {
+      say(message, t("cancelled"));
+      return;
+    }
     try {
-      queue = (await api(`/api/v1/sites/${site.id}/reviews`)).declarations;
-      $("review-message").textContent = "";
-    } catch (failure) {
-      kit.failInto($("review-message"))(failure);
-    }
-    render();
-  }
-
-  // Each waiting one keeps its node across reloads (the poll, another console's
-  // decision), so a note being typed and a message shown stay; a new language redraws.
-  const nodes = new Map();
-  function render(redraw = false) {
-    $("review-count").textContent = queue.length;
-    for (const [id, node] of nodes) {
-      if (redraw || !queue.some((d) => d.id === id)) nodes.delete(id);
-      if (redraw) typed.set(id, node.querySelector("textarea").value);
-    }
-    for (const d of queue) if (!nodes.has(d.id)) nodes.set(d.id, queueItem(d));
-    $("reviews").replaceChildren(...decided.map(decidedItem), ...queue.map((d) => nodes.get(d.id)));
-    if (!queue.length && !$("review-message").textContent) $("review-message").textContent = t("review_empty");
-  }
-
-  const answerLines = (answers) => {
-    const a = answers || {};
-    const symptoms = (a.symptoms || []).map((s) => t(s)).join(", ") || t("no_symptoms");
-    const test = a.last_test ? `${t(a.last_test.kind)} · ${t(a.last_test.result)} · ${a.last_test.taken_at}` : "—";
-    return [
-      [t("symptoms"), symptoms, (a.symptoms || []).length > 0],
-      [t("contact_f0_q"), t(a.contact_f0 ? "yes" : "no"), a.contact_f0],
-      [t("contact_f1_q"), t(a.contact_f1 ? "yes" : "no"), a.contact_f1],
-      [t("travel"), (a.travel_areas || []).join(", ") || "—", (a.travel_areas || []).length > 0],
-      [t("last_test"), test, false],
-    ];
-  };
-
-  function queueItem(d) {
-    const note = el("textarea", { class: "review-note", rows: 2, maxlength: 300, "aria-label": t("note_ph") });
-    note.placeholder = t("note_ph");
-    note.value = typed.get(d.id) || "";
-    typed.delete(d.id);
-    const message = el("p", { class: "row-message", role: "status" });
-    const decide = (decision) => async () => {
-      const names = { name: d.full_name, site: site.name };
-      const text = note.value.trim();
-      const ok = await kit.confirmStep({
-        title: fill(t(`confirm_${decision}`), names),
-        body: fill(t(`confirm_${decision}_body`), names),
-        reason: text || t("no_note"),
-        action: t(decision),
+      const answer = await api(`/api/v1/declarations/${d.id}/review`, {
+        method: "POST",
+        body: { decision, note: text || null },
       });
-      if (!ok) {
-        kit.say(message, t("cancelled"));
-        return;
-      }
-      try {
-        const answer = await api(`/api/v1/declarations/${d.id}/review`, {
-          method: "POST",
-          body: { decision, note: text || null },
-        });
-        decided.unshift({ declaration: d, answer, note: text });
-        queue = queue.filter((q) => q.id !== d.id);
-        render();
-      } catch (failure) {
-        kit.failInto(message)(failure);
-      }
-    };
-    return el(
-      "li",
-      { class: "review", "data-declaration-id": d.id },
-      head(d),
-      el(
-        "div",
-        { class: "review-body" },
-        el("h3", {}, t("why_review")),
-        el(
-          "ul",
-          { class: "review-reasons" },
-          ...d.reasons.map((r) => el("li", { "data-code": r.code }, kit.lang() === "en" ? r.message_en : r.message_vi)),
-        ),
-        el("h3", {}, t("answers")),
-        el(
-          "dl",
-          { class: "review-answers" },
-          ...answerLines(d.answers).flatMap(([label, value, flagged]) => [
-            el("dt", {}, label),
-            el("dd", { class: flagged ? "flagged" : "" }, value),
-          ]),
-        ),
-      ),
-      el(
-        "div",
-        { class: "review-actions" },
-        note,
-        el("button", { type: "button", class: "approve", onclick: decide("approve") }, t("approve")),
-        el("button", { type: "button", class: "danger reject", onclick: decide("reject") }, t("reject")),
-        message,
-      ),
-    );
-  }
-
-  function head(d) {
-    return el(
+      decided.unshift({ declaration: d, answer, note: text });
+      queue = queue.filter((q) => q.id !== d.id);
+      render();
+    } catch (failure) {
+      failInto(message)(failure);
+    }
+  };
+  return el(
+    "li",
+    { class: "review", "data-declaration-id": d.id },
+    head(d),
+    el(
       "div",
-      { class: "review-head" },
-      el("strong", {}, d.full_name),
-      el("span", { class: "muted" }, ` · ${t(d.kind)}${d.organisation ? ` · ${d.organisation}` : ""}`),
-      d.identity_check ? el("span", { class: "status review" }, t("identity_check")) : null,
+      { class: "review-body" },
+      el("h3", {}, t("why_review")),
       el(
-        "span",
-        { class: "muted when" },
-        ` · ${t("submitted")} ${kit.dateTime(d.submitted_at)} · ${t("review_until")} ${kit.dateTime(d.valid_until)}`,
+        "ul",
+        { class: "review-reasons" },
+        ...d.reasons.map((r) => el("li", { "data-code": r.code }, currentLang() === "en" ? r.message_en : r.message_vi)),
       ),
-    );
-  }
+      el("h3", {}, t("answers")),
+      el(
+        "dl",
+        { class: "review-answers" },
+        ...answerLines(d.answers).flatMap(([label, value, flagged]) => [
+          el("dt", {}, label),
+          el("dd", { class: flagged ? "flagged" : "" }, value),
+        ]),
+      ),
+    ),
+    el(
+      "div",
+      { class: "review-actions" },
+      note,
+      el("button", { type: "button", class: "approve", onclick: decide("approve") }, t("approve")),
+      el("button", { type: "button", class: "danger reject", onclick: decide("reject") }, t("reject")),
+      message,
+    ),
+  );
+}
 
-  function decidedItem({ declaration, answer, note }) {
-    const pass = answer.pass;
-    const approved = answer.status === "cleared";
-    const said = approved ? (pass ? "approved" : "approved_no_pass") : "rejected_done";
-    return el(
-      "li",
-      { class: `review decided ${answer.status}`, "data-declaration-id": declaration.id },
-      head(declaration),
-      el("p", { class: `decision ${answer.status}`, role: "status" }, t(said), note ? ` (${note})` : ""),
-      pass
-        ? el(
-            "div",
-            { class: "issued-pass" },
-            el("img", { class: "qr", src: pass.qr_svg_url, alt: t("pass"), width: 160, height: 160 }),
-            el(
-              "p",
-              {},
-              el("a", { href: pass.print_url, target: "_blank", rel: "noopener", class: "print-pass" }, t("print_pass")),
-              " · ",
-              el("a", { href: pass.qr_png_url, download: `pass-${pass.id}.png` }, t("pass_png")),
-            ),
-          )
-        : null,
-    );
-  }
+function head(d) {
+  return el(
+    "div",
+    { class: "review-head" },
+    el("strong", {}, d.full_name),
+    el("span", { class: "muted" }, ` · ${t(d.kind)}${d.organisation ? ` · ${d.organisation}` : ""}`),
+    d.identity_check ? el("span", { class: "status review" }, t("identity_check")) : null,
+    el(
+      "span",
+      { class: "muted when" },
+      ` · ${t("submitted")} ${dateTime(d.submitted_at)} · ${t("review_until")} ${dateTime(d.valid_until)}`,
+    ),
+  );
+}
 
-  $("review-refresh").addEventListener("click", load);
-  kit.onTab("review", () => {
-    load();
-    clearInterval(timer);
-    timer = setInterval(() => {
-      if (!$("tab-review").hidden) load();
-    }, POLL_MS);
-  });
-  // Decided elsewhere (another console, the API): not waiting any more.
-  kit.onEvent((event) => {
-    if (event.kind === "declaration_reviewed" && !$("tab-review").hidden) load();
-  });
-  kit.onRedraw(() => render(true));
-})();
+function decidedItem({ declaration, answer, note }) {
+  const pass = answer.pass;
+  const approved = answer.status === "cleared";
+  const said = approved ? (pass ? "approved" : "approved_no_pass") : "rejected_done";
+  return el(
+    "li",
+    { class: `review decided ${answer.status}`, "data-declaration-id": declaration.id },
+    head(declaration),
+    el("p", { class: `decision ${answer.status}`, role: "status" }, t(said), note ? ` (${note})` : ""),
+    pass
+      ? el(
+          "div",
+          { class: "issued-pass" },
+          el("img", { class: "qr", src: pass.qr_svg_url, alt: t("pass"), width: 160, height: 160 }),
+          el(
+            "p",
+            {},
+            el("a", { href: pass.print_url, target: "_blank", rel: "noopener", class: "print-pass" }, t("print_pass")),
+            " · ",
+            el("a", { href: pass.qr_png_url, download: `pass-${pass.id}.png` }, t("pass_png")),
+          ),
+        )
+      : null,
+  );
+}
+
+$("review-refresh").addEventListener("click", load);
+onTab("review", () => {
+  load();
+  clearInterval(timer);
+  timer = setInterval(() => {
+    if (!$("tab-review").hidden) load();
+  }, POLL_MS);
+});
+// Decided elsewhere (another console, the API): not waiting any more.
+onEvent((event) => {
+  if (event.kind === "declaration_reviewed" && !$("tab-review").hidden) load();
+});
+onRedraw(() => render(true));
