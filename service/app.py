@@ -13,7 +13,9 @@ from service.checkin.kiosk_limits import KIOSK_LIMITS_KEY, KioskLimits
 from service.checkin.kiosk_push import knowledge_push_context
 from service.console import feed as console_feed
 from service.console import pages as console_pages
-from service.declarations import filing, form, phone_page, result_page
+from service.declarations import api as declarations_api
+from service.declarations import form, phone_page, result_page, review
+from service.declarations import pages as declaration_pages
 from service.door import actions as door_actions
 from service.door import occupancy, overrides, roll_call
 from service.door.auto_checkout import auto_checkout_context
@@ -36,6 +38,7 @@ from service.sites import gates, rules
 from service.web import openapi, probes
 from service.web.auth import auth_middleware
 from service.web.http_headers import default_headers
+from service.web.pages import setup_pages
 from service.web.public_limit import PUBLIC_LIMITER_KEY, public_limiter
 from service.web.token_usage import token_usage_context
 from service.web.validation import query_rules_middleware
@@ -59,6 +62,7 @@ def create_app(*, settings: Settings) -> web.Application:
     app[SETTINGS_KEY] = settings
     app[CLOCK_KEY] = settings.clock
     app.on_response_prepare.append(default_headers)
+    setup_pages(app)
     app[keys.KEYS_KEY] = keys.key_store_for(settings.data_dir)
     app[PASS_LINKS_KEY] = pass_links_for(settings.data_dir)
     app[PUBLIC_LIMITER_KEY] = public_limiter(settings)
@@ -78,9 +82,11 @@ def create_app(*, settings: Settings) -> web.Application:
     app.add_routes(probes.routes())
     app.add_routes(gates.routes())
     app.add_routes(keys.routes())
-    app.add_routes(filing.routes())
+    app.add_routes(declarations_api.routes())
+    app.add_routes(review.routes())
     app.add_routes(rules.routes())
     app.add_routes(form.routes())
+    app.add_routes(declaration_pages.routes())
     app.add_routes(result_page.routes())
     app.add_routes(phone_page.routes())
     app.add_routes(kiosk_stream.routes())

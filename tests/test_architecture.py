@@ -12,7 +12,15 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCES = ("checkin_core", "service", "scanner")
-SERVER_ONLY = ("asyncpg", "pgserver", "argon2", "aiohttp_session", "service")
+SERVER_ONLY = (
+    "asyncpg",
+    "pgserver",
+    "argon2",
+    "aiohttp_session",
+    "aiohttp_jinja2",
+    "jinja2",
+    "service",
+)
 # The scanner's own tests, which need no service (the end-to-end ones start one).
 KIOSK_TESTS = [
     "tests/test_scanner_capture.py",
@@ -81,7 +89,7 @@ def test_no_package_takes_another_s_private_names() -> None:
 def test_the_kiosk_s_dependencies_leave_the_server_out() -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
     base = " ".join(project["dependencies"])
-    for name in ("asyncpg", "pgserver", "argon2", "aiohttp-session"):
+    for name in ("asyncpg", "pgserver", "argon2", "aiohttp-session", "aiohttp-jinja2"):
         assert name not in base, f"{name} is installed with the kiosk"
         assert any(name in dep for dep in project["optional-dependencies"]["server"])
 
@@ -134,6 +142,16 @@ def test_the_scanner_runs_without_the_server_s_packages(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
 
 
+RENDER_FROM_WHEEL = """
+from aiohttp import web
+import service.web.pages as pages
+env = pages.setup_pages(web.Application())
+print(pages.__file__)
+print(env.get_template("message.html").render(
+    lang="vi", title="<b>", message="m", back_url="/", back="b"))
+"""
+
+
 def test_a_wheel_install_migrates_a_fresh_database(tmp_path: Path, empty_db_url: str) -> None:
     """The schema and migrations travel inside the package (importlib.resources)."""
     wheels, site = tmp_path / "wheels", tmp_path / "site"
@@ -157,6 +175,17 @@ def test_a_wheel_install_migrates_a_fresh_database(tmp_path: Path, empty_db_url:
         check=True,
     )
     assert where.stdout.startswith(str(site)), where.stdout
+    # The pages' templates travel too: the package loader finds them in the wheel.
+    rendered = subprocess.run(
+        [sys.executable, "-c", RENDER_FROM_WHEEL],
+        cwd=run,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert rendered.returncode == 0, rendered.stderr
+    assert rendered.stdout.startswith(str(site)) and "&lt;b&gt;" in rendered.stdout
     done = subprocess.run(
         [sys.executable, "-m", "service", "migrate"],
         cwd=run,

@@ -131,6 +131,11 @@ async def test_broken_bytes_and_odd_forms_are_not_500(client: Client, site_id: i
     raw = urlencode(form(site_id)).encode("ascii").replace(b"full_name=", b"full_name=%FF%FE")
     status, page = await post(client, raw)
     assert status == 422 and "Nội dung có ký tự lỗi" in page
+    # Both are kept in the form's language link, broken bytes and all.
+    sent = urlencode(form(site_id)).encode("ascii")
+    for raw in (sent.replace(b"site_id=", b"site_id=%FF"), sent + b"&redeclare_key=%FF"):
+        status, page = await post(client, raw)
+        assert status == 422 and 'hreflang="en"' in page, page
     status, _ = await post(client, b"")
     assert status == 422
     status, _ = await post(client, b"&".join([b"a=1"] * 500))

@@ -14,7 +14,7 @@ import hmac
 import json
 import secrets
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import asyncpg
@@ -23,6 +23,7 @@ from aiohttp_session import get_session, new_session
 
 from checkin_core.reasons import words_by_direction
 from service.console.rollcall import groups as rollcall_groups
+from service.console.words import Lang, t
 from service.door.roll_call import roll_call
 from service.identity import accounts
 from service.identity.hashing import HASH_POOL_KEY
@@ -36,9 +37,8 @@ from service.platform.settings import SETTINGS_KEY
 from service.sites.door_rules import CheckinRules
 from service.web.auth import Role, principal, public, require_site, requires, same_origin
 from service.web.openapi import Q_LANG, documented, q_id, q_text
-from service.web.pages import STATIC_DIR, Markup, join, page, render, tag, void
+from service.web.pages import STATIC_DIR, page
 
-Lang = Literal["vi", "en"]
 LANG_COOKIE = "cg_lang"
 LOGIN_CSRF_COOKIE = "cg_login_csrf"
 # Scripts only from here, sockets and fetches only to here.
@@ -47,51 +47,6 @@ CONSOLE_CSP = (
     "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
 )
 RECENT_EVENTS = 50  # shown on opening the console, before the live ones
-
-WORDS: dict[str, tuple[str, str]] = {
-    "title": ("Bảng điều khiển bảo vệ", "Guard console"),
-    "login": ("Đăng nhập", "Log in"),
-    "username": ("Tên đăng nhập", "Username"),
-    "password": ("Mật khẩu", "Password"),
-    "bad_login": (
-        "Sai tên đăng nhập hoặc mật khẩu, hoặc tài khoản đang bị khoá tạm thời.",
-        "Wrong username or password, or the account is locked for a while.",
-    ),
-    "too_many_logins": (
-        "Quá nhiều lần đăng nhập; vui lòng đợi một phút rồi thử lại.",
-        "Too many login attempts; wait a minute and try again.",
-    ),
-    "login_busy": (
-        "Hệ thống đang bận; vui lòng thử lại sau giây lát.",
-        "The service is busy; try again in a moment.",
-    ),
-    "session_ended": (
-        "Phiên đăng nhập đã kết thúc; vui lòng đăng nhập lại.",
-        "Your session has ended; please log in again.",
-    ),
-    "stale_form": (
-        "Biểu mẫu đã cũ; vui lòng tải lại trang và đăng nhập lại.",
-        "The form is stale; reload the page and log in again.",
-    ),
-    "switch": ("English", "Tiếng Việt"),
-    "rollcall": ("Điểm danh sơ tán", "Evacuation roll call"),
-    "inside": ("Đang ở trong", "Inside now"),
-    "name": ("Họ tên", "Name"),
-    "kind": ("Loại", "Kind"),
-    "organisation": ("Đơn vị", "Organisation"),
-    "since": ("Vào lúc", "Since"),
-    "gate": ("Cổng", "Gate"),
-    "present": ("Có mặt", "Present"),
-    "print": ("In danh sách", "Print"),
-    "printed_at": ("Lập lúc", "Printed at"),
-    "back": ("Quay lại", "Back"),
-    "no_site": ("Chưa có địa điểm nào.", "There is no site yet."),
-}
-
-
-def t(key: str, lang: Lang) -> str:
-    vi, en = WORDS[key]
-    return vi if lang == "vi" else en
 
 
 def lang_of(request: web.Request) -> Lang:
@@ -115,78 +70,25 @@ def asset(name: str) -> str:
     return f"/static/{name}?v={digest}"
 
 
-def _lang_switch(lang: Lang, path: str) -> Markup:
+def words(lang: Lang) -> dict[str, Any]:
+    """What every console template is given: its language, its words, its style sheet."""
     other = "en" if lang == "vi" else "vi"
-    return tag("a", t("switch", lang), href=f"{path}?lang={other}", hreflang=other, class_="lang")
+    t_lang = functools.partial(t, lang=lang)
+    return {"lang": lang, "other_lang": other, "t": t_lang, "css": asset("console.css")}
 
 
 def _login_page(
     request: web.Request, *, error: str | None = None, status: int = 200
 ) -> web.Response:
     lang = lang_of(request)
-    ended = "ended" in request.query  # sent here by the console when its session ended
     token = secrets.token_urlsafe(24)
-    body = join(
-        [
-            tag("div", _lang_switch(lang, "/console/login"), class_="top"),
-            tag("h1", t("title", lang)),
-            tag("p", error, class_="summary", role="alert") if error else Markup(""),
-            tag("p", t("session_ended", lang), class_="notice", role="status")
-            if ended and not error
-            else Markup(""),
-            tag(
-                "form",
-                join(
-                    [
-                        void("input", type="hidden", name="csrf_token", value=token),
-                        tag(
-                            "div",
-                            join(
-                                [
-                                    tag("label", t("username", lang), for_="username"),
-                                    void(
-                                        "input",
-                                        type="text",
-                                        id="username",
-                                        name="username",
-                                        autocomplete="username",
-                                        autocapitalize="none",
-                                        required=True,
-                                        autofocus=True,
-                                    ),
-                                ]
-                            ),
-                            class_="field",
-                        ),
-                        tag(
-                            "div",
-                            join(
-                                [
-                                    tag("label", t("password", lang), for_="password"),
-                                    void(
-                                        "input",
-                                        type="password",
-                                        id="password",
-                                        name="password",
-                                        autocomplete="current-password",
-                                        required=True,
-                                    ),
-                                ]
-                            ),
-                            class_="field",
-                        ),
-                        tag("button", t("login", lang), type="submit"),
-                    ]
-                ),
-                method="post",
-                action="/console/login",
-                class_="login",
-            ),
-        ]
-    )
-    response = page(
-        lang=lang, title=t("title", lang), body=body, status=status, css=asset("console.css")
-    )
+    context = words(lang) | {
+        "title": t("title", lang),
+        "error": error,
+        "ended": "ended" in request.query,  # sent here by the console when its session ended
+        "token": token,
+    }
+    response = page(request, "console_login.html", context, status=status, csp=CONSOLE_CSP)
     response.headers.update(_page_headers())
     # Login CSRF: the form's token must match this cookie (double submit).
     response.set_cookie(
@@ -226,9 +128,9 @@ async def login_submit(request: web.Request) -> web.Response:
     except (TooManyRequests, PoolBusy) as e:
         await guard.refused(db, address)
         key = "too_many_logins" if isinstance(e, TooManyRequests) else "login_busy"
-        page = _login_page(request, error=t(key, lang_of(request)), status=e.status)
-        page.headers.update(e.headers or {})
-        return page
+        refused = _login_page(request, error=t(key, lang_of(request)), status=e.status)
+        refused.headers.update(e.headers or {})
+        return refused
     account = outcome.account
     if account is None:
         await guard.failed(db, username, address, outcome)
@@ -287,8 +189,8 @@ async def console_page(request: web.Request) -> web.Response:
     async with request.app[DB_KEY].connection() as conn:
         sites, site = await _sites_and_choice(request, conn, caller.site_id)
         if site is None:
-            body = tag("p", t("no_site", lang))
-            return page(lang=lang, title=t("title", lang), body=body, css=asset("console.css"))
+            note = words(lang) | {"title": t("title", lang), "note": t("no_site", lang)}
+            return page(request, "console_note.html", note)
         gates = await conn.fetch(GATES_SQL, site["id"])
         head = await conn.fetchval(HEAD_SQL, site["id"]) or 0
     session = await get_session(request)
@@ -306,19 +208,15 @@ async def console_page(request: web.Request) -> web.Response:
         "override_window_s": CheckinRules.model_validate(site["checkin_rules"]).override_window_s,
         "server_now": datetime.now(UTC).isoformat(),
     }
-    text = render(
-        "console.html",
-        lang=lang,
-        title=f"{t('title', lang)} · {site['name']}",
-        css=asset("console.css"),
-        script=asset("console.js"),
-        config=json.dumps(config, ensure_ascii=False),
-        csrf=session["csrf"],
-        desk_scripts=_desk_scripts(caller.role),
-    )
-    response = web.Response(
-        text=text, content_type="text/html", charset="utf-8", headers=_page_headers()
-    )
+    context = words(lang) | {
+        "title": f"{t('title', lang)} · {site['name']}",
+        "script": asset("console.js"),
+        "config": json.dumps(config, ensure_ascii=False),
+        "csrf": session["csrf"],
+        "tab_scripts": _tab_scripts(caller.role),
+    }
+    response = page(request, "console.html", context, csp=CONSOLE_CSP)
+    response.headers.update(_page_headers())
     _keep_lang(request, response, lang)
     return response
 
@@ -334,9 +232,8 @@ TAB_SCRIPTS: tuple[tuple[frozenset[Role], tuple[str, ...]], ...] = (
 )
 
 
-def _desk_scripts(role: Role) -> Markup:
-    names = [name for roles, names in TAB_SCRIPTS if role in roles for name in names]
-    return join([tag("script", "", src=asset(name), type="module") for name in names])
+def _tab_scripts(role: Role) -> list[str]:
+    return [asset(name) for roles, names in TAB_SCRIPTS if role in roles for name in names]
 
 
 def _page_headers() -> dict[str, str]:
@@ -362,31 +259,15 @@ async def rollcall(request: web.Request) -> web.Response:
             raise ApiError(404, "site_not_found", "There is no site yet.")
         call = await roll_call(conn, site["id"], request.app[CLOCK_KEY]())
     printed_at = call.now.astimezone(ZoneInfo(site["timezone"])).strftime("%H:%M %d/%m/%Y")
-    everyone = len(call.inside) + len(call.probably_gone)
-    body = join(
-        [
-            tag(
-                "div",
-                join(
-                    [
-                        tag("a", t("back", lang), href=f"/console?site_id={site['id']}"),
-                        tag("button", t("print", lang), type="button", id="print", class_="small"),
-                    ],
-                    " ",
-                ),
-                class_="top noprint",
-            ),
-            tag("h1", f"{t('rollcall', lang)} · {site['name']}"),
-            tag(
-                "p",
-                f"{t('inside', lang)}: {everyone} · {t('printed_at', lang)} {printed_at}",
-                class_="count",
-            ),
-            rollcall_groups(call, lang, lambda key: t(key, lang)),
-            tag("script", "", src=asset("print.js")),
-        ]
-    )
-    response = page(lang=lang, title=t("rollcall", lang), body=body, css=asset("console.css"))
+    context = words(lang) | {
+        "title": t("rollcall", lang),
+        "site": site,
+        "everyone": len(call.inside) + len(call.probably_gone),
+        "printed_at": printed_at,
+        "groups": rollcall_groups(call, lang),
+        "print_js": asset("print.js"),
+    }
+    response = page(request, "rollcall.html", context, csp=CONSOLE_CSP)
     response.headers.update(_page_headers())
     _keep_lang(request, response, lang)
     return response

@@ -22,13 +22,13 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated
 
-import asyncpg
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
 from checkin_core.rotating import STEP_S, bound_pass_b64
-from service.declarations.filing import PASS_SQL, UUID_PATTERN
-from service.declarations.form import Lang, lang_of, message_page
+from service.declarations.filing import UUID_PATTERN
+from service.declarations.pages import linked_pass, message_page, words
+from service.declarations.words import both, lang_of, t
 from service.passes.keys import KEYS_KEY, active_signing_key
 from service.passes.links import PASS_LINKS_KEY
 from service.passes.state import pass_state
@@ -36,7 +36,7 @@ from service.platform.db import DB_KEY
 from service.platform.errors import worded_error
 from service.web.auth import public
 from service.web.openapi import Q_LANG, documented, q_text
-from service.web.pages import CSP, STATIC_DIR, Markup, esc, page, render
+from service.web.pages import CSP, STATIC_DIR, page
 from service.web.public_limit import limit_public
 from service.web.validation import read_model
 
@@ -46,56 +46,11 @@ PHONE_CSP = CSP.replace("default-src 'none';", "default-src 'none'; script-src '
     "img-src 'self'; connect-src 'self'; worker-src 'self'; manifest-src 'self';",
 )
 
-WORDS: dict[str, tuple[str, str]] = {
-    "title": ("Mã QR vào cửa", "Entry pass"),
-    "brightness": (
-        "Tăng độ sáng màn hình tối đa khi quét mã.",
-        "Turn your screen brightness up when you scan.",
-    ),
-    "qr_label": (
-        "Mã QR vào cửa, tự đổi mỗi 15 giây",
-        "Entry QR code, it changes every 15 seconds",
-    ),
-    "rotating_hint": (
-        "Mã đổi mỗi 15 giây; ảnh chụp màn hình sẽ không dùng được.",
-        "The code changes every 15 seconds; a screenshot will not work.",
-    ),
-    "starting": ("Đang chuẩn bị mã…", "Preparing your code…"),
-    "offline_ok": ("Không có mạng: mã vẫn dùng được.", "No network: the code still works."),
-    "unsupported": (
-        "Trình duyệt này không tạo được mã xoay; hãy dùng mã in hoặc ảnh mã QR.",
-        "This browser cannot make a rotating code; use the printed pass or its image.",
-    ),
-    "home": (
-        "Thêm trang này vào màn hình chính để mở nhanh.",
-        "Add this page to your home screen.",
-    ),
-    "not_found": ("Không tìm thấy mã QR này.", "Pass not found."),
-}
-
-
-def _w(key: str, lang: Lang) -> str:
-    vi, en = WORDS[key]
-    return vi if lang == "vi" else en
-
-
-def _both(key: str) -> str:
-    vi, en = WORDS[key]
-    return f"{vi} / {en}"
-
 
 class BindIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     device_key: Annotated[str, Field(min_length=43, max_length=43, pattern="^[A-Za-z0-9_-]+$")]
-
-
-async def _pass_row(request: web.Request) -> tuple[uuid.UUID, asyncpg.Record | None]:
-    pass_id = uuid.UUID(request.match_info["pass_id"])
-    if not request.app[PASS_LINKS_KEY].valid(pass_id, request.query.get("key")):
-        return pass_id, None
-    async with request.app[DB_KEY].connection() as conn:
-        return pass_id, await conn.fetchrow(PASS_SQL, pass_id)
 
 
 @public
@@ -104,38 +59,18 @@ async def phone_page(request: web.Request) -> web.Response:
     """The rotating pass page for the holder's phone."""
     limit_public(request)
     lang = lang_of(request.query.get("lang"))
-    pass_id, row = await _pass_row(request)
+    pass_id, row = await linked_pass(request)
     if row is None:
-        return message_page(lang, WORDS["not_found"][0 if lang == "vi" else 1], status=404)
-    key = request.query["key"]
-    base = f"/passes/{pass_id}"
-    body = Markup(
-        render(
-            "phone.html",
-            heading=_w("title", lang),
-            full_name=row["full_name"],
-            site_name=row["site_name"],
-            pass_id=str(pass_id),
-            key=key,
-            lang=lang,
-            step_s=str(STEP_S),
-            bind_url=f"{base}/bind?key={key}",
-            qr_label=_both("qr_label"),
-            brightness=_both("brightness"),
-            rotating_hint=_w("rotating_hint", lang),
-            starting=_w("starting", lang),
-            offline_ok=_w("offline_ok", lang),
-            unsupported=_w("unsupported", lang),
-            home=_w("home", lang),
-        )
-    )
-    head = Markup(
-        f'<link rel="manifest" href="{esc(base)}/manifest.webmanifest?key={esc(key)}">\n'
-        '<meta name="theme-color" content="#0b5">\n'
-        '<script src="/static/qrcode-generator.js" defer></script>\n'
-        '<script src="/static/pass-phone.js" defer></script>\n'
-    )
-    return page(lang=lang, title=_w("title", lang), body=body, head=head, csp=PHONE_CSP)
+        return message_page(request, lang, t("phone_not_found", lang), status=404)
+    context = words(lang) | {
+        "title": t("phone_title", lang),
+        "row": row,
+        "pass_id": str(pass_id),
+        "key": request.query["key"],
+        "base": f"/passes/{pass_id}",
+        "step_s": STEP_S,
+    }
+    return page(request, "phone.html", context, csp=PHONE_CSP)
 
 
 @public
@@ -152,11 +87,11 @@ async def bind_device(request: web.Request) -> web.Response:
         raise worded_error(
             422, "bad_device_key", "Khóa thiết bị không hợp lệ.", "Not an Ed25519 public key."
         )
-    pass_id, row = await _pass_row(request)
+    pass_id, row = await linked_pass(request)
     now = datetime.now(UTC)
     if row is None or pass_state(row, now) != "valid":
         raise worded_error(
-            404, "pass_not_found", WORDS["not_found"][0], "No such valid pass for this link."
+            404, "pass_not_found", t("phone_not_found", "vi"), "No such valid pass for this link."
         )
     async with request.app[DB_KEY].connection() as conn:
         key = await active_signing_key(conn, request.app[KEYS_KEY])
@@ -180,9 +115,9 @@ async def manifest(request: web.Request) -> web.Response:
     pass_id = request.match_info["pass_id"]
     key = request.query.get("key", "")
     if not request.app[PASS_LINKS_KEY].valid(uuid.UUID(pass_id), key):
-        raise worded_error(404, "pass_not_found", WORDS["not_found"][0], "No such pass.")
+        raise worded_error(404, "pass_not_found", t("phone_not_found", "vi"), "No such pass.")
     doc = {
-        "name": _both("title"),
+        "name": both("phone_title"),
         "short_name": "Mã QR / Pass",
         "start_url": f"/passes/{pass_id}/phone?key={key}",
         "scope": "/passes/",

@@ -12,7 +12,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from service.declarations.filing import IssuedPass, Outcome
-from service.declarations.form import Lang, lang_of, message_page, result_page, t
+from service.declarations.pages import message_page, result_page
+from service.declarations.words import Lang, lang_of, t
 from service.platform.db import DB_KEY
 from service.web.auth import hash_token, public
 from service.web.openapi import Q_LANG, documented, q_text
@@ -48,9 +49,9 @@ async def declaration_result(request: web.Request) -> web.Response:
         async with request.app[DB_KEY].connection() as conn:
             row = await conn.fetchrow(RESULT_SQL, hash_token(key))
     if row is None:
-        return message_page(lang, t("result_not_found", lang), status=404)
+        return message_page(request, lang, t("result_not_found", lang), status=404)
     if row["superseded_at"] is not None:
-        return message_page(lang, t("result_superseded", lang), status=410)
+        return message_page(request, lang, t("result_superseded", lang), status=410)
     issued = None
     if row["pass_id"] is not None and row["status"] == "cleared":
         issued = IssuedPass(

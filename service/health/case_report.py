@@ -17,11 +17,10 @@ from aiohttp import web
 from service.audit.documents import CONTENT_TYPES, attachment, csv_document, record_export
 from service.health import pages
 from service.health.cases import contacts_with_state, visible_case
-from service.health.pages import Lang, t, table
+from service.health.pages import Lang, t
 from service.platform.db import DB_KEY
 from service.web.auth import Role, principal, requires
 from service.web.openapi import Q_LANG, documented
-from service.web.pages import join, tag
 from service.web.validation import validate
 
 COLUMNS = (
@@ -131,7 +130,9 @@ async def case_report_csv(request: web.Request) -> web.Response:
     )
 
 
-def case_page(lang: Lang, report: dict[str, Any], zone: ZoneInfo) -> web.Response:
+def case_page(
+    request: web.Request, lang: Lang, report: dict[str, Any], zone: ZoneInfo
+) -> web.Response:
     case, extra = report["case"], report["extra"]
     facts = [
         ("case", f"{case['full_name']} · {extra['phone'] or ''} · {extra['organisation'] or ''}"),
@@ -144,7 +145,7 @@ def case_page(lang: Lang, report: dict[str, Any], zone: ZoneInfo) -> web.Respons
         ("recorded", f"{pages.when(_local(case['recorded_at'], zone))} · {case['recorded_by']}"),
         ("note", case["note"]),
     ]
-    rows = [
+    contacts = [
         (
             c["name"],
             c["phone"] or "",
@@ -157,17 +158,14 @@ def case_page(lang: Lang, report: dict[str, Any], zone: ZoneInfo) -> web.Respons
         )
         for c in report["contacts"]
     ]
-    columns = ("name", "phone", "organisation", "overlap", "gates", "first_overlap")
-    parts = [
-        tag("p", f"{extra['site_name']} · #{case['id']}"),
-        tag(
-            "dl",
-            join([join([tag("dt", t(k, lang)), tag("dd", v)], "") for k, v in facts]),
-        ),
-        tag("h2", f"{t('contacts', lang)}: {len(rows)}"),
-        table(lang, (*columns, "last_overlap", "suspended"), rows),
-    ]
-    return pages.printable(lang, t("case_report", lang), parts, datetime.now(zone))
+    context = {
+        "site_name": extra["site_name"],
+        "case_id": case["id"],
+        "facts": facts,
+        "contacts": contacts,
+    }
+    title = t("case_report", lang)
+    return pages.printable(request, lang, "case_report.html", title, datetime.now(zone), context)
 
 
 @requires(Role.ADMIN, Role.HEALTH, Role.AUDITOR)
@@ -176,7 +174,7 @@ async def case_report_page(request: web.Request) -> web.Response:
     """A case's report as a printable page (each export logged)."""
     query = validate(pages.LangQuery, dict(request.query))
     report, zone = await _report(request, "html")
-    return case_page(query.lang, report, zone)
+    return case_page(request, query.lang, report, zone)
 
 
 def routes() -> list[web.RouteDef]:

@@ -17,13 +17,12 @@ from aiohttp import web
 
 from service.audit.site_report import daily_report
 from service.health import pages
-from service.health.pages import Lang, t, table
+from service.health.pages import Lang, t
 from service.health.tests_due import Group, TestsDue, site_day, site_row, tests_due
 from service.platform.db import DB_KEY
 from service.platform.errors import ApiError, worded_error
 from service.web.auth import Role, require_site, requires
 from service.web.openapi import Q_LANG, documented
-from service.web.pages import Markup, tag
 from service.web.validation import validate
 
 # $1 site, $2 start of the day, $3 its end.
@@ -85,8 +84,8 @@ async def site_tests_due(request: web.Request) -> web.Response:
     return web.json_response(due.as_json())
 
 
-def _due_section(lang: Lang, group: Group) -> list[Markup]:
-    rows = [
+def _due_rows(lang: Lang, group: Group) -> list[tuple[str, ...]]:
+    return [
         (
             d.name,
             d.phone or "",
@@ -98,33 +97,26 @@ def _due_section(lang: Lang, group: Group) -> list[Markup]:
         )
         for d in group.people
     ]
-    columns = ("name", "phone", "organisation", "position", "last_negative", "covered_until")
-    return [
-        tag(
-            "h2",
-            f"{t('risk_' + group.risk_level, lang)} · {t('cadence', lang, n=group.cadence_days)}",
-        ),
-        table(lang, (*columns, "state"), rows),
-    ]
 
 
-def tests_due_page(lang: Lang, due: TestsDue) -> web.Response:
-    parts = [
-        tag("p", f"{due.site_name} · {t('date', lang)} {pages.day_text(due.day)}"),
-        tag(
-            "p",
-            t(
-                "summary",
-                lang,
-                due=sum(len(g.people) for g in due.groups),
-                done=sum(g.done for g in due.groups),
-            ),
-        ),
+def tests_due_page(request: web.Request, lang: Lang, due: TestsDue) -> web.Response:
+    groups = [
+        {
+            "risk_level": g.risk_level,
+            "cadence_days": g.cadence_days,
+            "rows": _due_rows(lang, g),
+        }
+        for g in due.groups
     ]
-    for group in due.groups:
-        parts += _due_section(lang, group)
+    context = {
+        "site_name": due.site_name,
+        "day": pages.day_text(due.day),
+        "due": sum(len(g.people) for g in due.groups),
+        "done": sum(g.done for g in due.groups),
+        "groups": groups,
+    }
     now = datetime.now(ZoneInfo(due.timezone))
-    return pages.printable(lang, t("tests_due", lang), parts, now)
+    return pages.printable(request, lang, "tests_due.html", t("tests_due", lang), now, context)
 
 
 @requires(Role.ADMIN, Role.HEALTH)
@@ -135,7 +127,7 @@ async def site_tests_due_page(request: web.Request) -> web.Response:
     async with request.app[DB_KEY].connection() as conn:
         site = await _site(request, conn)
         due = await tests_due(conn, site, query.date or _today(site))
-    return tests_due_page(query.lang, due)
+    return tests_due_page(request, query.lang, due)
 
 
 @dataclass(frozen=True)
@@ -224,41 +216,27 @@ def _minutes(seconds: int | None) -> str:
     return "" if seconds is None else str(round(seconds / 60))
 
 
-def health_report_page(lang: Lang, report: HealthReport) -> web.Response:
+def health_report_page(request: web.Request, lang: Lang, report: HealthReport) -> web.Response:
     data = report.as_json()
     tests = data["tests"]
     queue = data["review_queue"]
-    parts = [
-        tag("p", f"{report.site_name} · {t('date', lang)} {pages.day_text(report.day)}"),
-        table(
-            lang,
-            ("entries", "denials", "cases_recorded"),
-            [(report.entries, report.denials, report.cases)],
-        ),
-        tag("h2", t("denials", lang)),
-        table(lang, ("reason", "count"), list(report.denials_by_reason.items())),
-        tag("h2", t("suspensions", lang)),
-        table(
-            lang,
-            ("cause", "new", "cleared", "active"),
-            [(c, n["new"], n["cleared"], n["active"]) for c, n in report.suspensions.items()],
-        ),
-        tag("h2", t("tests", lang)),
-        table(
-            lang,
-            ("risk", "due", "done"),
-            [(t("risk_" + r, lang), n["due"], n["done"]) for r, n in tests["by_risk_level"].items()]
-            + [("Σ", tests["due"], tests["done"])],
-        ),
-        tag("h2", t("review_queue", lang)),
-        table(
-            lang,
-            ("waiting", "oldest", "median"),
-            [(queue["waiting"], _minutes(queue["oldest_s"]), _minutes(queue["median_s"]))],
-        ),
-    ]
+    context = {
+        "site_name": report.site_name,
+        "day": pages.day_text(report.day),
+        "totals": (report.entries, report.denials, report.cases),
+        "denials": list(report.denials_by_reason.items()),
+        "suspensions": [
+            (c, n["new"], n["cleared"], n["active"]) for c, n in report.suspensions.items()
+        ],
+        "tests": [
+            (t("risk_" + r, lang), n["due"], n["done"]) for r, n in tests["by_risk_level"].items()
+        ]
+        + [("Σ", tests["due"], tests["done"])],
+        "queue": (queue["waiting"], _minutes(queue["oldest_s"]), _minutes(queue["median_s"])),
+    }
     now = datetime.now(ZoneInfo(report.timezone))
-    return pages.printable(lang, t("health_report", lang), parts, now)
+    title = t("health_report", lang)
+    return pages.printable(request, lang, "health_report.html", title, now, context)
 
 
 @requires(Role.ADMIN, Role.HEALTH, Role.AUDITOR)
@@ -269,7 +247,7 @@ async def site_health_report_page(request: web.Request) -> web.Response:
     async with request.app[DB_KEY].connection() as conn:
         site = await _site(request, conn)
         report = await health_report(conn, site, query.date)
-    return health_report_page(query.lang, report)
+    return health_report_page(request, query.lang, report)
 
 
 def routes() -> list[web.RouteDef]:

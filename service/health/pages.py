@@ -1,12 +1,14 @@
 """The health desk's printable pages (tests due, a case report, the daily report): plain
 HTML from the same data as the JSON, styled by /static/health-print.css, with no script
-at all (the browser's own Print). Vietnamese by default, English with ?lang=en.
+at all (the browser's own Print). Vietnamese by default, English with ?lang=en. Each is a
+template that extends templates/health_print.html; this module holds their words.
 """
 
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
@@ -14,10 +16,9 @@ from aiohttp import web
 from pydantic import BaseModel, BeforeValidator, ConfigDict
 from pydantic_core import PydanticCustomError
 
-from service.web.pages import Markup, join, page, tag
+from service.web.pages import page
 
 Lang = Literal["vi", "en"]
-CSS = "/static/health-print.css"
 
 WORDS: dict[str, tuple[str, str]] = {
     "tests_due": ("Danh sách cần xét nghiệm", "Tests due"),
@@ -130,21 +131,15 @@ def day_text(value: date | None) -> str:
     return value.strftime("%d/%m/%Y") if value else ""
 
 
-def table(lang: Lang, columns: Sequence[str], rows: Sequence[Sequence[object]]) -> Markup:
-    """A table with a header of catalogue words; an empty one says so."""
-    if not rows:
-        return tag("p", t("none", lang), class_="empty")
-    head = tag("tr", join([tag("th", t(c, lang)) for c in columns], ""))
-    body = [tag("tr", join([tag("td", cell) for cell in row], "")) for row in rows]
-    return tag("table", join([tag("thead", head), tag("tbody", join(body))]))
-
-
-def printable(lang: Lang, title: str, parts: Sequence[Markup], printed: datetime) -> web.Response:
-    body = join(
-        [
-            tag("h1", title),
-            *parts,
-            tag("p", f"{t('printed_at', lang)} {when(printed)}", class_="printed"),
-        ]
-    )
-    return page(lang=lang, title=title, body=body, css=CSS)
+def printable(
+    request: web.Request,
+    lang: Lang,
+    template: str,
+    title: str,
+    printed: datetime,
+    context: Mapping[str, Any],
+) -> web.Response:
+    """A printable report: its template (which extends health_print.html) with the
+    catalogue's words in ``lang``."""
+    words = {"lang": lang, "t": functools.partial(t, lang=lang), "title": title}
+    return page(request, template, words | {"printed": when(printed), **context})

@@ -136,6 +136,14 @@ REASONS: dict[str, tuple[str, str]] = {
         "Tick either “None of these” or the symptoms you have, not both",
         "Chọn “Không có triệu chứng nào” hoặc các triệu chứng bạn có, không chọn cả hai",
     ),
+    "departure_format": (
+        "The expected departure is a time (17:30) or a date and time (2026-12-07 17:30)",
+        "Giờ dự kiến về cần là giờ (17:30) hoặc ngày và giờ (2026-12-07 17:30)",
+    ),
+    "departure_past": (
+        "The expected departure has already passed",
+        "Giờ dự kiến về đã qua",
+    ),
     "site_not_found": ("No such site", "Không tìm thấy trụ sở này"),
     "not_staff": (
         "Not in the staff list with this phone or national ID; declare as a visitor",

@@ -6,13 +6,13 @@ the code stay in step.
 
 from __future__ import annotations
 
-import html
 import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+import aiohttp_jinja2
 import pydantic
 from aiohttp import web
 
@@ -221,7 +221,7 @@ DOCUMENTS_KEY = web.AppKey("openapi_documents", Documents)
 async def build_documents(app: web.Application) -> None:
     """on_startup: the routes are final by then, and nothing is served yet."""
     spec = build_spec(app)
-    app[DOCUMENTS_KEY] = Documents(json.dumps(spec).encode(), _docs_page(spec))
+    app[DOCUMENTS_KEY] = Documents(json.dumps(spec).encode(), _docs_page(app, spec))
 
 
 @public
@@ -235,32 +235,23 @@ async def api_docs(request: web.Request) -> web.Response:
     """A readable list of the API (no scripts, nothing fetched from the internet; its
     style sheet is ours, so the page runs under the pages' strict CSP)."""
     return web.Response(
-        text=request.app[DOCUMENTS_KEY].docs_html, content_type="text/html", headers=PAGE_HEADERS
+        text=request.app[DOCUMENTS_KEY].docs_html,
+        content_type="text/html",
+        charset="utf-8",
+        headers=PAGE_HEADERS,
     )
 
 
-def _docs_page(spec: dict[str, Any]) -> str:
+def _docs_page(app: web.Application, spec: dict[str, Any]) -> str:
     rows = []
     for path, operations in spec["paths"].items():
         for method, op in operations.items():
             who = "public" if op.get("security") == [] else op.get("description", "")
             body: dict[str, Any] = op.get("requestBody", {}).get("content", {})
             model = next((c["schema"]["$ref"] for c in body.values()), "")
-            rows.append(
-                f"<tr><td><code>{html.escape(method.upper())} {html.escape(path)}</code></td>"
-                f"<td>{html.escape(op['summary'])}</td><td>{html.escape(who)}</td>"
-                f"<td>{html.escape(model.rsplit('/', 1)[-1])}</td></tr>"
-            )
-    page = (
-        "<!doctype html><html lang='en'><head><meta charset='utf-8'><title>checkin-gateway API"
-        "</title><link rel='stylesheet' href='/static/api-docs.css'></head><body>"
-        "<h1>checkin-gateway API</h1><p>Machine-readable: <a href='/api/v1/openapi.json'>"
-        '/api/v1/openapi.json</a>. Errors are <code>{"error": {"code", "message"}}'
-        "</code>.</p><table><tr><th>route</th><th>what</th><th>who</th><th>body</th></tr>"
-        + "".join(rows)
-        + "</table></body></html>"
-    )
-    return page
+            rows.append((method.upper(), path, op["summary"], who, model.rsplit("/", 1)[-1]))
+    template = aiohttp_jinja2.get_env(app).get_template("api_docs.html")
+    return template.render(lang="en", title="checkin-gateway API", rows=rows)
 
 
 def routes() -> list[web.RouteDef]:

@@ -1,21 +1,24 @@
-"""HTML pages from the templates in service/templates: string.Template, every value escaped.
+"""HTML pages from the Jinja2 templates in service/web/templates, through aiohttp-jinja2.
 
-A value is escaped unless it is ``Markup`` (HTML this code built from escaped parts).
-Lone surrogates (broken Unicode a client sent) are shown as U+FFFD instead of breaking
-the page's UTF-8.
+One environment per app (``setup_pages``), loaded from the package itself
+(``PackageLoader``, so a wheel install finds the templates), with autoescape on: a value
+is escaped unless a template marks it otherwise. Undefined names fail loudly instead of
+rendering empty. Lone surrogates (broken Unicode a client sent) are shown as U+FFFD
+instead of breaking the page's UTF-8 (``_printable``, the environment's finalize).
 """
 
 from __future__ import annotations
 
-import functools
-import html
 import re
+from collections.abc import Mapping
 from pathlib import Path
-from string import Template
+from typing import Any
 
+import aiohttp_jinja2
+import jinja2
 from aiohttp import web
+from markupsafe import Markup
 
-TEMPLATES_DIR = Path(__file__).parent / "templates"
 STATIC_DIR = Path(__file__).parent / "static"
 
 # No scripts at all; styles and images only from here.
@@ -32,64 +35,38 @@ PAGE_HEADERS = {
 _SURROGATES = re.compile("[\ud800-\udfff]")
 
 
-class Markup(str):
-    """Trusted HTML: inserted as is."""
-
-    __slots__ = ()
-
-
-def esc(value: object) -> Markup:
-    if isinstance(value, Markup):
-        return value
-    text = value if isinstance(value, str) else str(value)
-    text = _SURROGATES.sub("\ufffd", text)
-    return Markup(html.escape(text, quote=True))
+def _printable(value: Any) -> Any:
+    """Every ``{{ value }}`` passes here before it is escaped. Markup (a macro's output)
+    was built from values that passed here already."""
+    if isinstance(value, str) and not isinstance(value, Markup):
+        return _SURROGATES.sub("\ufffd", value)
+    return value
 
 
-def join(parts: list[Markup] | tuple[Markup, ...], sep: str = "\n") -> Markup:
-    return Markup(sep.join(parts))
-
-
-def tag(element: str, content: object = "", /, **attrs: object) -> Markup:
-    """<name attrs>content</name>; attribute values escaped, True means present, None absent."""
-    rendered = []
-    for key, value in attrs.items():
-        key = key.rstrip("_").replace("_", "-")
-        if value is None or value is False:
-            continue
-        rendered.append(f" {key}" if value is True else f' {key}="{esc(value)}"')
-    return Markup(f"<{element}{''.join(rendered)}>{esc(content)}</{element}>")
-
-
-def void(element: str, /, **attrs: object) -> Markup:
-    full = tag(element, **attrs)
-    return Markup(full[: -len(f"></{element}>")] + ">")
-
-
-@functools.cache
-def _template(name: str) -> Template:
-    return Template((TEMPLATES_DIR / name).read_text(encoding="utf-8"))
-
-
-def render(name: str, **values: object) -> str:
-    return _template(name).substitute({k: esc(v) for k, v in values.items()})
+def setup_pages(app: web.Application) -> jinja2.Environment:
+    """The app's template environment (``aiohttp_jinja2.APP_KEY``)."""
+    return aiohttp_jinja2.setup(
+        app,
+        loader=jinja2.PackageLoader("service.web", "templates"),
+        autoescape=True,
+        finalize=_printable,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        auto_reload=False,
+        default_helpers=False,
+    )
 
 
 def page(
+    request: web.Request,
+    template: str,
+    context: Mapping[str, Any],
     *,
-    lang: str,
-    title: str,
-    body: Markup,
     status: int = 200,
-    css: str = "/static/declare.css",
-    head: Markup | None = None,
     csp: str = CSP,
 ) -> web.Response:
-    text = render("base.html", lang=lang, title=title, body=body, css=css, head=head or Markup(""))
-    return web.Response(
-        text=text,
-        status=status,
-        content_type="text/html",
-        charset="utf-8",
-        headers=PAGE_HEADERS | {"Content-Security-Policy": csp},
-    )
+    """The rendered template with the pages' security headers."""
+    response = aiohttp_jinja2.render_template(template, request, context, status=status)
+    response.headers.update(PAGE_HEADERS | {"Content-Security-Policy": csp})
+    return response
