@@ -5,7 +5,8 @@
                               [--attack-kiosks 200] [--attack-seconds 10]
                               [--attack-events 1000000]
                               [--attacks-only | --health-only | --sweep-only | --decode-only
-                               | --revocation-only | --rotating-only] [--revocation-kiosks 100]
+                               | --revocation-only | --rotating-only | --latency-only]
+                              [--revocation-kiosks 100]
                               [--quick]
                               [--out docs/benchmarks.md]
 
@@ -16,7 +17,8 @@ benchmark (re-screen of 100,000 declarations, a case's trace + suspend over 1,00
 events; about 2 minutes), `--sweep-only` for the automatic check-out sweep over 100,000
 open stays, `--decode-only` for decoding, and `--revocation-only` for a pass revoked to
 every connected kiosk knowing it (about a minute), and `--rotating-only` for the
-rotating pass check's cost per scan on the kiosk (a few seconds).
+rotating pass check's cost per scan on the kiosk (a few seconds), and `--latency-only` for
+the kiosk's frame-to-verdict latency with the live service (about a minute).
 
 Each figure is reported next to a ceiling measured in the same run (pgbench running
 the same check-in SQL; a raw LISTEN/NOTIFY round trip; PostgreSQL's own COPY), as a
@@ -46,6 +48,7 @@ from bench import (
     export_bench,
     fanout_bench,
     health_bench,
+    kiosk_latency,
     revocation_bench,
     rotating_bench,
     summary,
@@ -115,6 +118,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--rotating-only", action="store_true", help="only the rotating pass check (see above)"
     )
+    parser.add_argument("--latency-only", action="store_true", help="only the kiosk's latency")
     parser.add_argument("--quick", action="store_true", help="fewer photos, shorter runs")
     parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "docs" / "benchmarks.md")
     args = parser.parse_args(argv)
@@ -144,6 +148,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         rotating = rotating_bench.run()
         section = rotating_bench.section(rotating, command)
         write_section(args.out, section, [], (), None)
+        sys.stdout.write(section)
+        return 0
+    if args.latency_only:
+        section = kiosk_latency.section(kiosk_latency.run(), command)
+        write_section(args.out, section, [], (), kiosk_latency.BEFORE)
         sys.stdout.write(section)
         return 0
     if args.attacks_only:
@@ -200,9 +209,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     health = health_bench.measure(health_args)
     steps.next("automatic check-out: the sweep over 100,000 open stays")
     sweep = sweep_bench.measure()
-    steps.next("decode: photographs and 720p throughput")
+    steps.next("decode: photographs, 720p throughput, the kiosk's frame-to-verdict latency")
     decode = decode_bench.run(args.photos, quick=args.quick, hog=True)
     rotating = rotating_bench.run()
+    latency = kiosk_latency.run()
     steps.next("attacks: kiosk latency, quiet and under each attack")
     attack_started = time.monotonic()
     attacks = attack_bench.run(*attack_args)
@@ -295,6 +305,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "",
             rotating_bench.section(rotating, command),
             "",
+            kiosk_latency.section(latency, command),
         ]
     )
     args.out.write_text(text, encoding="utf-8")

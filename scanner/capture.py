@@ -147,6 +147,7 @@ class CapturedFrame:
     image: Frame
     t: float  # time.monotonic() when read
     wall: datetime  # the same moment in UTC, for the scan's seen_at
+    index: int = 0  # its number in the source since the source was (re)opened
 
 
 END = None  # put on the queue after the last frame of a finite source
@@ -259,6 +260,7 @@ def capture_frames(
             period = 1.0 / rate if rate and 0 < rate < 1000 else 0.0
             failures = 0
             delivered = False
+            index = 0
             next_at = clock()
             while not stop.is_set():
                 ok, image = cap.read()
@@ -273,7 +275,8 @@ def capture_frames(
                 failures = 0
                 now = clock()
                 stats.frame_read(now, image)
-                frames.put(CapturedFrame(np.asarray(image), now, datetime.now(UTC)))
+                frames.put(CapturedFrame(np.asarray(image), now, datetime.now(UTC), index))
+                index += 1
                 delivered = True
                 if period:
                     next_at = max(next_at + period, now)
