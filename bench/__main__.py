@@ -323,8 +323,10 @@ inside a labelled polygon (BoofCV images) or by its expected text (zxing-cpp sam
 texts an image). The pipelines' work is fixed per frame (a budget of estimated CPU ms),
 so the run under a CPU hog (a spinning process on the other core) must give the same
 result for every image. Phone screens and 720p frames come from seeded generators
-(bench/phone_screens.py, bench/decode_speed.py); fps is 1 / CPU time of the decoding
-thread, on one core (OpenCV threads 1), with the load average of the shared machine."""
+(bench/phone_screens.py, bench/decode_speed.py; seed 22's frames were not looked at when
+the deblur settings were chosen on seeds 20 and 21); fps is 1 / CPU time of the decoding
+thread, on one core (OpenCV threads 1), with the load average of the shared machine
+(wall-clock fps on two cores shared with other work are noisy; CPU time is not)."""
 
 
 HEALTH_HEADING = "## Health desk: re-screen and a case's trace + suspend"
