@@ -148,6 +148,7 @@ class CapturedFrame:
     t: float  # time.monotonic() when read
     wall: datetime  # the same moment in UTC, for the scan's seen_at
     index: int = 0  # its number in the source since the source was (re)opened
+    decoded: float = 0.0  # time.monotonic() when its codes were handed on (0: not yet)
 
 
 END = None  # put on the queue after the last frame of a finite source

@@ -293,6 +293,7 @@ class Kiosk:
                 "seen_at": scan.seen_at,
                 "latency_ms": latency_ms,
                 "frame": frame.index,
+                "decode_ms": round((frame.decoded - frame.t) * 1000, 1) if frame.decoded else None,
             }
             self.out.write(json.dumps(line, ensure_ascii=False) + "\n")
             self.out.flush()

@@ -11,7 +11,9 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
+from dataclasses import replace
 
 import cv2
 
@@ -105,4 +107,4 @@ class DecodeWorker:
         if self.on_frame is not None:
             self.on_frame(item, codes)
         if codes:
-            self.on_codes(item, codes)
+            self.on_codes(replace(item, decoded=time.monotonic()), codes)
