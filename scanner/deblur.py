@@ -19,14 +19,14 @@ view maps codes back to frame pixels through the inverse rotation.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 import numpy.typing as npt
 
-Image = npt.NDArray[np.uint8]
-Quad = npt.NDArray[np.float32]
+from scanner.views import Image, Quad, View, region
 
 TEXTURE_SIDE = 320  # the small copy's longer side
 EDGE_DENSITY = 30  # mean (|gx| + |gy|) / 2 of a 3x3 Sobel over a window
@@ -60,6 +60,18 @@ def texture_regions(gray: Image) -> list[Quad]:
         found.append((area, np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], np.float32)))
     found.sort(key=lambda f: -f[0])
     return [quad for _, quad in found[:MAX_REGIONS]]
+
+
+def views(gray: Image, quad: Quad) -> Iterator[View]:
+    """The region around `quad` deconvolved, from less to more smoothing; nothing when
+    it is not smeared along one line."""
+    view = region(gray, quad, REGION_MARGIN, REGION_SIDE)
+    smear = motion_psf(view.image) if view is not None else None
+    if view is None or smear is None:
+        return
+    for noise in NOISE:
+        image, back = deblurred(view.image, smear, noise)
+        yield View(image, view.scale, view.offset, back)
 
 
 @dataclass(frozen=True)

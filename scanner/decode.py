@@ -10,9 +10,8 @@ exactly what a quiet one does:
    binarised, sharpened ...), then the whole frame its views, until every candidate is
    read or the frame's budget is spent. The budget is in estimated CPU milliseconds,
    counted from the pixels each decoder is given (Decoder.ms_per_mpix), not measured;
-4. a frame with neither codes nor finder patterns is looked at once more for a smeared
-   code (scanner/deblur.py: a square of dense edges, smeared along one line); only
-   such regions, and candidates still unread, are deconvolved and decoded again.
+4. a frame with no code and no finder is searched for smeared codes (scanner/deblur.py);
+   those, and candidates still unread, are deconvolved and decoded again.
 
 Distinct codes are kept apart even when they hold the same text; the same code read by
 two views is reported once. No I/O and no threads here; a pipeline is not thread-safe
@@ -23,6 +22,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,6 +61,7 @@ __all__ = [
 ]
 
 ZX, PZ = ZxingDecoder.name, PyzbarDecoder.name
+Early = Callable[[list[Decoded]], None]  # codes read before the fallbacks
 REGION_PREFIX = "region:"  # a step run on a candidate region, in stats and Decoded.view
 DEBLUR = "deblur"  # a smeared region deconvolved (scanner/deblur.py), not a VIEWS entry
 DEBLUR_MS_PER_MPIX = 12.0  # the rotation and row DFTs, estimated like a decoder's
@@ -231,7 +232,9 @@ class DecodePipeline:
     def __call__(self, frame: npt.NDArray[Any]) -> list[Decoded]:
         return self.decode_frame(frame)
 
-    def decode_frame(self, frame: npt.NDArray[Any]) -> list[Decoded]:
+    def decode_frame(self, frame: npt.NDArray[Any], early: Early | None = None) -> list[Decoded]:
+        """The frame's codes; `early` gets those the first passes read, before the
+        fallbacks look for more (a door need not wait for them)."""
         cpu = time.thread_time()
         stats = self.stats
         stats.attempts += 1
@@ -239,6 +242,8 @@ class DecodePipeline:
         run.first_pass()
         if run.doubt():
             run.second_pass()
+        if early is not None and run.found:
+            early(list(run.found))
         if not run.found and not run.candidates and self.config.deblur:
             run.look_for_smears()
         if not run.found and not run.candidates and not run.smeared:
@@ -315,13 +320,7 @@ class _FrameRun:
 
     def _deblur(self, quad: Quad) -> bool:
         """Deconvolve a smeared region and decode it; False once the budget is spent."""
-        view = region(self.gray, quad, deblur.REGION_MARGIN, deblur.REGION_SIDE)
-        smear = deblur.motion_psf(view.image) if view is not None else None
-        if view is None or smear is None:
-            return True
-        for noise in deblur.NOISE:
-            image, back = deblur.deblurred(view.image, smear, noise)
-            sharp = View(image, view.scale, view.offset, back)
+        for sharp in deblur.views(self.gray, quad):
             for name in self.p.config.deblur:
                 step = f"{DEBLUR}/{name}"
                 if not self._within(step, sharp):
