@@ -1,11 +1,11 @@
-"""Sections of docs/benchmarks.md that other commands write (`make chaos-ha`): a full
+"""Sections of docs/benchmarks.md written by other commands (`make chaos-ha`) or by hand: a full
 `make bench` rewrites the file and puts them back at its end as they were."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-KEPT_HEADINGS = ("## PostgreSQL failover",)
+KEPT_HEADINGS = ("## PostgreSQL failover", "## Decoding and latency on 2026-12-07: notes by hand")
 
 
 def kept_sections(out: Path) -> str:

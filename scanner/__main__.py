@@ -90,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--headless",
         action="store_true",
         help="no window: print one JSON line per verdict on stdout (event_id, decision, "
-        "reason, message_vi, message_en, name, offline, latency_ms, ...)",
+        "reason, message_vi, message_en, name, offline, latency_ms, frame, ...)",
     )
     parser.add_argument(
         "--data-dir",

@@ -147,6 +147,8 @@ class CapturedFrame:
     image: Frame
     t: float  # time.monotonic() when read
     wall: datetime  # the same moment in UTC, for the scan's seen_at
+    index: int = 0  # its number in the source since the source was (re)opened
+    decoded: float = 0.0  # time.monotonic() when its codes were handed on (0: not yet)
 
 
 END = None  # put on the queue after the last frame of a finite source
@@ -297,6 +299,7 @@ def _read_frames(
     a row; return whether any frame came and the failures at the end."""
     failures = 0
     delivered = False
+    index = 0  # the frame's number in the source (the latency bench names frames by it)
     next_at = clock()
     while not stop.is_set():
         ok, image = cap.read()
@@ -311,7 +314,8 @@ def _read_frames(
         failures = 0
         now = clock()
         stats.frame_read(now, image)
-        frames.put(CapturedFrame(np.asarray(image), now, datetime.now(UTC)))
+        frames.put(CapturedFrame(np.asarray(image), now, datetime.now(UTC), index))
+        index += 1
         delivered = True
         if period:
             next_at = max(next_at + period, now)

@@ -9,7 +9,9 @@ exactly what a quiet one does:
 3. otherwise each candidate not yet read gets its region views (crop, scale, smoothed,
    binarised, sharpened ...), then the whole frame its views, until every candidate is
    read or the frame's budget is spent. The budget is in estimated CPU milliseconds,
-   counted from the pixels each decoder is given (Decoder.ms_per_mpix), not measured.
+   counted from the pixels each decoder is given (Decoder.ms_per_mpix), not measured;
+4. a frame with no code and no finder is searched for smeared codes (scanner/deblur.py);
+   those, and candidates still unread, are deconvolved and decoded again.
 
 Distinct codes are kept apart even when they hold the same text; the same code read by
 two views is reported once. No I/O and no threads here; a pipeline is not thread-safe
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +30,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from scanner import deblur
 from scanner.candidates import candidate_regions, finders
 from scanner.decoders import (
     Decoded,
@@ -57,7 +61,10 @@ __all__ = [
 ]
 
 ZX, PZ = ZxingDecoder.name, PyzbarDecoder.name
+Early = Callable[[list[Decoded]], None]  # codes read before the fallbacks
 REGION_PREFIX = "region:"  # a step run on a candidate region, in stats and Decoded.view
+DEBLUR = "deblur"  # a smeared region deconvolved (scanner/deblur.py), not a VIEWS entry
+DEBLUR_MS_PER_MPIX = 12.0  # the rotation and row DFTs, estimated like a decoder's
 
 
 @dataclass(frozen=True)
@@ -68,6 +75,7 @@ class DecodeConfig:
     second: tuple[str, ...]  # when the first pass left doubt: nothing read, or candidates
     regions: tuple[str, ...]  # on each candidate region not yet read
     frame: tuple[str, ...]  # on the whole frame, after the regions
+    deblur: tuple[str, ...] = ()  # decoders for deconvolved smeared regions (after regions)
     budget_ms: float = 150.0  # estimated CPU ms of decoding per frame, beyond the first pass
     detect: bool = True  # look for finder patterns (off: fallbacks on every frame)
 
@@ -77,7 +85,7 @@ class DecodeConfig:
 
 def _split(step: str) -> tuple[str, str]:
     view, _, decoder = step.partition("/")
-    if view not in VIEWS or not decoder:
+    if (view not in VIEWS and view != DEBLUR) or not decoder:
         raise ValueError(f"unknown decode step {step!r}; VIEW/DECODER, views {sorted(VIEWS)}")
     return view, decoder
 
@@ -110,6 +118,7 @@ BOTH = DecodeConfig(
         f"equalize/{PZ}",
         f"soften/{PZ}",
     ),
+    deblur=(ZX,),
 )
 PYZBAR_ONLY = DecodeConfig(
     first=(f"raw/{PZ}",),
@@ -131,6 +140,7 @@ PYZBAR_ONLY = DecodeConfig(
         f"downscale/{PZ}",
         f"upscale/{PZ}",
     ),
+    deblur=(PZ,),
 )
 
 
@@ -147,6 +157,7 @@ def config_for(decoder: str = "auto") -> DecodeConfig:
         second=(),
         regions=tuple(s for s in BOTH.regions if s.endswith(ZX)),
         frame=tuple(s for s in BOTH.frame if s.endswith(ZX)),
+        deblur=(ZX,),
     )
 
 
@@ -207,7 +218,7 @@ class DecodePipeline:
         if self.config.budget_ms < 0:
             raise ValueError("budget_ms must not be negative")
         self.decoders: dict[str, Decoder] = dict(decoders or {})
-        for _, name in self.config.steps():
+        for name in [d for _, d in self.config.steps()] + list(self.config.deblur):
             if name not in self.decoders:
                 self.decoders[name] = make_decoder(name)
         self.stats = DecodeStats()
@@ -221,7 +232,9 @@ class DecodePipeline:
     def __call__(self, frame: npt.NDArray[Any]) -> list[Decoded]:
         return self.decode_frame(frame)
 
-    def decode_frame(self, frame: npt.NDArray[Any]) -> list[Decoded]:
+    def decode_frame(self, frame: npt.NDArray[Any], early: Early | None = None) -> list[Decoded]:
+        """The frame's codes; `early` gets those the first passes read, before the
+        fallbacks look for more (a door need not wait for them)."""
         cpu = time.thread_time()
         stats = self.stats
         stats.attempts += 1
@@ -229,14 +242,18 @@ class DecodePipeline:
         run.first_pass()
         if run.doubt():
             run.second_pass()
-        if not run.found and not run.candidates:
+        if early is not None and run.found:
+            early(list(run.found))
+        if not run.found and not run.candidates and self.config.deblur:
+            run.look_for_smears()
+        if not run.found and not run.candidates and not run.smeared:
             stats.idle_frames += 1
         elif run.open_candidates() or not run.found:
             stats.fallback_frames += 1
             run.fallbacks()
         stats.work_ms += run.spent + run.first_spent
         stats.cpu_ms += 1000 * (time.thread_time() - cpu)
-        self.code_seen = bool(run.found or run.candidates)
+        self.code_seen = bool(run.found or run.candidates or run.smeared)
         if run.found:
             stats.successes += 1
             stats.codes += len(run.found)
@@ -251,6 +268,7 @@ class _FrameRun:
         self.gray = gray
         self.found: list[Decoded] = []
         self.candidates: list[Quad] = []
+        self.smeared: list[Quad] = []  # regions of dense edges where no finder was seen
         self.spent = 0.0
         self.first_spent = 0.0
         self.exhausted = False
@@ -260,6 +278,9 @@ class _FrameRun:
         self._whole_frame(cfg.first)
         if cfg.detect:
             self.candidates.extend(candidate_regions(finders(self.gray)))
+
+    def look_for_smears(self) -> None:
+        self.smeared = deblur.texture_regions(self.gray)
 
     def doubt(self) -> bool:
         return not self.found or bool(self.open_candidates())
@@ -284,6 +305,9 @@ class _FrameRun:
                 if not self._within(step, view) or self._read(quad):
                     break
                 self.spent += self._decode(step, _region_view(step, view), REGION_PREFIX)
+        for quad in [*self.open_candidates(), *self.smeared]:
+            if not self._read(quad) and not self._deblur(quad):
+                break
         for step in cfg.frame:
             if self.found and not self.open_candidates():
                 return
@@ -293,6 +317,18 @@ class _FrameRun:
             if not self._within(step, view):
                 return
             self.spent += self._decode(step, view)
+
+    def _deblur(self, quad: Quad) -> bool:
+        """Deconvolve a smeared region and decode it; False once the budget is spent."""
+        for sharp in deblur.views(self.gray, quad):
+            for name in self.p.config.deblur:
+                step = f"{DEBLUR}/{name}"
+                if not self._within(step, sharp):
+                    return False
+                self.spent += self._decode(step, sharp, REGION_PREFIX)
+                if self._read(quad):
+                    return True
+        return True
 
     def _within(self, step: str, view: View) -> bool:
         cost = self._cost(step, view)
@@ -305,7 +341,9 @@ class _FrameRun:
 
     def _cost(self, step: str, view: View) -> float:
         h, w = view.image.shape[:2]
-        return float(h * w / 1e6 * self.p.decoders[_split(step)[1]].ms_per_mpix)
+        view_name, decoder = _split(step)
+        extra = DEBLUR_MS_PER_MPIX if view_name == DEBLUR else 0.0
+        return float(h * w / 1e6 * (self.p.decoders[decoder].ms_per_mpix + extra))
 
     def _decode(self, step: str, view: View, where: str = "") -> float:
         cost = self._cost(step, view)

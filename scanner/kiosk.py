@@ -215,7 +215,7 @@ class Kiosk:
             frame, codes = await self._results.get()
             for text in self.debouncer.feed([c.text for c in codes], frame.t):
                 scan = await self.scans.take(sendable(text), seen_at=frame.wall)
-                self._spawn(self._judge(scan, frame.t))
+                self._spawn(self._judge(scan, frame))
             self._results.task_done()
 
     def _spawn(self, coro: Any) -> None:
@@ -223,12 +223,12 @@ class Kiosk:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _judge(self, scan: Scan, seen: float) -> None:
+    async def _judge(self, scan: Scan, frame: CapturedFrame) -> None:
         way = self.gate.way if self.gate else None
         rejected = certain_rejection(scan.payload, self.trust.trust)
         if rejected is not None:
             # No answer can open the door for this: say so now; the service still hears it.
-            self._show(scan, Verdict.of_reason(rejected, "local", way), seen)
+            self._show(scan, Verdict.of_reason(rejected, "local", way), frame)
             await self.scans.denied_locally(scan, rejected)
             return
         answer = await self.scans.ask(scan)
@@ -251,10 +251,11 @@ class Kiosk:
                 ),
             )
             await self.scans.judged_offline(scan, verdict.decision, verdict.reason)
-        self._show(scan, verdict, seen)
+        self._show(scan, verdict, frame)
 
-    def _show(self, scan: Scan, verdict: Verdict, seen: float) -> None:
-        latency_ms = round((time.monotonic() - seen) * 1000, 1)
+    def _show(self, scan: Scan, verdict: Verdict, frame: CapturedFrame) -> None:
+        # From the moment the frame that held the code was read (its own timestamp).
+        latency_ms = round((time.monotonic() - frame.t) * 1000, 1)
         logger.info(
             "verdict %s %s (%s) for %s in %.0f ms",
             verdict.decision,
@@ -277,6 +278,8 @@ class Kiosk:
                 "source": verdict.source,
                 "seen_at": scan.seen_at,
                 "latency_ms": latency_ms,
+                "frame": frame.index,
+                "decode_ms": round((frame.decoded - frame.t) * 1000, 1) if frame.decoded else None,
             }
             self.out.write(json.dumps(line, ensure_ascii=False) + "\n")
             self.out.flush()

@@ -26,18 +26,18 @@ class View:
     image: Image
     scale: float = 1.0  # view pixels per frame pixel
     offset: tuple[int, int] = (0, 0)  # frame position of the view's origin
+    back: npt.NDArray[np.float64] | None = None  # 2x3 affine to the scaled view (rotated views)
 
     def to_frame(self, code: Decoded, view: str = "") -> Decoded:
-        ox, oy = self.offset
-        polygon = tuple(
-            (round(x / self.scale + ox), round(y / self.scale + oy)) for x, y in code.polygon
-        )
+        pts = self.quad_to_frame(code.polygon)
+        polygon = tuple((round(float(x)), round(float(y))) for x, y in pts)
         return Decoded(text=code.text, polygon=polygon, view=view or code.view)
 
     def quad_to_frame(self, polygon: tuple[tuple[int, int], ...]) -> Quad:
-        ox, oy = self.offset
-        pts = np.asarray(polygon, np.float32).reshape(-1, 2) / self.scale + (ox, oy)
-        return np.asarray(pts, np.float32)
+        pts = np.asarray(polygon, np.float64).reshape(-1, 2)
+        if self.back is not None:
+            pts = pts @ self.back[:, :2].T + self.back[:, 2]
+        return np.asarray(pts / self.scale + self.offset, np.float32)
 
 
 Transform = Callable[[Image], Image | None]  # None: this view does not apply to the image
@@ -132,17 +132,19 @@ def make_view(name: str, gray: Image) -> View | None:
     return View(image, scale=image.shape[1] / gray.shape[1])
 
 
-def region(gray: Image, quad: Quad) -> View | None:
-    """A candidate's neighbourhood, cropped with a margin and scaled to REGION_SIDE."""
+def region(
+    gray: Image, quad: Quad, margin: float = REGION_MARGIN, side: int = REGION_SIDE
+) -> View | None:
+    """A candidate's neighbourhood, cropped with a margin and scaled to `side`."""
     h, w = gray.shape[:2]
     x0, y0 = quad.min(axis=0)
     x1, y1 = quad.max(axis=0)
-    margin = REGION_MARGIN * max(x1 - x0, y1 - y0)
+    margin *= max(x1 - x0, y1 - y0)
     left, top = max(0, int(x0 - margin)), max(0, int(y0 - margin))
     right, bottom = min(w, int(x1 + margin) + 1), min(h, int(y1 + margin) + 1)
     if right - left < 16 or bottom - top < 16:
         return None
     crop = gray[top:bottom, left:right]
-    s = REGION_SIDE / max(crop.shape[:2])
+    s = side / max(crop.shape[:2])
     interp = cv2.INTER_CUBIC if s > 1 else cv2.INTER_AREA
     return View(_u8(cv2.resize(crop, None, fx=s, fy=s, interpolation=interp)), s, (left, top))

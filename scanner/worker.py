@@ -1,7 +1,8 @@
 """The decode worker: a thread with its own DecodePipeline, fed by the capture queue.
 
 Decoding is CPU-bound and never runs on the event loop. The worker hands on only what
-matters: frames in which codes were found, and the end of a finite source. When it falls
+matters: frames in which codes were found, and the end of a finite source. Codes the
+first passes read are handed on at once; those the fallbacks find after, when they do. When it falls
 behind, it decodes the sharpest of the frames waiting (motion blur) and drops the rest;
 when a code is there but only blur keeps it from being read, it raises `hold_still`.
 """
@@ -11,7 +12,9 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
+from dataclasses import replace
 
 import cv2
 
@@ -95,7 +98,14 @@ class DecodeWorker:
             best = sharpest(scores)  # the others are dropped, and counted
             item = candidates[best]
             self.skipped += len(waiting)
-            codes = self.pipeline.decode_frame(item.image)
+            early: list[Decoded] = []
+            chosen = item
+
+            def hand_on(found: list[Decoded]) -> None:  # the first passes' codes, at once
+                early.extend(found)
+                self.on_codes(replace(chosen, decoded=time.monotonic()), found)
+
+            codes = self.pipeline.decode_frame(item.image, early=hand_on)
         except (ValueError, cv2.error) as e:  # a frame of an unexpected shape
             logger.warning("cannot decode a frame: %s", e)
             return
@@ -104,5 +114,6 @@ class DecodeWorker:
         )
         if self.on_frame is not None:
             self.on_frame(item, codes)
-        if codes:
-            self.on_codes(item, codes)
+        later = [c for c in codes if c not in early]  # found by the fallbacks
+        if later:
+            self.on_codes(replace(item, decoded=time.monotonic()), later)

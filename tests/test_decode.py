@@ -352,3 +352,18 @@ def test_unknown_step_is_rejected() -> None:
     config = DecodeConfig(first=("median/pyzbar",), second=(), regions=(), frame=())
     with pytest.raises(ValueError, match="unknown decode step 'median/pyzbar'"):
         DecodePipeline(config)
+
+
+def test_codes_read_by_the_first_passes_are_handed_on_before_the_fallbacks(
+    pipeline: DecodePipeline, rng: np.random.Generator
+) -> None:
+    frame = place(background(rng), qr_image(PASS), square(700, 200, 300))
+    early: list[list[Decoded]] = []
+
+    codes = pipeline.decode_frame(frame, early=early.append)
+
+    first = pipeline.config.first + pipeline.config.second
+    if any(pipeline.stats.view_hits.get(step) for step in first):
+        assert early == [codes]
+    else:  # read by a fallback only: nothing to hand on early
+        assert early == [] and texts(codes) == {PASS}

@@ -114,6 +114,10 @@ async def test_online_verdicts_and_every_attempt_recorded(
     assert service.order == [v["event_id"] for v in lines]
     assert pending(tmp_path) == []
     assert all(v["latency_ms"] < 1000 for v in lines)
+    # each verdict names the frame it came from, and the part of its latency before the scan
+    numbers = [v["frame"] for v in lines]
+    assert numbers == sorted(set(numbers))
+    assert all(0 <= v["decode_ms"] <= v["latency_ms"] for v in lines)
     # the trust list and the gate were cached for the next start
     assert json.loads((tmp_path / "trust.json").read_text()) == TRUST.to_json()
     assert json.loads((tmp_path / "gate.json").read_text())["gate"]["id"] == 3
