@@ -1,5 +1,5 @@
-"""Sections of docs/benchmarks.md written by other commands (`make chaos-ha`) or by hand: a full
-`make bench` rewrites the file and puts them back at its end as they were."""
+"""Sections of docs/benchmarks.md written by other commands (`make chaos-ha`) or by
+hand: a full `make bench` rewrites the file and puts them back at its end as they were."""
 
 from __future__ import annotations
 

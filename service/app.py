@@ -20,7 +20,14 @@ from service.door import actions as door_actions
 from service.door import occupancy, overrides, roll_call
 from service.door.auto_checkout import auto_checkout_context
 from service.events.fanout import fanout_context
-from service.health import case_report, cases, desk_reports, official_tests, suspensions
+from service.health import (
+    case_contacts,
+    case_report,
+    cases,
+    desk_reports,
+    official_tests,
+    suspensions,
+)
 from service.identity import accounts, login_guard
 from service.identity.hashing import hash_pool_context
 from service.identity.login_watch import login_watch_context
@@ -106,6 +113,7 @@ def create_app(*, settings: Settings) -> web.Application:
     app.add_routes(login_guard.routes())
     app.on_startup.append(openapi.build_documents)
     app.add_routes(cases.routes())
+    app.add_routes(case_contacts.routes())
     app.add_routes(official_tests.routes())
     app.add_routes(suspensions.routes())
     app.add_routes(desk_reports.routes())

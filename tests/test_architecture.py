@@ -34,6 +34,53 @@ KIOSK_TESTS = [
 ]
 
 
+# A file one reads in a sitting. Aside: SQL (schema and migrations), vendored libraries.
+MAX_FILE_LINES = 420
+SIZED = ("*.py", "*.js", "*.html", "*.css")
+VENDORED = {"qrcode-generator.js", "noble-ed25519.js"}
+# The scan's path, where each step reads top to bottom (docs/architecture.md).
+SCAN_PATH = (
+    "scanner/capture.py",
+    "scanner/decode.py",
+    "scanner/kiosk.py",
+    "scanner/scan_life.py",
+    "scanner/link.py",
+    "service/checkin/kiosk_stream.py",
+    "service/checkin/batcher.py",
+    "service/checkin/batch.py",
+    "service/checkin/state.py",
+    "service/checkin/decision.py",
+    "service/checkin/plan.py",
+    "service/events/log.py",
+    "service/events/fanout.py",
+)
+MAX_SCAN_PATH_FUNCTION_LINES = 60
+
+
+def test_no_source_file_is_too_long_to_read_in_a_sitting() -> None:
+    long = {
+        str(path.relative_to(ROOT)): n
+        for top in (*SOURCES, "bench")
+        for pattern in SIZED
+        for path in (ROOT / top).rglob(pattern)
+        if path.name not in VENDORED
+        and (n := len(path.read_text(encoding="utf-8").splitlines())) > MAX_FILE_LINES
+    }
+    assert long == {}
+
+
+def test_no_function_on_the_scan_path_is_long() -> None:
+    long = {}
+    for name in SCAN_PATH:
+        tree = ast.parse((ROOT / name).read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                lines = (node.end_lineno or node.lineno) - node.lineno + 1
+                if lines > MAX_SCAN_PATH_FUNCTION_LINES:
+                    long[f"{name}:{node.name}"] = lines
+    assert long == {}
+
+
 def test_the_import_contracts_hold() -> None:
     lint = Path(sys.executable).with_name("lint-imports")
     done = subprocess.run(

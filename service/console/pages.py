@@ -23,7 +23,7 @@ from aiohttp_session import get_session, new_session
 
 from checkin_core.reasons import words_by_direction
 from service.console.rollcall import groups as rollcall_groups
-from service.console.words import Lang, t
+from service.console.words import WORDS, Lang, t
 from service.door.roll_call import roll_call
 from service.identity import accounts
 from service.identity.hashing import HASH_POOL_KEY
@@ -203,6 +203,7 @@ async def console_page(request: web.Request) -> web.Response:
         "user": {"username": caller.label, "role": caller.role.value},
         "csrf": session["csrf"],
         **words_by_direction(),  # reasons, labels, warnings: one source for every screen
+        "words": WORDS,  # the console's own catalogue (words.json), for its modules
         # Alerts are for denials still open to an override; the page's clock is set
         # against ours so a wrong laptop clock does not bring old ones back.
         "override_window_s": CheckinRules.model_validate(site["checkin_rules"]).override_window_s,
