@@ -401,7 +401,10 @@ async def test_the_sweep_writes_the_very_event_the_door_would(
     now = datetime.now(HCM)
     names = ['  Ông  "Tư"\tBa \\ Lê ', "Đỗ Ánh-Dương", "An"]
     people = [await factory.person(full_name=name) for name in names]
-    entered = [now - timedelta(days=2, minutes=i) for i in range(len(people))]
+    # At 14:00 two days ago: that evening's 23:00 comes before the 600 minutes, whatever
+    # the time of day the test runs at.
+    afternoon = (now - timedelta(days=2)).replace(hour=14, minute=0, second=0, microsecond=0)
+    entered = [afternoon - timedelta(minutes=i) for i in range(len(people))]
     await conn.executemany(
         "INSERT INTO presence (site_id, person_id, entered_at, entry_event) VALUES ($1, $2, $3, 1)",
         [(site, p, at) for p, at in zip(people, entered, strict=True)],

@@ -81,9 +81,14 @@ class ScanBatcher:
         while True:
             units = self._take([await self._queue.get()])
             retried = False
-            while units:
-                units = await self._batches(units, retry=not retried)
-                retried = True
+            try:
+                while units:
+                    units = await self._batches(units, retry=not retried)
+                    retried = True
+            except Exception:  # a bug costs these scans an answer, never every later one
+                logger.exception("scan batch worker failed")
+                for unit in units:
+                    _fail(unit, ServiceUnavailable())
 
     async def _batches(self, units: list[_Unit], *, retry: bool) -> list[_Unit]:
         """Run batches on one connection while they follow each other; the units of a
