@@ -5,7 +5,10 @@ exactly what a quiet one does:
 
 1. the first pass: the first decoder on the unsmoothed frame, and the finder-pattern
    detector (scanner/candidates.py) on a small copy;
-2. nothing decoded and no candidate (an idle door): done, at the cost of that pass;
+2. nothing decoded and no candidate (an idle door): done, at the cost of that pass. The
+   second decoder's whole-frame opinion runs only where a candidate is still unread:
+   on frames with no finder it read nothing the fallbacks missed (real photographs and
+   phone screens, docs/benchmarks.md) and cost an idle frame four fifths of its time;
 3. otherwise each candidate not yet read gets its region views (crop, scale, smoothed,
    binarised, sharpened ...), then the whole frame its views, until every candidate is
    read or the frame's budget is spent. The budget is in estimated CPU milliseconds,
@@ -72,7 +75,7 @@ class DecodeConfig:
     """What a pipeline tries, in order: steps are "view/decoder" (views in VIEWS)."""
 
     first: tuple[str, ...]
-    second: tuple[str, ...]  # when the first pass left doubt: nothing read, or candidates
+    second: tuple[str, ...]  # whole-frame passes when a candidate is still unread
     regions: tuple[str, ...]  # on each candidate region not yet read
     frame: tuple[str, ...]  # on the whole frame, after the regions
     deblur: tuple[str, ...] = ()  # decoders for deconvolved smeared regions (after regions)
@@ -283,7 +286,7 @@ class _FrameRun:
         self.smeared = deblur.texture_regions(self.gray)
 
     def doubt(self) -> bool:
-        return not self.found or bool(self.open_candidates())
+        return bool(self.open_candidates())
 
     def second_pass(self) -> None:
         self._whole_frame(self.p.config.second)
