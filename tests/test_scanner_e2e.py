@@ -72,25 +72,34 @@ class KioskProcess:
     async def read(self, n: int, limit_s: float = 30.0) -> list[dict[str, Any]]:
         """Wait until ``n`` verdict lines have been printed."""
         assert self.proc.stdout is not None
-        async with asyncio.timeout(limit_s):
-            while len(self.lines) < n:
-                line = await self.proc.stdout.readline()
-                assert line, f"kiosk exited early:\n{self.log.read_text()[-3000:]}"
-                self.lines.append(json.loads(line))
+        try:
+            async with asyncio.timeout(limit_s):
+                while len(self.lines) < n:
+                    line = await self.proc.stdout.readline()
+                    assert line, f"kiosk exited early:\n{self.log.read_text()[-3000:]}"
+                    self.lines.append(json.loads(line))
+        except BaseException:
+            await self.kill()  # no kiosk outlives the test that failed with it
+            raise
         return self.lines
 
     async def finish(self, limit_s: float = 60.0) -> list[dict[str, Any]]:
         """Wait for the kiosk to exit by itself (its source ended); all its lines."""
         assert self.proc.stdout is not None
-        async with asyncio.timeout(limit_s):
-            async for line in self.proc.stdout:
-                self.lines.append(json.loads(line))
-            code = await self.proc.wait()
+        try:
+            async with asyncio.timeout(limit_s):
+                async for line in self.proc.stdout:
+                    self.lines.append(json.loads(line))
+                code = await self.proc.wait()
+        except BaseException:
+            await self.kill()
+            raise
         assert code == 0, self.log.read_text()[-3000:]
         return self.lines
 
     async def kill(self) -> None:
-        self.proc.send_signal(signal.SIGKILL)
+        if self.proc.returncode is None:
+            self.proc.send_signal(signal.SIGKILL)
         await self.proc.wait()
 
 
