@@ -12,7 +12,9 @@ exactly what a quiet one does:
 3. otherwise each candidate not yet read gets its region views (crop, scale, smoothed,
    binarised, sharpened ...), then the whole frame its views, until every candidate is
    read or the frame's budget is spent. The budget is in estimated CPU milliseconds,
-   counted from the pixels each decoder is given (Decoder.ms_per_mpix), not measured;
+   counted from the pixels each decoder is given (Decoder.ms_per_mpix), not measured,
+   and grows with each candidate beyond the first (up to MORE_CANDIDATES of them), so a
+   frame of many codes has the work to read each; a door's one pass gets the base;
 4. a frame with no code and no finder is searched for smeared codes (scanner/deblur.py);
    those, and candidates still unread, are deconvolved and decoded again.
 
@@ -68,6 +70,7 @@ Early = Callable[[list[Decoded]], None]  # codes read before the fallbacks
 REGION_PREFIX = "region:"  # a step run on a candidate region, in stats and Decoded.view
 DEBLUR = "deblur"  # a smeared region deconvolved (scanner/deblur.py), not a VIEWS entry
 DEBLUR_MS_PER_MPIX = 12.0  # the rotation and row DFTs, estimated like a decoder's
+MORE_CANDIDATES = 16  # candidates beyond the first that add to a frame's budget
 
 
 @dataclass(frozen=True)
@@ -80,6 +83,7 @@ class DecodeConfig:
     frame: tuple[str, ...]  # on the whole frame, after the regions
     deblur: tuple[str, ...] = ()  # decoders for deconvolved smeared regions (after regions)
     budget_ms: float = 150.0  # estimated CPU ms of decoding per frame, beyond the first pass
+    candidate_ms: float = 20.0  # and this more for each candidate beyond the first
     detect: bool = True  # look for finder patterns (off: fallbacks on every frame)
 
     def steps(self) -> list[tuple[str, str]]:
@@ -218,8 +222,8 @@ class DecodePipeline:
         decoders: dict[str, Decoder] | None = None,
     ) -> None:
         self.config = config if config is not None else config_for("auto")
-        if self.config.budget_ms < 0:
-            raise ValueError("budget_ms must not be negative")
+        if self.config.budget_ms < 0 or self.config.candidate_ms < 0:
+            raise ValueError("budget_ms and candidate_ms must not be negative")
         self.decoders: dict[str, Decoder] = dict(decoders or {})
         for name in [d for _, d in self.config.steps()] + list(self.config.deblur):
             if name not in self.decoders:
@@ -333,9 +337,14 @@ class _FrameRun:
                     return True
         return True
 
+    def _budget(self) -> float:
+        cfg = self.p.config
+        more = min(MORE_CANDIDATES, max(0, len(self.candidates) - 1))
+        return cfg.budget_ms + cfg.candidate_ms * more
+
     def _within(self, step: str, view: View) -> bool:
         cost = self._cost(step, view)
-        if self.spent + cost > self.p.config.budget_ms:
+        if self.spent + cost > self._budget():
             if not self.exhausted:
                 self.p.stats.budget_exhausted += 1
             self.exhausted = True

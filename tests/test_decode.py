@@ -253,6 +253,23 @@ def test_zero_budget_stops_the_fallbacks(rng: np.random.Generator) -> None:
     assert set(pipeline.stats.view_tries) == {"raw/pyzbar"}
 
 
+def test_each_candidate_beyond_the_first_adds_to_the_budget(rng: np.random.Generator) -> None:
+    # Four dark-mode codes that only their region views read: a flat budget that covers
+    # two of them stops there; what each further candidate adds covers the rest.
+    frame = background(rng)
+    many = [f"CHK1.MANY.{i}" for i in range(4)]
+    for i, text in enumerate(many):
+        frame = place(frame, qr_image(text), square(60 + 300 * i, 200, 220))
+    regions_only = replace(PYZBAR_ONLY, budget_ms=20, frame=())
+
+    flat = DecodePipeline(replace(regions_only, candidate_ms=0))
+    grown = DecodePipeline(replace(regions_only, candidate_ms=20))
+
+    assert len(flat.decode_frame(255 - frame)) == 2 and flat.stats.budget_exhausted == 1
+    assert texts(grown.decode_frame(255 - frame)) == set(many)
+    assert grown.stats.budget_exhausted == 0
+
+
 def test_finder_patterns_make_one_candidate_around_the_code(rng: np.random.Generator) -> None:
     code = qr_image(PASS)
     frame = place(background(rng), code, square(600, 150, 240))
