@@ -5,7 +5,8 @@
                               [--attack-kiosks 200] [--attack-seconds 10]
                               [--attack-events 1000000]
                               [--attacks-only | --health-only | --sweep-only | --decode-only
-                               | --revocation-only | --rotating-only | --latency-only]
+                               | --revocation-only | --rotating-only | --latency-only
+                               | --pgbouncer-only]
                               [--revocation-kiosks 100]
                               [--quick]
                               [--out docs/benchmarks.md]
@@ -18,7 +19,9 @@ events; about 2 minutes), `--sweep-only` for the automatic check-out sweep over 
 open stays, `--decode-only` for decoding, and `--revocation-only` for a pass revoked to
 every connected kiosk knowing it (about a minute), and `--rotating-only` for the
 rotating pass check's cost per scan on the kiosk (a few seconds), and `--latency-only` for
-the kiosk's frame-to-verdict latency with the live service (about a minute).
+the kiosk's frame-to-verdict latency with the live service (about a minute), and
+`--pgbouncer-only` for 1,000 kiosks straight to PostgreSQL and through PgBouncer (it
+needs DATABASE_URL to name a TCP server; kept across a full run, as chaos-ha's is).
 
 Each figure is reported next to a ceiling measured in the same run (pgbench running
 the same check-in SQL; a raw LISTEN/NOTIFY round trip; PostgreSQL's own COPY), as a
@@ -49,6 +52,7 @@ from bench import (
     fanout_bench,
     health_bench,
     kiosk_latency,
+    pgbouncer_bench,
     revocation_bench,
     rotating_bench,
     summary,
@@ -120,6 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--rotating-only", action="store_true", help="only the rotating pass check (see above)"
     )
     parser.add_argument("--latency-only", action="store_true", help="only the kiosk's latency")
+    parser.add_argument("--pgbouncer-only", action="store_true", help="only PgBouncer or not")
     parser.add_argument("--quick", action="store_true", help="fewer photos, shorter runs")
     parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "docs" / "benchmarks.md")
     args = parser.parse_args(argv)
@@ -149,6 +154,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         rotating = rotating_bench.run()
         section = rotating_bench.section(rotating, command)
         write_section(args.out, section, [], (), None)
+        sys.stdout.write(section)
+        return 0
+    if args.pgbouncer_only:
+        section = pgbouncer_bench.section(pgbouncer_bench.run(max(kiosks), seconds), command)
+        write_section(args.out, section, [], (), "## Kiosk: frame to verdict")
         sys.stdout.write(section)
         return 0
     if args.latency_only:

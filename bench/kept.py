@@ -5,7 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-KEPT_HEADINGS = ("## PostgreSQL failover", "## Decoding and latency on 2026-12-07: notes by hand")
+KEPT_HEADINGS = (
+    "## PostgreSQL failover",
+    "## PgBouncer in front of PostgreSQL",  # --pgbouncer-only: it needs a TCP server
+    "## Decoding and latency on 2026-12-07: notes by hand",
+)
 
 
 def kept_sections(out: Path) -> str:

@@ -29,6 +29,8 @@ for extra in "$@"; do
       command -v etcd >/dev/null || missing+=(etcd-server)
       [ -x /usr/lib/postgresql/15/bin/postgres ] || missing+=(postgresql-15)
       ;;
+    # The PgBouncer benchmark (python -m bench --pgbouncer-only).
+    pgbouncer) [ -x /usr/sbin/pgbouncer ] || command -v pgbouncer >/dev/null || missing+=(pgbouncer) ;;
     *) echo "unknown extra: $extra" >&2; exit 2 ;;
   esac
 done

@@ -16,9 +16,19 @@ import pytest
 from aiohttp import web
 
 from service.app import create_app
-from service.door.auto_checkout import BATCH, auto_exit_event, closure, first_after, last_until
+from service.door.auto_checkout import (
+    BATCH,
+    auto_exit_event,
+    closure,
+    first_after,
+    last_until,
+    sweep_lock,
+    sweep_now,
+)
 from service.door.auto_checkout import sweep as sweep_once
+from service.events.fanout import FANOUT_KEY
 from service.events.log import digest_of, verify_chain
+from service.platform.db import DB_KEY
 from service.sites.door_rules import AutoCheckout
 from service.web.auth import Role
 from tests.checkin_helpers import make_door, scan, scan_body
@@ -184,21 +194,19 @@ async def test_only_one_instance_sweeps_at_a_time(
 ) -> None:
     door = await make_door(factory)
     await set_door_rules(client, door, auto_checkout={"after_minutes": 1})
-    _, payload = await person_with_pass(factory, door)
+    person, payload = await person_with_pass(factory, door)
     await enter(client, door, payload)
-    clock.advance(minutes=5)
     other = await asyncpg.connect(db_url)
     try:
         await sweep(app)  # the background round is done before this one holds the lock
-        async with other.transaction():
-            assert await sweep_once(other, clock()) is not None
-        holder = await asyncpg.connect(db_url)
-        try:
-            await holder.execute("SELECT pg_advisory_lock($1)", 0x63676163)
-            assert await sweep_once(other, clock()) is None  # another instance is at it
-        finally:
-            await holder.close()
-        assert await sweep_once(other, clock()) is not None
+        async with sweep_lock(other) as mine:
+            assert mine
+            clock.advance(minutes=5)
+            # Another instance is at it: this one does nothing, the stay stays open.
+            assert await sweep_now(app[DB_KEY], clock, app[FANOUT_KEY]) is None
+            assert (await stay_of(conn, person))["exited_at"] is None
+        await sweep(app)
+        assert (await stay_of(conn, person))["exit_kind"] == "auto"
     finally:
         await other.close()
 

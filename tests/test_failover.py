@@ -6,6 +6,7 @@ connection dies under it. The real failover is tests/chaos/test_chaos_failover.p
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import replace
@@ -162,6 +163,42 @@ async def test_a_batch_whose_connection_dies_is_retried_and_recorded_once(
     assert (await resp.json())["event_id"] == body["event_id"]
     assert app[BATCHER_KEY].retried == 1
     assert await conn.fetchval(COUNT_SQL, body["event_id"]) == 1
+
+
+async def test_behind_a_pooler_the_listen_connection_goes_where_it_is_told(
+    settings: Settings, aiohttp_client: MakeClient, factory: Factory, conn: asyncpg.Connection
+) -> None:
+    """CHECKIN_LISTEN_DATABASE_URL (PostgreSQL itself, when DATABASE_URL is a PgBouncer in
+    transaction mode) carries the LISTEN; the pool, its statements unprepared as
+    PgBouncer 1.18 needs, decides scans."""
+    env = {
+        "DATABASE_URL": str(settings.database_url),
+        "CHECKIN_LISTEN_DATABASE_URL": "postgresql://listener@db.example/x",
+        "CHECKIN_DB_STATEMENT_CACHE_SIZE": "0",
+    }
+    parsed = Settings.from_env(env)
+    assert parsed.listen_database_url == env["CHECKIN_LISTEN_DATABASE_URL"]
+    assert parsed.db_statement_cache_size == 0
+    role = f"cgw_listener_{uuid.uuid4().hex[:8]}"
+    await conn.execute(f'CREATE ROLE "{role}" LOGIN SUPERUSER')
+    try:
+        listen = with_user(str(settings.database_url), role)
+        behind = replace(settings, listen_database_url=listen, db_statement_cache_size=0)
+        client = await aiohttp_client(create_app(settings=behind))
+        door = await make_door(factory)
+        assert (await scan(client, door.kiosk[door.entrance], "junk"))["reason"] == "malformed"
+        listener = await listener_pid(conn)
+        user = await conn.fetchval("SELECT usename FROM pg_stat_activity WHERE pid = $1", listener)
+        assert user == role
+        await client.close()
+    finally:
+        await conn.execute(f'DROP ROLE IF EXISTS "{role}"')
+
+
+def with_user(url: str, user: str) -> str:
+    parts = urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{user}@{host}"))
 
 
 class BrokenOnce:

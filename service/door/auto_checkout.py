@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -283,29 +284,39 @@ async def sweep(
     batch: int = BATCH,
     *,
     overstays: bool = False,
-) -> SweepReport | None:
+) -> SweepReport:
     """Close every stay the rules have ended by `now`, at every site, then (`overstays`)
-    raise the overstays of those still inside; None if another instance is sweeping."""
-    if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", _LOCK_KEY):
-        return None
+    raise the overstays of those still inside. The caller holds `sweep_lock`."""
     report = SweepReport()
-    try:
-        for site in await conn.fetch(SITES_SQL):
-            rules = CheckinRules.model_validate_json(site["rules"]).auto_checkout
-            zone = ZoneInfo(site["timezone"])
-            await sweep_site(conn, site["id"], zone, rules, now, report, fanout, batch)
-        if overstays:
-            report.overstays = await raise_overstays(conn, now, fanout)
-    finally:
-        await conn.execute("SELECT pg_advisory_unlock($1)", _LOCK_KEY)
+    for site in await conn.fetch(SITES_SQL):
+        rules = CheckinRules.model_validate_json(site["rules"]).auto_checkout
+        zone = ZoneInfo(site["timezone"])
+        await sweep_site(conn, site["id"], zone, rules, now, report, fanout, batch)
+    if overstays:
+        report.overstays = await raise_overstays(conn, now, fanout)
     if report.closed:
         logger.info("automatic check-outs", extra={"closed": report.closed, "by": report.by_rule})
     return report
 
 
+@asynccontextmanager
+async def sweep_lock(conn: asyncpg.Connection) -> AsyncIterator[bool]:
+    """Whether this instance may sweep now: an advisory lock held in an open transaction
+    on `conn` while another connection writes the batches, each committed on its own. A
+    transaction's lock holds through PgBouncer in transaction mode, where a session's
+    lock and its unlock could reach two different server connections, and it goes when
+    the instance dies."""
+    async with conn.transaction():
+        yield bool(await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", _LOCK_KEY))
+
+
 async def sweep_now(db: Database, clock: Clock, fanout: Fanout | None) -> SweepReport | None:
-    async with db.connection() as conn:
-        return await sweep(conn, clock(), fanout, overstays=True)
+    """One sweep, or None if another instance is sweeping."""
+    async with db.connection() as holder, sweep_lock(holder) as mine:
+        if not mine:
+            return None
+        async with db.connection() as conn:
+            return await sweep(conn, clock(), fanout, overstays=True)
 
 
 async def auto_checkout_context(app: web.Application) -> AsyncIterator[None]:

@@ -314,7 +314,7 @@ FANOUT_KEY = web.AppKey("fanout", Fanout)
 def fanout_context(settings: Settings) -> Any:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         assert settings.database_url is not None
-        fanout = Fanout(settings.database_url, app[DB_KEY])
+        fanout = Fanout(settings.listen_database_url or settings.database_url, app[DB_KEY])
         app[FANOUT_KEY] = fanout
         fanout.start()
         yield

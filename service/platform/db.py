@@ -88,6 +88,7 @@ async def create_pool(database_url: str, settings: Settings) -> asyncpg.Pool:
         max_size=settings.pool_max_size,
         command_timeout=settings.db_command_timeout_s,
         init=init_connection,
+        statement_cache_size=settings.db_statement_cache_size,
         timeout=settings.db_acquire_timeout_s,  # per attempt to connect, over all the hosts
     )
 

@@ -21,6 +21,12 @@ class SettingsError(ValueError):
 class Settings:
     # None means: start the embedded PostgreSQL kept in data_dir (see service.platform.embedded).
     database_url: str | None = None
+    # The fan-out's LISTEN connection, where it must differ from the pool's: a pooler in
+    # transaction mode (PgBouncer) cannot carry a LISTEN (docs/scaling.md). None: the same.
+    listen_database_url: str | None = None
+    # asyncpg's prepared statements per connection; 0 behind PgBouncer 1.18 in
+    # transaction mode, which cannot keep a connection's prepared statements.
+    db_statement_cache_size: int = 100
     host: str = "127.0.0.1"
     port: int = 8080
     data_dir: Path = field(default_factory=lambda: Path(".data"))
@@ -74,6 +80,14 @@ class Settings:
         defaults = cls()
         return cls(
             database_url=env.get("DATABASE_URL") or None,
+            listen_database_url=env.get("CHECKIN_LISTEN_DATABASE_URL") or None,
+            db_statement_cache_size=_int(
+                env,
+                "CHECKIN_DB_STATEMENT_CACHE_SIZE",
+                defaults.db_statement_cache_size,
+                low=0,
+                high=10_000,
+            ),
             host=env.get("CHECKIN_HOST", defaults.host),
             port=_int(env, "CHECKIN_PORT", defaults.port, low=0, high=65535),
             data_dir=Path(env.get("CHECKIN_DATA_DIR", str(defaults.data_dir))),
