@@ -230,6 +230,7 @@ class DecodePipeline:
                 self.decoders[name] = make_decoder(name)
         self.stats = DecodeStats()
         self.code_seen = False  # the last frame held a candidate or a code
+        self.unread: list[Quad] = []  # the last frame's candidates and smears left unread
 
     def reset_stats(self) -> DecodeStats:
         """Return the counters so far and start new ones."""
@@ -261,6 +262,7 @@ class DecodePipeline:
         stats.work_ms += run.spent + run.first_spent
         stats.cpu_ms += 1000 * (time.thread_time() - cpu)
         self.code_seen = bool(run.found or run.candidates or run.smeared)
+        self.unread = run.open_candidates(smeared=True)
         if run.found:
             stats.successes += 1
             stats.codes += len(run.found)
@@ -374,8 +376,9 @@ class _FrameRun:
         self.candidates.extend(view.quad_to_frame(q) for q in reading.located)
         return cost
 
-    def open_candidates(self) -> list[Quad]:
-        return [q for q in self.candidates if not self._read(q)]
+    def open_candidates(self, *, smeared: bool = False) -> list[Quad]:
+        quads = [*self.candidates, *self.smeared] if smeared else self.candidates
+        return [q for q in quads if not self._read(q)]
 
     def _read(self, quad: Quad) -> bool:
         x0, y0 = quad.min(axis=0)

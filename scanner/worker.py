@@ -5,6 +5,7 @@ matters: frames in which codes were found, and the end of a finite source. Codes
 first passes read are handed on at once; those the fallbacks find after, when they do. When it falls
 behind, it decodes the sharpest of the frames waiting (motion blur) and drops the rest;
 when a code is there but only blur keeps it from being read, it raises `hold_still`.
+A code seen but unread in several frames in a row is read from their average.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from dataclasses import replace
 import cv2
 
 from scanner.capture import END, CapturedFrame, FrameQueue
-from scanner.decode import Decoded, DecodePipeline
+from scanner.combine import FrameStack
+from scanner.decode import Decoded, DecodePipeline, to_gray
 from scanner.motion import Steadiness, sharpest, sharpness
 
 logger = logging.getLogger(__name__)
@@ -39,6 +41,8 @@ class DecodeWorker:
     ) -> None:
         self.frames = frames
         self.pipeline = make_pipeline()
+        self._stack = FrameStack()
+        self._combined = make_pipeline()  # its own: the camera's frames keep their stats
         self.on_codes = on_codes
         self.on_end = on_end
         self.on_frame = on_frame
@@ -106,6 +110,7 @@ class DecodeWorker:
                 self.on_codes(replace(chosen, decoded=time.monotonic()), found)
 
             codes = self.pipeline.decode_frame(item.image, early=hand_on)
+            codes = self._or_combined(item, codes)
         except (ValueError, cv2.error) as e:  # a frame of an unexpected shape
             logger.warning("cannot decode a frame: %s", e)
             return
@@ -117,3 +122,14 @@ class DecodeWorker:
         later = [c for c in codes if c not in early]  # found by the fallbacks
         if later:
             self.on_codes(replace(item, decoded=time.monotonic()), later)
+
+    def _or_combined(self, item: CapturedFrame, codes: list[Decoded]) -> list[Decoded]:
+        """The frame's codes; when none, and a code has been seen but unread in the last
+        frames in a row, what their average reads (scanner/combine.py)."""
+        if codes or not self.pipeline.unread:
+            self._stack.reset()
+            return codes
+        view = self._stack.add(to_gray(item.image), self.pipeline.unread[0])
+        if view is None:
+            return []
+        return [view.to_frame(c, "combined") for c in self._combined.decode_frame(view.image)]
