@@ -4,10 +4,10 @@ from their average.
 Sensor noise (a dim doorway, a phone screen turned down) differs from frame to frame;
 the code does not while the pass is held up. The region around the newest frame's
 unread candidate (a finder group, or a square of dense edges where noise hides the
-finders: scanner/deblur.py) is cut from each of the last frames, aligned with the newest by phase
-correlation (a held phone drifts a few pixels) and averaged: the noise falls with the
-square root of their number. Only frames in which a candidate stayed unread are kept,
-so an idle door and a pass read at once cost nothing here.
+finders: scanner/deblur.py) is cut from each of the last frames, aligned with the
+newest by phase correlation (a held phone drifts a few pixels) and averaged: the noise
+falls with the square root of their number. Only frames in which a candidate stayed
+unread are kept, so an idle door and a pass read at once cost nothing here.
 """
 
 from __future__ import annotations
@@ -75,8 +75,6 @@ def combined(grays: list[Image], quad: Quad) -> View | None:
 
 def _shifted(image: npt.NDArray[np.float32], dx: float, dy: float) -> npt.NDArray[np.float32]:
     matrix = np.array([[1, 0, dx], [0, 1, dy]], np.float32)
-    size = image.shape[::-1]
-    moved = cv2.warpAffine(
-        image, matrix, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
-    )
+    h, w = image.shape[:2]
+    moved = cv2.warpAffine(image, matrix, (w, h), borderMode=cv2.BORDER_REPLICATE)
     return np.asarray(moved, np.float32)
