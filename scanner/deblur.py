@@ -9,7 +9,11 @@ nothing and the frame would end as idle. Two cheap steps find such codes instead
 - `motion_psf`: the smear's direction from the region's structure tensor (gradients
   along the motion are wiped out, so the tensor is strongly anisotropic: a sharp code
   has edges both ways) and its length from the autocorrelation of the derivative along
-  it (a box smear of length L makes each edge two edges L apart: a negative peak at L).
+  it (a box smear of length L makes each edge two edges L apart: a negative peak at L);
+- `cepstral_psf`, a second opinion where the tensor is pulled off by the code's own
+  module grid: a box smear puts zeros on lines across the region's spectrum, so the
+  cepstrum (the inverse transform of the log spectrum) has its deepest dip at the
+  smear's vector, direction and length at once.
 
 `deblurred` then rotates the region so the smear is horizontal and undoes it with a
 one-dimensional Wiener filter along the rows (row DFTs: a few ms for a region); the
@@ -37,6 +41,7 @@ MIN_ANISOTROPY = 2.0  # tensor eigenvalue ratio: sharp codes measure about 1 to 
 MAX_LENGTH = 40  # region pixels: a smear up to 6 % of the region's side
 REGION_MARGIN, REGION_SIDE = 0.2, 640  # smeared modules need more pixels than sharp ones
 NOISE = (0.01, 0.03)  # Wiener noise-to-signal ratios tried, less to more smoothing
+SAME_ANGLE, SAME_LENGTH = 4.0, 3  # degrees, region pixels: the cepstrum's smear adds nothing
 
 
 def texture_regions(gray: Image) -> list[Quad]:
@@ -63,15 +68,22 @@ def texture_regions(gray: Image) -> list[Quad]:
 
 
 def views(gray: Image, quad: Quad) -> Iterator[View]:
-    """The region around `quad` deconvolved, from less to more smoothing; nothing when
-    it is not smeared along one line."""
+    """The region around `quad` deconvolved, from less to more smoothing, by the
+    tensor's smear, then by the cepstrum's where it differs; nothing when the region is
+    not smeared along one line."""
     view = region(gray, quad, REGION_MARGIN, REGION_SIDE)
     smear = motion_psf(view.image) if view is not None else None
     if view is None or smear is None:
         return
-    for noise in NOISE:
-        image, back = deblurred(view.image, smear, noise)
-        yield View(image, view.scale, view.offset, back)
+    smears = [smear]
+    other = cepstral_psf(view.image)
+    turn = abs((other.angle - smear.angle + 90) % 180 - 90)
+    if turn > SAME_ANGLE or abs(other.length - smear.length) > SAME_LENGTH:
+        smears.append(other)
+    for each in smears:
+        for noise in NOISE:
+            image, back = deblurred(view.image, each, noise)
+            yield View(image, view.scale, view.offset, back)
 
 
 @dataclass(frozen=True)
@@ -103,6 +115,24 @@ def motion_psf(region: Image) -> Smear | None:
     if float(corr.min()) >= 0:
         return None
     return Smear(angle, 2 + int(np.argmin(corr)))
+
+
+def cepstral_psf(region: Image) -> Smear:
+    """The smear as the deepest dip of the region's cepstrum, on a half-size copy (at
+    full size the screen's pixel grid makes dips of its own)."""
+    small = cv2.resize(region, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA)
+    f = small.astype(np.float32)
+    f -= f.mean()
+    spectrum = np.fft.fft2(f * cv2.createHanningWindow(f.shape[::-1], cv2.CV_32F))
+    cepstrum = np.fft.fftshift(np.real(np.fft.ifft2(np.log(np.abs(spectrum) + 1e-3))))
+    h, w = cepstrum.shape
+    yy, xx = np.mgrid[0:h, 0:w]
+    r = np.hypot(yy - h // 2, xx - w // 2)
+    y, x = np.unravel_index(
+        np.argmin(np.where((r >= 2) & (r <= MAX_LENGTH / 2), cepstrum, np.inf)), r.shape
+    )
+    dx, dy = int(x) - w // 2, int(y) - h // 2
+    return Smear(math.degrees(math.atan2(dy, dx)) % 180, max(2, round(2 * math.hypot(dx, dy))))
 
 
 def _row_autocorrelation(d: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:

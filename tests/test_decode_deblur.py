@@ -10,7 +10,15 @@ import cv2
 import numpy as np
 import pytest
 
-from scanner.deblur import Smear, deblurred, motion_psf, texture_regions
+from scanner.deblur import (
+    NOISE,
+    Smear,
+    cepstral_psf,
+    deblurred,
+    motion_psf,
+    texture_regions,
+    views,
+)
 from scanner.decode import BOTH, PYZBAR_ONLY, DecodePipeline, DecoderUnavailable, View
 from scanner.decoders import Decoded, make_decoder
 from scanner.views import region
@@ -76,6 +84,38 @@ def test_the_smear_is_measured_along_its_line(smeared: Frame) -> None:
     # in region pixels.
     assert abs((-found.angle - 30.0 + 90) % 180 - 90) < 8
     assert 0.7 * 9 * view.scale < found.length < 1.3 * 9 * view.scale
+
+
+def smeared_region(length: int, degrees: float) -> View:
+    rng = np.random.default_rng(3)
+    frame = noisy(smear(place(scene(rng), qr_image(PASS, 4), QUAD), length, degrees), rng)
+    view = region(frame, np.array(QUAD, np.float32), 0.2, 640)
+    assert view is not None
+    return view
+
+
+@pytest.mark.parametrize(("length", "degrees"), [(16, 30.0), (14, 115.0)])
+def test_the_cepstrum_measures_a_long_smear(length: int, degrees: float) -> None:
+    # A second opinion, not a better first one: on short smears (9 px here) it is often
+    # off, and the tensor's smear goes first (docs/benchmarks.md).
+    view = smeared_region(length, degrees)
+    found = cepstral_psf(view.image)
+
+    assert abs((-found.angle - degrees + 90) % 180 - 90) < 8
+    assert 0.7 * length * view.scale < found.length < 1.3 * length * view.scale
+
+
+def test_the_cepstrum_adds_views_only_where_it_differs() -> None:
+    agreeing = smeared_region(16, 30.0)  # both measure the same smear
+    frame = agreeing.image
+    whole = np.array(
+        [[0, 0], [frame.shape[1], 0], [frame.shape[1], frame.shape[0]], [0, frame.shape[0]]],
+        np.float32,
+    )
+    assert len(list(views(frame, whole))) == len(NOISE)
+    differing = smeared_region(9, 30.0)  # the cepstrum is off here: its views are added
+    frame = differing.image
+    assert len(list(views(frame, whole))) == 2 * len(NOISE)
 
 
 def test_a_sharp_code_is_not_taken_for_a_smeared_one() -> None:
