@@ -4,6 +4,7 @@ kiosk health; and the door when the database goes away and comes back."""
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -161,3 +162,20 @@ async def test_database_away_gives_service_unavailable_then_recovers(
             await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
         finally:
             await admin.close()
+
+
+async def test_an_http_heartbeat_with_its_send_time_is_answered_with_the_service_s_time(
+    client: TestClient[Any, Any], factory: Factory
+) -> None:
+    door = await make_door(factory)
+    sent = datetime.now(UTC).isoformat()
+    resp = await client.post(
+        "/api/v1/kiosk/heartbeat",
+        json={"fps": 30, "sent_at": sent},
+        headers=bearer(door.kiosk[door.entrance]),
+    )
+    assert resp.status == 200
+    answer = await resp.json()
+    assert answer["type"] == "time" and answer["sent_at"] == sent
+    skew = datetime.fromisoformat(answer["server_time"]) - datetime.fromisoformat(sent)
+    assert timedelta(0) <= skew < timedelta(seconds=30)  # the same machine's clock

@@ -115,10 +115,20 @@ async def record_heartbeat(request: web.Request, beat: Heartbeat) -> None:
         await conn.execute(UPSERT_HEALTH_SQL, kiosk.token_id, gate_of(kiosk), beat.model_dump())
 
 
+def time_answer(sent_at: str) -> dict[str, Any]:
+    """The service's time for a heartbeat that carries its send time: the kiosk measures
+    its clock's skew from the two (scanner/clock.py)."""
+    return {"type": "time", "server_time": datetime.now(UTC).isoformat(), "sent_at": sent_at}
+
+
 @requires(Role.KIOSK)
 @documented(body=Heartbeat)
 async def post_heartbeat(request: web.Request) -> web.Response:
-    await record_heartbeat(request, validate(Heartbeat, await read_json(request)))
+    """Record a kiosk's health; with `sent_at`, answer the service's time, as the socket does."""
+    beat = validate(Heartbeat, await read_json(request))
+    await record_heartbeat(request, beat)
+    if beat.sent_at is not None:
+        return web.json_response(time_answer(beat.sent_at))
     return web.Response(status=204)
 
 
@@ -216,9 +226,8 @@ async def _handle(request: web.Request, ws: web.WebSocketResponse, text: str) ->
             await _send(ws, (await _decide(request, [scan]))[0])
         elif kind == "heartbeat":
             beat = Heartbeat.model_validate(body)
-            if beat.sent_at is not None:  # the kiosk measures its clock's skew from this
-                now = datetime.now(UTC).isoformat()
-                await _send(ws, {"type": "time", "server_time": now, "sent_at": beat.sent_at})
+            if beat.sent_at is not None:
+                await _send(ws, time_answer(beat.sent_at))
             await record_heartbeat(request, beat)
         else:
             await _send(ws, _error("invalid_message", "type must be 'scan' or 'heartbeat'."))
