@@ -21,6 +21,16 @@ async def wait_for_event(event: asyncio.Event, seconds: float) -> bool:
     return True
 
 
+def raise_if_cancelled() -> None:
+    """In a loop's handler of errors: end the task if it was cancelled. An awaited clean-up
+    that fails (a rollback, a reset) raises its own error in place of the CancelledError
+    it ran for; a loop that logs errors and goes on would then never stop, and
+    cancel_and_wait would wait for it for ever."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 async def cancel_and_wait(tasks: Iterable[asyncio.Task[None]]) -> None:
     """Cancel the tasks and wait until each has finished its clean-up."""
     tasks = list(tasks)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import asyncpg
 from aiohttp import web
 
-from checkin_core.aio import cancel_and_wait
+from checkin_core.aio import cancel_and_wait, raise_if_cancelled
 from service.checkin.batch import decide_batch
 from service.checkin.wire import Decision, ScanItem
 from service.passes.trust import PassAuthenticator
@@ -89,6 +89,7 @@ class ScanBatcher:
                 logger.exception("scan batch worker failed")
                 for unit in units:
                     _fail(unit, ServiceUnavailable())
+                raise_if_cancelled()
 
     async def _batches(self, units: list[_Unit], *, retry: bool) -> list[_Unit]:
         """Run batches on one connection while they follow each other; the units of a

@@ -20,7 +20,7 @@ from typing import Any
 
 from aiohttp import web
 
-from checkin_core.aio import cancel_and_wait
+from checkin_core.aio import cancel_and_wait, raise_if_cancelled
 from service.checkin.kiosk_sync import KNOWLEDGE_KINDS, Cursor, knowledge_since, parse_cursor
 from service.events.fanout import FANOUT_KEY, Fanout, Subscription
 from service.events.log import NO_SITE_CHAIN
@@ -81,6 +81,7 @@ class KnowledgePush:
                     if any(s.overflowed for s in subs):
                         subs = self._unsubscribe(subs)
                 except WATCH_ERRORS as e:
+                    raise_if_cancelled()
                     logger.warning("knowledge watch of site %s: %s", watch.site_id, e)
                     subs = self._unsubscribe(subs)
                     await asyncio.sleep(1.0)

@@ -27,7 +27,7 @@ from zoneinfo import ZoneInfo
 import asyncpg
 from aiohttp import web
 
-from checkin_core.aio import cancel_and_wait
+from checkin_core.aio import cancel_and_wait, raise_if_cancelled
 from checkin_core.reasons import short_name
 from service.door.overstay import raise_overstays
 from service.events.fanout import FANOUT_KEY, Fanout
@@ -328,8 +328,10 @@ async def auto_checkout_context(app: web.Application) -> AsyncIterator[None]:
             try:
                 await sweep_now(app[DB_KEY], app[CLOCK_KEY], app[FANOUT_KEY])
             except UNAVAILABLE_ERRORS as e:  # the database is out of reach: not a bug
+                raise_if_cancelled()
                 logger.warning("automatic check-out sweep could not reach the database: %s", e)
             except Exception:  # the next round tries again
+                raise_if_cancelled()
                 logger.exception("automatic check-out sweep failed")
             await asyncio.sleep(interval)
 

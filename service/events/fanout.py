@@ -21,7 +21,7 @@ from typing import Any, NamedTuple
 import asyncpg
 from aiohttp import web
 
-from checkin_core.aio import cancel_and_wait
+from checkin_core.aio import cancel_and_wait, raise_if_cancelled
 from checkin_core.reasons import REASONS, message, short_name
 from service.platform.db import DB_KEY, Database
 from service.platform.errors import UNAVAILABLE_ERRORS
@@ -153,6 +153,7 @@ class Fanout:
                 try:
                     await self._send_notify(payload)
                 except Exception as e:  # the poll catches up; the loop must go on
+                    raise_if_cancelled()
                     logger.warning("notify failed: %s", e)
             await asyncio.sleep(NOTIFY_INTERVAL_S)
 
@@ -194,6 +195,7 @@ class Fanout:
                 try:
                     await self._deliver_new(site)
                 except (*UNAVAILABLE_ERRORS, asyncpg.PostgresError) as e:
+                    raise_if_cancelled()
                     logger.warning("fan-out read failed for site %s: %s", site, e)
 
     async def _deliver_new(self, site: int) -> None:
@@ -223,6 +225,7 @@ class Fanout:
                     rows = await conn.fetch(HEADS_SQL, list(self.subscriptions))
                 self._wants({r["chain_id"]: r["last_seq"] for r in rows})
             except Exception as e:  # the poll must survive anything
+                raise_if_cancelled()
                 logger.warning("fan-out poll failed: %s", e)
 
     async def _listen_loop(self) -> None:
@@ -249,6 +252,7 @@ class Fanout:
             except asyncio.CancelledError:
                 raise
             except Exception as e:  # reconnect whatever happened
+                raise_if_cancelled()
                 logger.warning("LISTEN connection lost: %s; retrying", e)
             finally:
                 self._listener = None

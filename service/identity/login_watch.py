@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from checkin_core.aio import cancel_and_wait
+from checkin_core.aio import cancel_and_wait, raise_if_cancelled
 from service.identity.sessions import session_key_hash
 from service.platform.db import Database
 from service.platform.tasks import worker_context
@@ -110,6 +110,7 @@ class LoginWatch:
                 await self.check()
                 failing = False
             except Exception as e:
+                raise_if_cancelled()
                 # Keep the sockets: while the database is away they get no events either,
                 # and a blip must not sign every guard out. The next check decides. Said
                 # once per outage, not every second of it.

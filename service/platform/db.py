@@ -38,11 +38,18 @@ class Database:
             raise ServiceUnavailable() from e
         try:
             yield conn
-        except asyncpg.ReadOnlySQLTransactionError as e:
-            connection_lost(conn, e)
+        except BaseException as e:
+            if isinstance(e, asyncpg.ReadOnlySQLTransactionError):
+                connection_lost(conn, e)
+            # What ended the block is what the caller sees. The release resets the
+            # connection, and after a cancelled query that reset can fail: its error
+            # would replace a CancelledError, and a background loop that catches
+            # errors would then never stop (a test run hung on one). asyncpg closes
+            # a connection whose reset failed; the pool makes a new one.
+            with contextlib.suppress(Exception):
+                await self.pool.release(conn)
             raise
-        finally:
-            await self.pool.release(conn)
+        await self.pool.release(conn)
 
 
 # The server is gone or going (a crash, a shutdown, a terminated backend), or it is a

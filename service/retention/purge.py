@@ -25,7 +25,7 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
-from checkin_core.aio import cancel_and_wait
+from checkin_core.aio import cancel_and_wait, raise_if_cancelled
 from service.events.log import NewEvent, append_event
 from service.platform.db import DB_KEY
 from service.platform.settings import Settings
@@ -171,6 +171,7 @@ def retention_context(settings: Settings) -> Any:
                     async with app[DB_KEY].connection() as conn:
                         await purge(conn, older_than=cutoff, actor="service:retention")
                 except Exception:  # the next round tries again
+                    raise_if_cancelled()
                     logger.exception("retention purge failed")
 
         task = asyncio.create_task(loop())

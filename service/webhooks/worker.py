@@ -23,7 +23,7 @@ import aiohttp
 import asyncpg
 from aiohttp import web
 
-from checkin_core.aio import cancel_and_wait
+from checkin_core.aio import cancel_and_wait, raise_if_cancelled
 from service.platform.db import DB_KEY, Database
 from service.platform.errors import UNAVAILABLE_ERRORS
 from service.platform.settings import SETTINGS_KEY, Settings
@@ -137,8 +137,10 @@ async def webhook_context(app: web.Application) -> AsyncIterator[None]:
             try:
                 await round_once(app[DB_KEY], session, settings)
             except UNAVAILABLE_ERRORS as e:  # the database is out of reach: not a bug
+                raise_if_cancelled()
                 logger.warning("webhook round could not reach the database: %s", e)
             except Exception:  # the next round tries again
+                raise_if_cancelled()
                 logger.exception("webhook round failed")
             await asyncio.sleep(settings.webhook_interval_s)
 
