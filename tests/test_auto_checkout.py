@@ -430,3 +430,56 @@ async def test_the_sweep_writes_the_very_event_the_door_would(
         assert row["detail"] == expected.detail
         assert bytes(row["digest"]) == digest_of(asdict(expected))
     assert (await verify_chain(conn, site)).broken is None
+
+
+async def test_a_stay_a_door_closes_while_the_batch_waits_is_left_to_the_door(
+    conn: asyncpg.Connection, factory: Factory, db_url: str
+) -> None:
+    """The batch reads its stays, then waits for the site's chain, which a door holds
+    while it ends one of them: the batch closes and chains only the others."""
+    site = await factory.site()
+    await conn.execute(
+        "UPDATE sites SET checkin_rules = $2 WHERE id = $1",
+        site,
+        {"auto_checkout": {"after_minutes": 60}},
+    )
+    now = datetime.now(HCM)
+    people = [await factory.person() for _ in range(3)]
+    await conn.executemany(
+        "INSERT INTO presence (site_id, person_id, entered_at, entry_event) VALUES ($1, $2, $3, 1)",
+        [(site, p, now - timedelta(hours=2, minutes=i)) for i, p in enumerate(people)],
+    )
+    door = await asyncpg.connect(db_url)
+    try:
+        async with door.transaction():
+            await door.execute("SELECT 1 FROM event_chains WHERE chain_id = $1 FOR UPDATE", site)
+            sweeping = asyncio.create_task(sweep_once(conn, now))
+            # The batch has read its stays once it waits for the chain's row lock.
+            for _ in range(200):
+                waiting = await door.fetchval(
+                    "SELECT count(*) FROM pg_locks WHERE locktype = 'transactionid' AND NOT granted"
+                )
+                if waiting:
+                    break
+                await asyncio.sleep(0.02)
+            assert waiting, "the sweep never waited for the chain"
+            await door.execute(
+                "UPDATE presence SET exited_at = $3, exit_kind = 'scan'"
+                " WHERE site_id = $1 AND person_id = $2",
+                site,
+                people[1],
+                now - timedelta(minutes=5),
+            )
+        report = await asyncio.wait_for(sweeping, 30)
+    finally:
+        await door.close()
+    assert report.closed == 2
+    exits = await auto_exits(conn, site)
+    assert sorted(e["person_id"] for e in exits) == sorted([people[0], people[2]])
+    door_closed = await conn.fetchrow(
+        "SELECT exit_kind, exit_event FROM presence WHERE site_id = $1 AND person_id = $2",
+        site,
+        people[1],
+    )
+    assert door_closed["exit_kind"] == "scan" and door_closed["exit_event"] is None
+    assert (await verify_chain(conn, site)).broken is None

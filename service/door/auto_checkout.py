@@ -5,8 +5,8 @@ on the stay (exit_kind 'auto', with the person's last evidence kept for the trac
 happens at the time the rule fired, not when the sweep ran, so a sweep after a restart
 catches up exactly. The sweep runs in the service (`auto_checkout_context`), on one
 instance at a time (an advisory lock), in batches done in SQL (auto_checkout_batch in
-schema.sql: the closure times, the events' records, digests and hash links, one INSERT
-and one UPDATE); each holds its site's chain, which the door's batches also take, for
+schema.sql: the closure times, the events' records, digests and hash links, one UPDATE
+and one INSERT); each holds its site's chain, which the door's batches also take, for
 its writes only.
 
 The door closes a stale stay itself when its person comes back (`stale_closure`), so the
