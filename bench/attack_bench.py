@@ -215,6 +215,7 @@ def run(
     events: int = 1_000_000,
     clients: int = CLIENTS,
     interval_s: float = SCAN_INTERVAL_S,
+    only: Sequence[str] = ATTACKS,
 ) -> dict[str, Any]:
     raise_open_files(kiosks)
     result: dict[str, Any] = {
@@ -250,6 +251,7 @@ def run(
             },
             "png": {"attack": "png", "clients": clients, "pass_paths": passes},
         }
+        attack_plans = {name: plan for name, plan in attack_plans.items() if name in only}
         for label, what, env in LIMITS:
             with Service(db_url, env | {"CHECKIN_DATA_DIR": data_dir}) as service:
                 log(
@@ -265,7 +267,7 @@ def run(
                     attack_plans=attack_plans,
                 )
                 result["runs"].append({"limits": label, "what": what} | run_result)
-                for line in to_markdown(result).splitlines()[-len(ATTACKS) - 1 :]:
+                for line in to_markdown(result).splitlines()[-len(attack_plans) - 1 :]:
                     log("  " + line)
     return result
 
@@ -389,9 +391,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--events", type=int, default=1_000_000, help="in the export")
     parser.add_argument("--quick", action="store_true", help="5 s phases, 100,000 events")
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument(
+        "--only", choices=ATTACKS, action="append", help="only this attack (again for more)"
+    )
     args = parser.parse_args(argv)
     seconds, events = (5.0, 100_000) if args.quick else (args.seconds, args.events)
-    result = run(args.kiosks, seconds, events)
+    result = run(args.kiosks, seconds, events, only=args.only or ATTACKS)
     sys.stdout.write(describe(result) + "\n\n" + to_markdown(result) + "\n")
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))

@@ -38,6 +38,7 @@ from service.passes.qr import renderer_context
 from service.people import search as people_search
 from service.platform.clock import CLOCK_KEY
 from service.platform.db import pool_context
+from service.platform.door_activity import DOOR_ACTIVITY_KEY, DoorActivity
 from service.platform.errors import error_middleware
 from service.platform.settings import SETTINGS_KEY, Settings
 from service.retention.purge import retention_context
@@ -68,6 +69,7 @@ def create_app(*, settings: Settings) -> web.Application:
     )
     app[SETTINGS_KEY] = settings
     app[CLOCK_KEY] = settings.clock
+    app[DOOR_ACTIVITY_KEY] = DoorActivity()
     app.on_response_prepare.append(default_headers)
     setup_pages(app)
     app[keys.KEYS_KEY] = keys.key_store_for(settings.data_dir)

@@ -15,7 +15,7 @@ import base64
 import binascii
 import json
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
@@ -30,6 +30,8 @@ from service.audit.site_report import site_report
 from service.events.log import KINDS
 from service.people.scope import visible_to_sql
 from service.platform.db import DB_KEY
+from service.platform.door_activity import DOOR_ACTIVITY_KEY, Write, paced
+from service.platform.settings import SETTINGS_KEY
 from service.web.auth import Role, principal, requires
 from service.web.openapi import Q_BOOL, documented, q_choice, q_id, q_int, q_text, q_time
 from service.web.params import (
@@ -292,19 +294,21 @@ async def export_events(request: web.Request) -> web.StreamResponse:
             }
         )
         await response.prepare(request)
+        write = paced(
+            response.write,
+            request.app[DOOR_ACTIVITY_KEY],
+            request.app[SETTINGS_KEY].export_bytes_per_s_door_busy,
+        )
         try:
             if fmt == "csv":  # one statement: one snapshot for the whole file
-                await copy_csv(conn, response.write, filters, hashes)
+                await copy_csv(conn, write, filters, hashes)
             else:
-                await copy_jsonl(conn, response.write, filters, hashes)
+                await copy_jsonl(conn, write, filters, hashes)
         except ConnectionResetError:
             logger.info("export abandoned by the client", extra={"path": request.path})
             return response
     await response.write_eof()
     return response
-
-
-Write = Callable[[bytes], Awaitable[Any]]
 
 
 async def copy_jsonl(

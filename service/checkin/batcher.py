@@ -22,6 +22,7 @@ from service.checkin.batch import decide_batch
 from service.checkin.wire import Decision, ScanItem
 from service.passes.trust import PassAuthenticator
 from service.platform.db import DB_KEY, Database, connection_lost
+from service.platform.door_activity import DOOR_ACTIVITY_KEY, DoorActivity
 from service.platform.errors import UNAVAILABLE_ERRORS, ServiceUnavailable
 
 logger = logging.getLogger(__name__)
@@ -48,9 +49,11 @@ class ScanBatcher:
         authenticator: PassAuthenticator,
         *,
         on_commit: OnCommit | None = None,
+        activity: DoorActivity | None = None,
         max_batch: int = 256,
     ) -> None:
         self.db = db
+        self.activity = activity
         self.authenticator = authenticator
         self.on_commit = on_commit
         self.max_batch = max_batch
@@ -73,6 +76,8 @@ class ScanBatcher:
 
     async def submit_many(self, items: Sequence[ScanItem]) -> list[Decision]:
         """Decide these scans in this order, in one batch."""
+        if self.activity is not None:
+            self.activity.scanned()
         unit = _Unit(items)
         self._queue.put_nowait(unit)
         return await unit.future
@@ -210,7 +215,12 @@ async def batcher_context(app: web.Application) -> AsyncIterator[None]:
 
     authenticator = PassAuthenticator()
     app[AUTHENTICATOR_KEY] = authenticator
-    batcher = ScanBatcher(app[DB_KEY], authenticator, on_commit=app[FANOUT_KEY].poke)
+    batcher = ScanBatcher(
+        app[DB_KEY],
+        authenticator,
+        on_commit=app[FANOUT_KEY].poke,
+        activity=app[DOOR_ACTIVITY_KEY],
+    )
     app[BATCHER_KEY] = batcher
     batcher.start()
     yield

@@ -65,6 +65,9 @@ class Settings:
     hash_queue: int = 8
     # Addresses of reverse proxies whose X-Forwarded-For is believed (comma-separated).
     trusted_proxies: frozenset[str] = frozenset()
+    # An export streams at most this many bytes a second while scans are coming in
+    # (service.platform.door_activity): the door comes first.
+    export_bytes_per_s_door_busy: int = 4 * 1024 * 1024
     # Automatic check-outs are swept this often (service.door.auto_checkout).
     auto_checkout_interval_s: float = 15.0
     # Webhook deliveries are queued and sent this often; a failed one is tried again
@@ -117,6 +120,13 @@ class Settings:
             ),
             webhook_retry_base_s=_float(
                 env, "CHECKIN_WEBHOOK_RETRY_BASE", defaults.webhook_retry_base_s, low=0.1
+            ),
+            export_bytes_per_s_door_busy=_int(
+                env,
+                "CHECKIN_EXPORT_RATE_DOOR_BUSY",
+                defaults.export_bytes_per_s_door_busy,
+                low=64 * 1024,
+                high=1 << 40,
             ),
             auto_checkout_interval_s=_float(
                 env,
