@@ -311,6 +311,11 @@ async def export_events(request: web.Request) -> web.StreamResponse:
     return response
 
 
+# A streamed export outlasts the pool's command timeout (CHECKIN_DB_COMMAND_TIMEOUT):
+# it goes at the client's pace, and at the paced rate while the door is busy.
+EXPORT_TIMEOUT_S = 3600.0
+
+
 async def copy_jsonl(
     conn: asyncpg.Connection, write: Write, filters: EventFilters, hashes: bool
 ) -> None:
@@ -322,6 +327,7 @@ async def copy_jsonl(
             EXPORT_JSONL_HASHES_SQL if hashes else EXPORT_JSONL_SQL,
             *filters.sql_args(),
             output=write,
+            timeout=EXPORT_TIMEOUT_S,
             **JSONL_COPY_OPTIONS,
         )
 
@@ -337,6 +343,7 @@ async def copy_csv(
             EXPORT_CSV_HASHES_SQL if hashes else EXPORT_CSV_SQL,
             *filters.sql_args(),
             output=write,
+            timeout=EXPORT_TIMEOUT_S,
             format="csv",
             header=True,
         )
