@@ -11,8 +11,28 @@ import asyncpg
 
 from checkin_core.keys import SigningKey
 from checkin_core.passes import issue_pass
+from service.events.log import NewEvent
 from service.identity.accounts import AccountIn, create_account
 from service.web.auth import Role, create_token
+
+
+def scan_record(
+    site: int, gate: int, person: int | None, occurred_at: datetime, **over: Any
+) -> NewEvent:
+    """A kiosk's allowed entry scan as the log holds it; `over` changes any field."""
+    values: dict[str, Any] = {
+        "kind": "scan",
+        "actor": "kiosk:1",
+        "occurred_at": occurred_at,
+        "site_id": site,
+        "gate_id": gate,
+        "person_id": person,
+        "event_id": uuid.uuid4(),
+        "direction": "in",
+        "decision": "allow",
+        "reason": "welcome",
+    } | over
+    return NewEvent(**values)
 
 
 class Factory:

@@ -30,7 +30,7 @@ from service.events.log import (
 from service.platform.db import init_connection
 from service.web.auth import Role
 from tests.checkin_helpers import make_door, scan
-from tests.factory import Factory, bearer
+from tests.factory import Factory, bearer, scan_record
 
 EVENTS = "/api/v1/audit/events"
 VERIFY = "/api/v1/audit/verify"
@@ -57,19 +57,8 @@ async def append(conn: asyncpg.Connection, events: list[NewEvent]) -> list[Appen
 
 
 def scan_event(site: int, gate: int, person: int | None, minute: int, **over: Any) -> NewEvent:
-    values: dict[str, Any] = {
-        "kind": "scan",
-        "actor": "kiosk:1",
-        "occurred_at": T0 + timedelta(minutes=minute),
-        "site_id": site,
-        "gate_id": gate,
-        "person_id": person,
-        "event_id": uuid.uuid4(),
-        "direction": "in",
-        "decision": "allow",
-        "reason": "welcome",
-    } | over
-    return NewEvent(**values)
+    at = over.pop("occurred_at", T0 + timedelta(minutes=minute))
+    return scan_record(site, gate, person, at, **over)
 
 
 async def seed(conn: asyncpg.Connection, factory: Factory) -> Seeded:

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,29 +11,14 @@ import pytest
 from aiohttp.test_utils import TestClient
 from aiohttp.web import Application
 
-from service.events.log import NewEvent, append_events
+from service.events.log import append_events
 from service.platform.door_activity import DOOR_ACTIVITY_KEY, DoorActivity, paced
 from service.web.auth import Role
 from tests.checkin_helpers import make_door, scan
-from tests.factory import Factory, bearer
+from tests.factory import Factory, bearer, scan_record
 
 Client = TestClient[Any, Any]
 MIB = 1024 * 1024
-
-
-def scan_event(site: int, gate: int, person: int) -> NewEvent:
-    return NewEvent(
-        kind="scan",
-        actor="kiosk:1",
-        occurred_at=datetime.now(UTC),
-        site_id=site,
-        gate_id=gate,
-        person_id=person,
-        event_id=uuid.uuid4(),
-        direction="in",
-        decision="allow",
-        reason="welcome",
-    )
 
 
 class Clock:
@@ -88,9 +72,9 @@ async def test_a_scan_makes_the_export_yield_and_the_export_is_whole(
     door = await make_door(factory)
     person = await factory.person(full_name="Phạm Văn Đồng")
     async with conn.transaction():
-        await append_events(
-            conn, [scan_event(door.site_id, door.entrance, person) for _ in range(300)]
-        )
+        now = datetime.now(UTC)
+        seeded = [scan_record(door.site_id, door.entrance, person, now) for _ in range(300)]
+        await append_events(conn, seeded)
     _, payload = await factory.issued_pass(door.key, door.site_id, person_id=person)
     assert not app[DOOR_ACTIVITY_KEY].busy()
     await scan(client, door.kiosk[door.entrance], payload)

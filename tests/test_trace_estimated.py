@@ -5,16 +5,15 @@ from __future__ import annotations
 
 import csv
 import io
-import uuid
 from typing import Any
 
 import asyncpg
 from aiohttp.test_utils import TestClient
 
 from service.door.auto_checkout import sweep
-from service.events.log import NewEvent, append_event
+from service.events.log import append_event
 from service.web.auth import Role
-from tests.factory import Factory, bearer
+from tests.factory import Factory, bearer, scan_record
 from tests.test_trace import at, get_trace, iso, stay
 
 
@@ -22,18 +21,7 @@ async def scanned(conn: asyncpg.Connection, site: int, gate: int, person: int, t
     """A scan of the person at the site (here a refused re-entry): evidence they were in."""
     await append_event(
         conn,
-        NewEvent(
-            kind="scan",
-            actor="kiosk:test",
-            occurred_at=at(t),
-            site_id=site,
-            gate_id=gate,
-            person_id=person,
-            event_id=uuid.uuid4(),
-            direction="in",
-            decision="deny",
-            reason="already_inside",
-        ),
+        scan_record(site, gate, person, at(t), decision="deny", reason="already_inside"),
     )
 
 
